@@ -1,0 +1,116 @@
+"""The core's configuration: plain, frozen, validated values (no files, no environment).
+
+``streams.settings`` reads TOML and ``PLACEWATCH_*`` variables and builds this object; the core
+never looks anywhere else. Every field is documented in docs/configuration.md.
+
+>>> CoreConfig(min_group_support=0)
+Traceback (most recent call last):
+...
+ValueError: min_group_support: must be an integer >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["CoreConfig"]
+
+
+def _require(ok: bool, key: str, allowed: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"{key}: must be {allowed}, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _str_tuple(value: object) -> bool:
+    return isinstance(value, tuple) and all(isinstance(v, str) and v for v in value)
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    """Every knob of the processing core, with production defaults."""
+
+    attributes: tuple[str, ...] | None = None
+    """Audited attribute keys; None audits every key seen, up to ``max_attributes``."""
+    max_attributes: int = 8
+    attribute_pairs: tuple[tuple[str, str], ...] = ()
+    """Pairs of attribute keys audited together (intersectional groups)."""
+    max_groups_per_attribute: int = 64
+    """Named groups tracked per attribute; more values share the ``__other__`` group."""
+    min_group_support: int = 30
+    """Decisions (or outcomes, for outcome rates) a group needs before it is compared."""
+    preferred_tiers: tuple[str, ...] = ("spot", "reserved")
+    """``decision.tier`` values that count as the cheap or preferred resource."""
+    disparity_ratio_threshold: float = 0.8
+    """Parity ratio below which a standing disparity is reported (four-fifths rule)."""
+    confidence: float = 0.95
+    """Confidence level of the intervals that gate disparity findings."""
+    evaluate_every: int = 1000
+    """Events between two evaluations of the standing disparity checks."""
+    dedup_horizon: int = 250_000
+    """Distinct decision ids remembered for duplicate detection (per event type)."""
+    orphan_wait_s: float = 3600.0
+    """Event-time seconds an outcome waits for its placement before it counts as orphaned."""
+    placement_ttl_s: float = 7 * 86400.0
+    """Event-time seconds a placement waits for its outcome."""
+    join_capacity: int = 200_000
+    """Placements held at most while waiting for their outcome."""
+    override_max_age_s: float = 86400.0
+    """Age after which an override without ``expires_at`` is reported as not expired."""
+    audit_sample_rate: float = 0.02
+    """Fraction of decisions deep-audited (one in fifty)."""
+    audit_sample_key: str = "placewatch-audit-v1"
+    """Key of the hash that picks audited decisions; set a private one in production."""
+    audit_always_overrides: bool = True
+    """Deep-audit every overridden decision in addition to the sampled ones."""
+
+    def __post_init__(self) -> None:
+        if self.attributes is not None:
+            _require(_str_tuple(self.attributes), "attributes",
+                     "a list of non-empty strings", self.attributes)
+        _require(_is_int(self.max_attributes) and self.max_attributes >= 1,
+                 "max_attributes", "an integer >= 1", self.max_attributes)
+        _require(
+            isinstance(self.attribute_pairs, tuple)
+            and all(_str_tuple(p) and len(p) == 2 and p[0] != p[1] for p in self.attribute_pairs),
+            "attribute_pairs", "a list of two-element lists of distinct attribute keys",
+            self.attribute_pairs,
+        )
+        _require(_is_int(self.max_groups_per_attribute) and self.max_groups_per_attribute >= 1,
+                 "max_groups_per_attribute", "an integer >= 1", self.max_groups_per_attribute)
+        _require(_is_int(self.min_group_support) and self.min_group_support >= 1,
+                 "min_group_support", "an integer >= 1", self.min_group_support)
+        _require(_str_tuple(self.preferred_tiers) and len(self.preferred_tiers) > 0,
+                 "preferred_tiers", "a non-empty list of tier names", self.preferred_tiers)
+        _require(_is_number(self.disparity_ratio_threshold)
+                 and 0 < self.disparity_ratio_threshold <= 1,
+                 "disparity_ratio_threshold", "a number in (0, 1]",
+                 self.disparity_ratio_threshold)
+        _require(_is_number(self.confidence) and 0.5 <= self.confidence < 1,
+                 "confidence", "a number in [0.5, 1)", self.confidence)
+        for key in ("evaluate_every", "dedup_horizon", "join_capacity"):
+            value = getattr(self, key)
+            _require(_is_int(value) and value >= 1, key, "an integer >= 1", value)
+        for key in ("orphan_wait_s", "override_max_age_s"):
+            value = getattr(self, key)
+            _require(_is_number(value) and value >= 0, key, "a number of seconds >= 0", value)
+        _require(_is_number(self.placement_ttl_s) and self.placement_ttl_s > 0,
+                 "placement_ttl_s", "a number of seconds > 0", self.placement_ttl_s)
+        _require(_is_number(self.audit_sample_rate) and 0 <= self.audit_sample_rate <= 1,
+                 "audit_sample_rate", "a number in [0, 1]", self.audit_sample_rate)
+        _require(isinstance(self.audit_sample_key, str) and len(self.audit_sample_key) > 0,
+                 "audit_sample_key", "a non-empty string", "<redacted>")
+        _require(isinstance(self.audit_always_overrides, bool),
+                 "audit_always_overrides", "true or false", self.audit_always_overrides)

@@ -1,0 +1,217 @@
+"""Wire contract v1: the placement and outcome events, decoded strictly.
+
+The types mirror ``shared/contract/*.schema.json`` field for field. Decoding is done by
+msgspec, which validates types, enums, lengths and bounds in one pass (~1 µs per event);
+:func:`decode_event` adds the rules a JSON Schema cannot state (non-negative durations) and
+turns every failure into a :class:`Rejection` with a stable reason code, so that a caller can
+dead-letter it without ever seeing an exception.
+
+>>> ev = decode_event(b'{"event_type": "outcome", "schema_version": 1, "decision_id": "d-1",'
+...                   b' "finished_at": "2026-11-02T09:00:00Z", "status": "succeeded"}')
+>>> ev.decision_id, ev.status
+('d-1', 'succeeded')
+>>> decode_event(b'{"event_type": "outcome"}').reason
+'missing_field'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "REJECTION_REASONS",
+    "Decision",
+    "Job",
+    "Outcome",
+    "Override",
+    "Placement",
+    "Rejection",
+    "Requested",
+    "SchedulerInfo",
+    "decode_event",
+]
+
+MAX_EVENT_BYTES: Final = 1 << 20
+"""Largest accepted event (1 MiB); larger payloads are rejected as ``too_large``."""
+
+_FLOAT_MAX: Final = 1.7976931348623157e308
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0, le=_FLOAT_MAX)]
+Finite = Annotated[float, msgspec.Meta(ge=-_FLOAT_MAX, le=_FLOAT_MAX)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+AttributeValue = Annotated[str, msgspec.Meta(max_length=256)]
+Action = Literal["place", "queue", "preempt", "reject"]
+Status = Literal["succeeded", "failed", "preempted", "killed", "timeout"]
+
+
+class SchedulerInfo(msgspec.Struct, frozen=True):
+    """Which scheduler made the decision."""
+
+    name: str | None = None
+    version: str | None = None
+    policy: str | None = None
+
+
+class Requested(msgspec.Struct, frozen=True):
+    """Resources the job asked for."""
+
+    cpu: NonNegative | None = None
+    memory_gb: NonNegative | None = None
+    gpu: NonNegative | None = None
+
+
+class Job(msgspec.Struct, frozen=True):
+    """The job as submitted."""
+
+    job_class: str | None = None
+    priority: int | None = None
+    requested: Requested | None = None
+    deadline: Timestamp | None = None
+    budget_code: str | None = None
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """What the scheduler decided, and what it predicted."""
+
+    action: Action
+    tier: str | None = None
+    instance_type: str | None = None
+    node: str | None = None
+    region: str | None = None
+    hardware_generation: NonNegativeInt | None = None
+    price_per_hour: NonNegative | None = None
+    predicted_runtime_s: NonNegative | None = None
+    predicted_cost: NonNegative | None = None
+    predicted_wait_s: NonNegative | None = None
+
+
+class Override(msgspec.Struct, frozen=True):
+    """A manual override of the scheduler's choice."""
+
+    by: str | None = None
+    reason: str | None = None
+    expires_at: Timestamp | None = None
+
+
+class Placement(msgspec.Struct, frozen=True, tag_field="event_type", tag="placement"):
+    """One scheduling decision (``event_type: placement``)."""
+
+    schema_version: Literal[1]
+    decision_id: Id
+    job_id: Id
+    decided_at: Timestamp
+    attributes: Annotated[dict[str, AttributeValue], msgspec.Meta(max_length=32)]
+    decision: Decision
+    submitted_at: Timestamp | None = None
+    scheduler: SchedulerInfo | None = None
+    job: Job | None = None
+    features: Annotated[dict[str, Finite], msgspec.Meta(max_length=256)] | None = None
+    override: Override | None = None
+
+    @property
+    def queue_wait_s(self) -> float | None:
+        """``decided_at - submitted_at`` in seconds, when both are present."""
+        if self.submitted_at is None:
+            return None
+        return (self.decided_at - self.submitted_at).total_seconds()
+
+
+class Outcome(msgspec.Struct, frozen=True, tag_field="event_type", tag="outcome"):
+    """What became of the job (``event_type: outcome``)."""
+
+    schema_version: Literal[1]
+    decision_id: Id
+    finished_at: Timestamp
+    status: Status
+    job_id: Id | None = None
+    started_at: Timestamp | None = None
+    actual_runtime_s: NonNegative | None = None
+    actual_cost: NonNegative | None = None
+    deadline_met: bool | None = None
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """Why an input could not be accepted; ``reason`` is one of :data:`REJECTION_REASONS`."""
+
+    reason: str
+    detail: str
+
+
+REJECTION_REASONS: Final = (
+    "invalid_json",
+    "invalid_timestamp",
+    "invalid_utf8",
+    "invalid_value",
+    "missing_field",
+    "naive_timestamp",
+    "negative_duration",
+    "negative_value",
+    "non_finite_number",
+    "too_large",
+    "unsupported_schema_version",
+    "wrong_type",
+)
+"""Every reason code a :class:`Rejection` can carry (documented in docs/contract.md)."""
+
+_DECODER: Final = msgspec.json.Decoder(Placement | Outcome)
+
+
+def _classify(message: str) -> str:
+    if message.startswith("Object missing required field"):
+        return "missing_field"
+    if "$.schema_version" in message:
+        return "unsupported_schema_version"
+    if "with a timezone component" in message:
+        return "naive_timestamp"
+    if "RFC3339" in message:
+        return "invalid_timestamp"
+    if "Number out of range" in message:
+        return "non_finite_number"
+    if ">= 0" in message:
+        return "negative_value"
+    if message.startswith("Expected `") and ", got `" in message:
+        return "wrong_type"
+    return "invalid_value"
+
+
+def _malformed_reason(raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_utf8"
+    if "NaN" in text or "Infinity" in text:
+        return "non_finite_number"
+    return "invalid_json"
+
+
+def decode_event(raw: bytes) -> Placement | Outcome | Rejection:
+    """Decode one event; never raises.
+
+    >>> decode_event(b'{"event_type": "placement", "schema_version": 1, "decision_id": "d",'
+    ...              b' "job_id": "j", "decided_at": "2026-11-02T08:15:00", "attributes": {},'
+    ...              b' "decision": {"action": "place"}}').reason
+    'naive_timestamp'
+    >>> decode_event(b'{"price": NaN}').reason
+    'non_finite_number'
+    """
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejection("too_large", f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        event: Placement | Outcome = _DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        return Rejection(_classify(message), message)
+    except msgspec.DecodeError as exc:
+        return Rejection(_malformed_reason(raw), str(exc))
+    if isinstance(event, Placement):
+        if event.submitted_at is not None and event.decided_at < event.submitted_at:
+            return Rejection("negative_duration", "decided_at is before submitted_at")
+    elif event.started_at is not None and event.finished_at < event.started_at:
+        return Rejection("negative_duration", "finished_at is before started_at")
+    return event

@@ -1,0 +1,190 @@
+"""Per-group ledgers: which groups a decision belongs to and what each group received.
+
+An *audited attribute* is a key of the event's ``attributes`` (``team``), or a configured pair
+of keys audited together (``team*region``, group ``genomics*eu-west``). Each attribute has at
+most ``max_groups`` groups; decisions for further values are counted in the overflow group
+``OVERFLOW_GROUP`` so that memory and metric cardinality stay bounded.
+
+>>> ledger = EquityLedger(attributes=("team",), attribute_pairs=(("team", "region"),),
+...                       max_groups=2, max_attributes=8)
+>>> [s.decisions for s in ledger.resolve({"team": "a", "region": "eu"})]
+[0, 0]
+>>> ledger.attribute_names
+('team', 'team*region')
+>>> ledger.resolve({"team": "b"})[0].name, ledger.resolve({"team": "c"})[0].name
+('b', '__other__')
+>>> ledger.overflowed["team"]
+1
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "EquityLedger", "GroupStats"]
+
+OVERFLOW_GROUP: Final = "__other__"
+"""Group that collects decisions for values beyond an attribute's group cap."""
+
+RATE_METRICS: Final = (
+    "preferred_rate",
+    "queue_rate",
+    "reject_rate",
+    "preemption_rate",
+    "deadline_miss_rate",
+)
+"""Rates tracked per group; ``preferred_rate`` is the favourable one."""
+
+
+class GroupStats:
+    """Running counts for one group of one audited attribute.
+
+    Rates are ``numerator / denominator`` pairs so that confidence intervals and parity
+    comparisons can use the support. ``decisions`` counts every placement event of the group
+    (any action); ``preferred_rate`` is the share of its ``place`` decisions that landed on a
+    preferred (cheap) tier; queue, reject and preemption rates are shares of all its
+    decisions; ``deadline_miss_rate`` is over joined outcomes that state ``deadline_met``.
+    """
+
+    __slots__ = (
+        "attribute",
+        "deadline_missed",
+        "deadline_n",
+        "decisions",
+        "name",
+        "outcomes",
+        "placed",
+        "preempted",
+        "preferred",
+        "queued",
+        "rejected",
+        "wait_n",
+        "wait_sum",
+    )
+
+    def __init__(self, attribute: str, name: str) -> None:
+        self.attribute = attribute
+        self.name = name
+        self.decisions = 0
+        self.placed = 0
+        self.queued = 0
+        self.preempted = 0
+        self.rejected = 0
+        self.preferred = 0
+        self.wait_n = 0
+        self.wait_sum = 0.0
+        self.outcomes = 0
+        self.deadline_n = 0
+        self.deadline_missed = 0
+
+    def __getstate__(self) -> dict[str, object]:
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for slot, value in state.items():
+            setattr(self, slot, value)
+
+    def rate_counts(self, metric: str) -> tuple[int, int]:
+        """``(numerator, denominator)`` of one of :data:`RATE_METRICS`."""
+        if metric == "preferred_rate":
+            return self.preferred, self.placed
+        if metric == "queue_rate":
+            return self.queued, self.decisions
+        if metric == "reject_rate":
+            return self.rejected, self.decisions
+        if metric == "preemption_rate":
+            return self.preempted, self.decisions
+        if metric == "deadline_miss_rate":
+            return self.deadline_missed, self.deadline_n
+        raise ValueError(f"unknown rate metric {metric!r}; valid: {', '.join(RATE_METRICS)}")
+
+    @property
+    def mean_queue_wait_s(self) -> float | None:
+        """Mean queue wait over decisions that carried ``submitted_at``."""
+        return self.wait_sum / self.wait_n if self.wait_n else None
+
+
+class EquityLedger:
+    """Maps an event's attributes to the :class:`GroupStats` it updates.
+
+    ``attributes=None`` audits every key seen, in order of first appearance, up to
+    ``max_attributes``; occurrences of keys beyond that are counted in :attr:`untracked_keys`.
+    Each attribute keeps at most ``max_groups`` named groups plus the overflow group.
+    """
+
+    def __init__(
+        self,
+        attributes: tuple[str, ...] | None,
+        attribute_pairs: tuple[tuple[str, str], ...],
+        max_groups: int,
+        max_attributes: int,
+    ) -> None:
+        if max_groups < 1:
+            raise ValueError(f"max_groups must be >= 1, got {max_groups}")
+        if max_attributes < 1:
+            raise ValueError(f"max_attributes must be >= 1, got {max_attributes}")
+        self._auto = attributes is None
+        self._max_groups = max_groups
+        self._max_attributes = max_attributes
+        self._singles: list[tuple[str, dict[str, GroupStats]]] = []
+        self._pairs: list[tuple[str, str, dict[str, GroupStats]]] = []
+        self.groups: dict[str, dict[str, GroupStats]] = {}
+        self.overflowed: dict[str, int] = {}
+        self.untracked_keys = 0
+        for key in attributes or ():
+            self._add_single(key)
+        for first, second in attribute_pairs:
+            name = f"{first}*{second}"
+            table: dict[str, GroupStats] = {}
+            self.groups[name] = table
+            self.overflowed[name] = 0
+            self._pairs.append((first, second, table))
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        """Audited attributes (single keys, then pairs) in a stable order."""
+        return tuple(self.groups)
+
+    def _add_single(self, key: str) -> None:
+        table: dict[str, GroupStats] = {}
+        self.groups[key] = table
+        self.overflowed[key] = 0
+        self._singles.append((key, table))
+        # keep pairs after singles in attribute_names
+        for first, second, pair_table in self._pairs:
+            name = f"{first}*{second}"
+            del self.groups[name]
+            self.groups[name] = pair_table
+
+    def _group(self, attribute: str, table: dict[str, GroupStats], value: str) -> GroupStats:
+        stats = table.get(value)
+        if stats is None:
+            if len(table) - (OVERFLOW_GROUP in table) >= self._max_groups:
+                self.overflowed[attribute] += 1
+                stats = table.get(OVERFLOW_GROUP)
+                if stats is None:
+                    stats = table[OVERFLOW_GROUP] = GroupStats(attribute, OVERFLOW_GROUP)
+                return stats
+            stats = table[value] = GroupStats(attribute, value)
+        return stats
+
+    def resolve(self, attributes: dict[str, str]) -> list[GroupStats]:
+        """The group ledgers one decision with these attributes updates."""
+        if self._auto:
+            for key in attributes:
+                if key not in self.groups:
+                    if len(self._singles) < self._max_attributes:
+                        self._add_single(key)
+                    else:
+                        self.untracked_keys += 1
+        out: list[GroupStats] = []
+        for key, table in self._singles:
+            value = attributes.get(key)
+            if value is not None:
+                out.append(self._group(key, table, value))
+        for first, second, table in self._pairs:
+            a = attributes.get(first)
+            b = attributes.get(second)
+            if a is not None and b is not None:
+                out.append(self._group(f"{first}*{second}", table, f"{a}*{b}"))
+        return out

@@ -1,0 +1,60 @@
+"""Manual overrides that outlive their welcome.
+
+The contract: an override still applied after its ``expires_at``, or, without one, more than
+24 hours (``max_age_s``) after it was first seen, is a finding. An override is identified by
+``(by, reason)``; first sightings are remembered for at most ``capacity`` overrides.
+
+>>> import datetime as dt
+>>> watch = OverrideWatch(max_age_s=86400, capacity=100)
+>>> t0 = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
+>>> watch.check("ops", "rescue", decided_at=t0, expires_at=None) is None
+True
+>>> watch.check("ops", "rescue", decided_at=t0 + dt.timedelta(hours=25), expires_at=None)
+(3600.0, 'first seen 2026-11-02T00:00:00+00:00, limit 86400 s')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+
+__all__ = ["OverrideWatch"]
+
+
+class OverrideWatch:
+    """Finds overrides applied past their expiry or past the maximum age."""
+
+    def __init__(self, max_age_s: float, capacity: int = 10_000) -> None:
+        if max_age_s < 0:
+            raise ValueError(f"max_age_s must be >= 0, got {max_age_s}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self._max_age_s = max_age_s
+        self._capacity = capacity
+        self._first_seen: OrderedDict[tuple[str, str], dt.datetime] = OrderedDict()
+
+    def check(
+        self,
+        by: str | None,
+        reason: str | None,
+        decided_at: dt.datetime,
+        expires_at: dt.datetime | None,
+    ) -> tuple[float, str] | None:
+        """``(seconds past the limit, what the limit was)`` when the override is stale."""
+        if expires_at is not None:
+            if decided_at > expires_at:
+                return ((decided_at - expires_at).total_seconds(),
+                        f"expires_at {expires_at.isoformat()}")
+            return None
+        key = (by or "", reason or "")
+        first = self._first_seen.get(key)
+        if first is None:
+            self._first_seen[key] = decided_at
+            if len(self._first_seen) > self._capacity:
+                self._first_seen.popitem(last=False)
+            return None
+        age = (decided_at - first).total_seconds()
+        if age > self._max_age_s:
+            return (age - self._max_age_s,
+                    f"first seen {first.isoformat()}, limit {self._max_age_s:g} s")
+        return None

@@ -1,0 +1,290 @@
+"""The processing core: raw event bytes in, state updated, effects queued. No I/O.
+
+One :class:`AuditCore` runs the same code embedded (file replay, simulator) and on Kafka; the
+shell feeds it bytes, then drains the effects it queued (dead letters, alerts, audit records)
+and hands them to its sinks. Every input event is accounted for exactly once::
+
+    events_in == placements + outcomes + duplicates + rejected
+
+>>> core = AuditCore(CoreConfig(evaluate_every=10))
+>>> core.process(b'not json')
+>>> core.process(b'{"event_type": "placement", "schema_version": 1, "decision_id": "d-1",'
+...              b' "job_id": "j-1", "decided_at": "2026-11-02T08:15:00Z",'
+...              b' "attributes": {"team": "a"}, "decision": {"action": "place", "tier": "spot"}}')
+>>> effects = core.drain()
+>>> [d.reason for d in effects.dead_letters], core.placements, core.rejected
+(['invalid_json'], 1, 1)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Final
+
+from detectors.alerts import Alert, AlertBook
+from detectors.config import CoreConfig
+from detectors.disparity import DisparityFinding, StandingDisparity
+from detectors.events import Outcome, Placement, Rejection, decode_event
+from detectors.groups import EquityLedger, GroupStats
+from detectors.ingest import OutcomeJoiner, RecentIds
+from detectors.overrides import OverrideWatch
+from detectors.sampler import AuditSampler
+
+__all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
+
+_UTC: Final = dt.UTC
+
+
+def iso(ts: dt.datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, millisecond precision."""
+    return ts.astimezone(_UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input: where it was, why, and its original bytes."""
+
+    event_index: int
+    reason: str
+    detail: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """What an audit record must name to be reproducible (supplied by the shell)."""
+
+    config_hash: str = ""
+    versions: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class Effects:
+    """Effects queued since the last :meth:`AuditCore.drain`, in order."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    audit_records: list[dict[str, object]] = field(default_factory=list)
+
+
+class AuditCore:
+    """Decode, deduplicate, join, track equity, sample audits, raise alerts."""
+
+    def __init__(self, config: CoreConfig, context: AuditContext | None = None) -> None:
+        self.config = config
+        self.context = context or AuditContext()
+        self.ledger = EquityLedger(config.attributes, config.attribute_pairs,
+                                   config.max_groups_per_attribute, config.max_attributes)
+        self.joiner: OutcomeJoiner[tuple[list[GroupStats], Placement], Outcome] = OutcomeJoiner(
+            config.orphan_wait_s, config.placement_ttl_s, config.join_capacity)
+        self.alert_book = AlertBook()
+        self._placement_ids = RecentIds(config.dedup_horizon)
+        self._outcome_ids = RecentIds(config.dedup_horizon)
+        self._disparity = StandingDisparity(config.disparity_ratio_threshold,
+                                            config.confidence, config.min_group_support)
+        self._overrides = OverrideWatch(config.override_max_age_s)
+        self._sampler = AuditSampler(config.audit_sample_rate, config.audit_sample_key,
+                                     config.audit_always_overrides)
+        self._preferred = frozenset(config.preferred_tiers)
+        self._effects = Effects()
+        self.events_in = 0
+        self.placements = 0
+        self.outcomes = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.rejected_by_reason: dict[str, int] = {}
+        self.joined = 0
+        self.orphaned_outcomes = 0
+        self.audited = 0
+        self.alerts_fired = 0
+        self.alerts_by_kind: dict[str, int] = {}
+        self.watermark = float("-inf")
+        self.last_decision_id = ""
+        self.last_at: dt.datetime | None = None
+
+    # -- input ---------------------------------------------------------------------------
+
+    def process(self, raw: bytes) -> None:
+        """Account for one input event (never raises on bad input)."""
+        index = self.events_in
+        self.events_in = index + 1
+        event = decode_event(raw)
+        if isinstance(event, Placement):
+            if self._placement_ids.seen_or_add(event.decision_id):
+                self.duplicates += 1
+            else:
+                self._on_placement(event, raw, index)
+        elif isinstance(event, Outcome):
+            if self._outcome_ids.seen_or_add(event.decision_id):
+                self.duplicates += 1
+            else:
+                self._on_outcome(event)
+        else:
+            self._reject(event, raw, index)
+        if self.events_in % self.config.evaluate_every == 0:
+            self.evaluate()
+
+    def _reject(self, rejection: Rejection, raw: bytes, index: int) -> None:
+        self.rejected += 1
+        reason = rejection.reason
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+        self._effects.dead_letters.append(DeadLetter(index, reason, rejection.detail, raw))
+
+    def _on_placement(self, event: Placement, raw: bytes, index: int) -> None:
+        self.placements += 1
+        decided_at = event.decided_at
+        ts = decided_at.timestamp()
+        if ts > self.watermark:
+            self.watermark = ts
+        self.last_decision_id = event.decision_id
+        self.last_at = decided_at
+        decision = event.decision
+        action = decision.action
+        preferred = action == "place" and decision.tier in self._preferred
+        wait = event.queue_wait_s
+        groups = self.ledger.resolve(event.attributes)
+        for stats in groups:
+            stats.decisions += 1
+            if action == "place":
+                stats.placed += 1
+                if preferred:
+                    stats.preferred += 1
+            elif action == "queue":
+                stats.queued += 1
+            elif action == "preempt":
+                stats.preempted += 1
+            else:
+                stats.rejected += 1
+            if wait is not None:
+                stats.wait_n += 1
+                stats.wait_sum += wait
+        waiting = self.joiner.add_placement(event.decision_id, (groups, event), ts)
+        if waiting is not None:
+            self._apply_outcome(groups, waiting)
+        override = event.override
+        if override is not None:
+            self._check_override(event, override.by, override.reason, index)
+        reasons = self._sampler.reasons(event.decision_id, override is not None)
+        if reasons:
+            self._audit(event, raw, index, reasons, groups)
+
+    def _on_outcome(self, event: Outcome) -> None:
+        self.outcomes += 1
+        ts = event.finished_at.timestamp()
+        if ts > self.watermark:
+            self.watermark = ts
+        held = self.joiner.add_outcome(event.decision_id, event, self.watermark)
+        if held is not None:
+            self._apply_outcome(held[0], event)
+
+    def _apply_outcome(self, groups: list[GroupStats], outcome: Outcome) -> None:
+        self.joined += 1
+        met = outcome.deadline_met
+        for stats in groups:
+            stats.outcomes += 1
+            if met is not None:
+                stats.deadline_n += 1
+                if not met:
+                    stats.deadline_missed += 1
+
+    # -- findings ------------------------------------------------------------------------
+
+    def _fire(self, alert: Alert) -> None:
+        self.alerts_fired += 1
+        self.alerts_by_kind[alert.kind] = self.alerts_by_kind.get(alert.kind, 0) + 1
+        self._effects.alerts.append(alert)
+
+    def _check_override(self, event: Placement, by: str | None, reason: str | None,
+                        index: int) -> None:
+        override = event.override
+        assert override is not None
+        stale = self._overrides.check(by, reason, event.decided_at, override.expires_at)
+        if stale is None:
+            return
+        key = ("override_expired", None, None, f"{by or ''}|{reason or ''}")
+        if not self.alert_book.open(key):
+            return
+        past, limit = stale
+        self._fire(Alert(
+            alert="PlacewatchOverrideExpired", kind="override_expired", severity="warning",
+            attribute=None, group=None, metric="override_past_limit_seconds", value=past,
+            reference=limit, decision_id=event.decision_id, event_index=index,
+            at=iso(event.decided_at),
+            summary=(f"Override by {by or 'unknown'} ({reason or 'no reason'}) still applied "
+                     f"{past / 3600:.1f} h past its limit ({limit})."),
+            details={"override_by": by, "override_reason": reason, "job_id": event.job_id,
+                     "attributes": dict(sorted(event.attributes.items()))},
+        ))
+
+    def evaluate(self) -> None:
+        """Expire joins and run the periodic checks (called every ``evaluate_every`` events)."""
+        orphans = self.joiner.advance(self.watermark)
+        self.orphaned_outcomes += len(orphans)
+        if self.last_at is None:
+            return
+        for finding in self._disparity.evaluate(self.ledger):
+            key = ("disparity", finding.attribute, finding.group, "preferred_rate")
+            if finding.significant:
+                if self.alert_book.open(key):
+                    self._fire(Alert(
+                        alert="PlacewatchPreferredTierDisparity", kind="disparity",
+                        severity="warning", attribute=finding.attribute, group=finding.group,
+                        metric="preferred_rate_parity_ratio", value=round(finding.ratio, 6),
+                        reference=self.config.disparity_ratio_threshold,
+                        decision_id=self.last_decision_id, event_index=self.events_in - 1,
+                        at=iso(self.last_at),
+                        summary=self._disparity_sentence(finding),
+                        details={"rate": round(finding.rate, 6),
+                                 "reference_group": finding.reference_group,
+                                 "reference_rate": round(finding.reference_rate, 6),
+                                 "support": finding.support,
+                                 "confidence": self.config.confidence},
+                    ))
+            elif finding.ratio >= self.config.disparity_ratio_threshold:
+                self.alert_book.close(key)
+
+    def _disparity_sentence(self, f: DisparityFinding) -> str:
+        return (f"{f.attribute}={f.group} gets cheap compute on {f.rate:.1%} of its placements "
+                f"vs {f.reference_rate:.1%} for {f.reference_group} (ratio {f.ratio:.2f} < "
+                f"{self.config.disparity_ratio_threshold:g}, n={f.support}).")
+
+    def finish(self) -> None:
+        """End of input: final evaluation; outcomes still waiting are orphaned."""
+        self.evaluate()
+        self.orphaned_outcomes += len(self.joiner.drain_outcomes())
+
+    # -- audit ---------------------------------------------------------------------------
+
+    def _audit(self, event: Placement, raw: bytes, index: int, reasons: tuple[str, ...],
+               groups: list[GroupStats]) -> None:
+        self.audited += 1
+        state = {
+            stats.attribute: {
+                "group": stats.name, "decisions": stats.decisions, "placed": stats.placed,
+                "preferred_rate": (round(stats.preferred / stats.placed, 6)
+                                   if stats.placed else None),
+            }
+            for stats in groups
+        }
+        self._effects.audit_records.append({
+            "record_version": 1,
+            "decision_id": event.decision_id,
+            "event_index": index,
+            "decided_at": iso(event.decided_at),
+            "sampled_because": list(reasons),
+            "sample_draw": round(self._sampler.draw(event.decision_id), 9),
+            "event_sha256": hashlib.sha256(raw).hexdigest(),
+            "event": raw.decode("utf-8"),
+            "group_state": state,
+            "config_hash": self.context.config_hash,
+            "versions": dict(self.context.versions),
+        })
+
+    # -- output --------------------------------------------------------------------------
+
+    def drain(self) -> Effects:
+        """Hand over the effects queued since the last call."""
+        effects, self._effects = self._effects, Effects()
+        return effects

@@ -1,0 +1,81 @@
+"""The ``fairness`` section of ``summary.json``: per attribute, per group, and disparity.
+
+For every audited attribute: each group's decision count, the rates of
+:data:`~detectors.groups.RATE_METRICS` with their support and Wilson interval, the mean queue
+wait; then, per rate, the parity difference and ratio over the groups that reach
+``min_group_support`` on that rate's denominator (never the overflow group).
+"""
+
+from __future__ import annotations
+
+from detectors.fairness import parity, wilson_interval, z_for_confidence
+from detectors.groups import OVERFLOW_GROUP, RATE_METRICS, EquityLedger, GroupStats
+
+__all__ = ["fairness_summary"]
+
+
+def _r(value: float) -> float:
+    return round(value, 9)
+
+
+def _group_entry(stats: GroupStats, z: float) -> dict[str, object]:
+    entry: dict[str, object] = {"placements": stats.decisions, "outcomes": stats.outcomes}
+    for metric in RATE_METRICS:
+        num, den = stats.rate_counts(metric)
+        if den:
+            low, high = wilson_interval(num, den, z)
+            entry[metric] = _r(num / den)
+            entry[f"{metric}_ci"] = [_r(low), _r(high)]
+        else:
+            entry[metric] = None
+            entry[f"{metric}_ci"] = None
+        entry[f"{metric}_support"] = den
+    wait = stats.mean_queue_wait_s
+    entry["mean_queue_wait_s"] = None if wait is None else _r(wait)
+    return entry
+
+
+def fairness_summary(ledger: EquityLedger, min_support: int, confidence: float,
+                     ratio_threshold: float) -> dict[str, object]:
+    """Deterministic, JSON-ready fairness figures over everything seen so far.
+
+    >>> ledger = EquityLedger(("team",), (), 8, 8)
+    >>> for team in "aab":
+    ...     ledger.resolve({"team": team})[0].decisions += 1
+    >>> out = fairness_summary(ledger, 1, 0.95, 0.8)
+    >>> out["team"]["groups"]["a"]["placements"], out["team"]["disparity"]["queue_rate"]
+    (2, {'parity_difference': 0.0, 'parity_ratio': 1.0, 'groups_compared': 2, \
+'min_group': 'a', 'max_group': 'b'})
+    """
+    z = z_for_confidence(confidence)
+    out: dict[str, object] = {}
+    for attribute in ledger.attribute_names:
+        table = ledger.groups[attribute]
+        groups = {name: _group_entry(table[name], z) for name in sorted(table)}
+        disparity: dict[str, object] = {}
+        for metric in RATE_METRICS:
+            rates: dict[str, float] = {}
+            for name, stats in table.items():
+                num, den = stats.rate_counts(metric)
+                if name != OVERFLOW_GROUP and den >= min_support:
+                    rates[name] = num / den
+            if len(rates) < 2:
+                disparity[metric] = None
+                continue
+            fig = parity(rates)
+            figures: dict[str, object] = {
+                "parity_difference": _r(fig.difference),
+                "parity_ratio": _r(fig.ratio),
+                "groups_compared": fig.groups_compared,
+                "min_group": fig.min_group,
+                "max_group": fig.max_group,
+            }
+            if metric == "preferred_rate":
+                figures["four_fifths_violation"] = fig.ratio < ratio_threshold
+            disparity[metric] = figures
+        out[attribute] = {
+            "groups": groups,
+            "disparity": disparity,
+            "overflowed_decisions": ledger.overflowed[attribute],
+        }
+    return out

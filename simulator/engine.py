@@ -1,0 +1,462 @@
+"""A discrete-event model of a cost-aware scheduler that emits v1 contract events.
+
+Jobs arrive (Poisson), the scheduler places each on reserved capacity, then spot (if the job is
+interruptible), then on-demand for urgent work, and queues the rest; queued jobs are dispatched
+when capacity frees, and promoted to on-demand when their deadline is at risk. Spot capacity is
+reclaimed now and then, evicting one running spot job (a ``preempt`` decision and a
+``preempted`` outcome); the job is then scheduled again. Teams over their daily on-demand budget
+get low-priority work rejected. Runtimes are forecast with noise; a job running past 1.5× its
+forecast is killed as ``timeout``. Older hardware runs jobs slower. Outcomes are reported 5 s to
+10 min after the job ends, so they arrive after their placement, interleaved with later events.
+
+Everything random comes from one ``random.Random(seed)``: the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import math
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from simulator import world
+from simulator.scenarios import Scenario
+
+__all__ = ["LIVE_CHANGE_AT", "START", "Simulation"]
+
+START = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+_START_EPOCH = START.timestamp()
+_ARRIVAL, _FINISH, _RECLAIM, _SWEEP, _EMIT, _RETRY = range(6)
+_SLOWDOWN = {4: 1.25, 5: 1.1, 6: 1.0, 7: 1.0}
+_SWEEP_S = 300.0
+_MAX_QUEUE_S = 4 * 3600.0
+_LOOP_SEED = 0.05
+"""Deferral score an incident leaves on the target team in ``feedback_loop``."""
+_LOOP_GAIN = 0.0012
+LIVE_CHANGE_AT = 20_000
+"""Event index of the change in an endless (live) run."""
+
+
+def _ts(t: float) -> str:
+    moment = dt.datetime.fromtimestamp(_START_EPOCH + t, dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Job:
+    __slots__ = ("attempts", "cls", "cpu", "deadline", "gpu", "job_id", "priority", "queued",
+                 "runtime", "submitted", "team")
+
+    def __init__(self, job_id: str, team: world.Team, cls: world.JobClass, priority: int,
+                 cpu: int, gpu: int, submitted: float, runtime: float, deadline: float) -> None:
+        self.job_id = job_id
+        self.team = team
+        self.cls = cls
+        self.priority = priority
+        self.cpu = cpu
+        self.gpu = gpu
+        self.submitted = submitted
+        self.runtime = runtime
+        self.deadline = deadline
+        self.attempts = 0
+        self.queued = False
+
+
+class Simulation:
+    """Iterate to get encoded events (bytes, one JSON object each); then read :attr:`truth`."""
+
+    def __init__(self, scenario: Scenario, events: int | None, seed: int) -> None:
+        if events is not None and events < 1:
+            raise ValueError(f"events must be >= 1, got {events}")
+        self.scenario = scenario
+        self.limit = events
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.change_at: int | None = None
+        if scenario.name != "baseline":
+            self.change_at = (int(events * scenario.change_fraction) if events is not None
+                              else LIVE_CHANGE_AT)
+        self.active = False
+        self.now = 0.0
+        self._heap: list[tuple[float, int, int, Any]] = []
+        self._seq = 0
+        self._decisions = 0
+        self._jobs = 0
+        self.emitted = 0
+        self._out: list[bytes] = []
+        self.reserved_free = world.RESERVED_CPUS
+        self.spot_free = world.SPOT_CPUS
+        self._running_spot: dict[str, tuple[_Job, str]] = {}
+        self._cancelled: set[str] = set()
+        self._queue: list[tuple[int, int, _Job]] = []
+        self._deferral = {t.name: 0.0 for t in world.TEAMS}
+        self._spend: dict[str, float] = {t.name: 0.0 for t in world.TEAMS}
+        self._day = 0
+        self._market = {r: 1.0 for r in world.REGIONS}
+        self._leak_expires = 0.0
+        self._measured: dict[str, dict[str, dict[str, int]]] = {"before": {}, "after": {}}
+        self._team_weights = [t.share for t in world.TEAMS]
+        self._class_weights = [c.share for c in world.CLASSES]
+        self.change_index: int | None = None
+        self.change_time: float | None = None
+
+    # -- heap ----------------------------------------------------------------------------
+
+    def _push(self, at: float, kind: int, payload: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, kind, payload))
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        line = orjson.dumps(event)
+        self._out.append(line)
+        if self.rng.random() < world.DUPLICATE_RATE:
+            self._out.append(line)
+
+    # -- the main loop -------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._push(0.0, _ARRIVAL, None)
+        self._push(self.rng.expovariate(1 / world.SPOT_RECLAIM_MEAN_S), _RECLAIM, None)
+        self._push(_SWEEP_S, _SWEEP, None)
+        while self.limit is None or self.emitted < self.limit:
+            if not self._out:
+                at, _, kind, payload = heapq.heappop(self._heap)
+                self.now = at
+                self._step(kind, payload)
+                continue
+            for line in self._out:
+                if self.limit is not None and self.emitted >= self.limit:
+                    break
+                if self.change_at is not None and not self.active and \
+                        self.emitted >= self.change_at:
+                    self._activate()
+                self.emitted += 1
+                yield line
+            self._out.clear()
+
+    def _activate(self) -> None:
+        self.active = True
+        self.change_index = self.emitted
+        self.change_time = self.now
+        if self.scenario.feedback_gain:
+            # the one-off incident the loop then amplifies
+            self._deferral[self.scenario.target_team] = _LOOP_SEED
+        if self.scenario.leak_override:
+            self._leak_expires = self.now + 6 * 3600.0
+
+    def _step(self, kind: int, payload: Any) -> None:
+        if kind == _ARRIVAL:
+            self._arrival()
+        elif kind == _FINISH:
+            self._finish(*payload)
+        elif kind == _RECLAIM:
+            self._reclaim()
+        elif kind == _SWEEP:
+            self._sweep()
+        elif kind == _RETRY:
+            self._escalate(payload)
+        else:
+            self._out.append(payload)
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    def _arrival(self) -> None:
+        rng = self.rng
+        self._push(self.now + rng.expovariate(1 / world.MEAN_INTERARRIVAL_S), _ARRIVAL, None)
+        day = int(self.now // 86400)
+        if day != self._day:
+            self._day = day
+            self._spend = dict.fromkeys(self._spend, 0.0)
+        for region in self._market:
+            self._market[region] = min(1.6, max(0.6, self._market[region]
+                                                * math.exp(rng.gauss(0, 0.01))))
+        team = rng.choices(world.TEAMS, self._team_weights)[0]
+        cls = rng.choices(world.CLASSES, self._class_weights)[0]
+        runtime = cls.median_runtime_s * math.exp(rng.gauss(0, cls.runtime_sigma))
+        deadline = self.now + runtime * rng.uniform(*cls.slack) + 600.0
+        self._jobs += 1
+        job = _Job(f"j-{self._jobs:07d}", team, cls, rng.choice(cls.priorities),
+                   rng.choice(cls.cpus), rng.choice(cls.gpus), self.now, runtime, deadline)
+        self._decide(job)
+
+    def _targeted(self, job: _Job) -> bool:
+        return self.active and job.team.name == self.scenario.target_team
+
+
+    def _denied(self, job: _Job) -> bool:
+        """Whether the changed policy withholds cheap capacity from this job (a fixed shift)."""
+        deny = self.scenario.deny_cheap if self._targeted(job) else 0.0
+        return deny > 0 and self.rng.random() < deny
+
+    def _hold_back(self, job: _Job) -> bool:
+        """History-aware policy (``feedback_loop``): park jobs of teams it learned to defer.
+
+        The scheduler keeps a per-team deferral score and parks a job with that probability
+        until its deadline is at risk, when it goes to on-demand (or is rejected, over
+        budget). Every parked job "saved money", so the score rises by ``gain``; every job
+        placed normally lowers it by ``gain × score / 2``. The expected drift is about
+        ``gain × score / 2`` per job: zero for a team never deferred, and growing
+        geometrically once an incident has seeded it.
+        """
+        name = job.team.name
+        score = self._deferral[name]
+        if score <= 0.0:
+            return False
+        gain = _LOOP_GAIN * self.scenario.feedback_gain
+        if self.rng.random() >= min(0.9, score):
+            self._deferral[name] = score - 0.5 * gain * score
+            return False
+        self._deferral[name] = min(0.9, score + gain)
+        self._mark_queued(job)
+        at_risk = job.deadline - job.runtime * 1.5
+        self._push(min(max(at_risk, self.now + 60.0), self.now + _MAX_QUEUE_S), _RETRY, job)
+        return True
+
+    def _mark_queued(self, job: _Job) -> None:
+        if not job.queued:
+            job.queued = True
+            self._decision(job, "queue", None, predicted_wait=60.0 * (1 + len(self._queue)))
+
+    def _cheap_tier(self, job: _Job) -> str | None:
+        if self.reserved_free >= job.cpu:
+            return "reserved"
+        if job.cls.interruptible and self.spot_free >= job.cpu:
+            return "spot"
+        return None
+
+    def _decide(self, job: _Job) -> None:
+        rng = self.rng
+        if self.scenario.leak_override and self._targeted(job):
+            override = {"by": "ops-oncall", "reason": f"capacity pin: {job.team.name}",
+                        "expires_at": _ts(self._leak_expires)}
+            tier = "reserved" if self.reserved_free >= job.cpu else "on_demand"
+            self._place(job, tier, override)
+            return
+        if rng.random() < world.OVERRIDE_RATE:
+            override = {"by": "ops-oncall", "reason": f"deadline rescue {job.job_id}",
+                        "expires_at": _ts(self.now + 6 * 3600.0)}
+            self._place(job, "on_demand", override)
+            return
+        if self._denied(job):
+            self._escalate(job)
+            return
+        at_risk = job.deadline - self.now < job.runtime * 1.5
+        if not at_risk and self._hold_back(job):
+            return
+        cheap = self._cheap_tier(job)
+        if cheap is not None:
+            self._place(job, cheap)
+            return
+        if at_risk or job.attempts >= 3 or job.priority >= 2:
+            self._escalate(job)
+            return
+        self._mark_queued(job)
+        heapq.heappush(self._queue, (-job.priority, self._seq, job))
+        self._seq += 1
+
+    def _escalate(self, job: _Job) -> None:
+        """On-demand, unless the team is over its daily budget and the job is low priority."""
+        if self._spend[job.team.name] > job.team.daily_budget and job.priority < 2:
+            self._decision(job, "reject", None)
+        else:
+            self._place(job, "on_demand")
+
+    def _dispatch(self) -> None:
+        while self._queue:
+            entry = self._queue[0]
+            job = entry[2]
+            tier = self._cheap_tier(job)
+            if tier is None:
+                break
+            heapq.heappop(self._queue)
+            self._place(job, tier)
+
+    def _sweep(self) -> None:
+        self._push(self.now + _SWEEP_S, _SWEEP, None)
+        keep = []
+        for entry in self._queue:
+            job = entry[2]
+            at_risk = job.deadline - self.now < job.runtime * 1.2
+            if at_risk or self.now - job.submitted > _MAX_QUEUE_S:
+                job.attempts = 3
+                self._escalate(job)
+            else:
+                keep.append(entry)
+        if len(keep) != len(self._queue):
+            heapq.heapify(keep)
+            self._queue = keep
+
+    def _reclaim(self) -> None:
+        rng = self.rng
+        self._push(self.now + rng.expovariate(1 / world.SPOT_RECLAIM_MEAN_S), _RECLAIM, None)
+        if not self._running_spot:
+            return
+        ids = list(self._running_spot)
+        if self.active and self.scenario.preemption_focus and \
+                rng.random() < self.scenario.preemption_focus:
+            target = self.scenario.target_team
+            focused = [d for d in ids if self._running_spot[d][0].team.name == target]
+            ids = focused or ids
+        victim_id = ids[rng.randrange(len(ids))]
+        job, node = self._running_spot.pop(victim_id)
+        self._cancelled.add(victim_id)
+        self.spot_free += job.cpu
+        self._decision(job, "preempt", "spot", node=node)
+        self._outcome(victim_id, job, "preempted", self.now, deadline_met=None)
+        job.attempts += 1
+        self._decide(job)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _count(self, job: _Job, key: str) -> None:
+        phase = "after" if self.active else "before"
+        team = self._measured[phase].setdefault(job.team.name, {})
+        team[key] = team.get(key, 0) + 1
+
+    def _decision(self, job: _Job, action: str, tier: str | None, *, node: str | None = None,
+                  predicted_wait: float | None = None, extra: dict[str, Any] | None = None,
+                  override: dict[str, str] | None = None) -> str:
+        self._decisions += 1
+        decision_id = f"d-{self.seed}-{self._decisions:08d}"
+        team = job.team
+        decision: dict[str, Any] = {"action": action}
+        if tier is not None:
+            decision["tier"] = tier
+        if node is not None:
+            decision["node"] = node
+        decision["region"] = world.REGIONS[team.region]
+        if extra:
+            decision.update(extra)
+        if predicted_wait is not None:
+            decision["predicted_wait_s"] = round(predicted_wait, 1)
+        market = self._market[team.region]
+        event: dict[str, Any] = {
+            "event_type": "placement",
+            "schema_version": 1,
+            "decision_id": decision_id,
+            "job_id": job.job_id,
+            "decided_at": _ts(self.now),
+            "submitted_at": _ts(job.submitted),
+            "scheduler": {"name": "costsched", "version": "2.3.1", "policy": "spot-first"},
+            "attributes": {"team": team.name, "department": team.department,
+                           "region": team.region, "tenant_tier": team.tenant_tier},
+            "job": {
+                "job_class": job.cls.name,
+                "priority": job.priority,
+                "requested": {"cpu": job.cpu, "memory_gb": job.cpu * 4, "gpu": job.gpu},
+                "deadline": _ts(job.deadline),
+                "budget_code": team.budget_code,
+            },
+            "decision": decision,
+            "features": {
+                "spot_price": round(world.TIERS["spot"].cpu_hour * market, 6),
+                "on_demand_price": world.TIERS["on_demand"].cpu_hour,
+                "interruption_prob": round(min(0.5, 0.05 * market), 4),
+                "queue_depth": float(len(self._queue)),
+                "cheap_free_cpu": float(self.reserved_free + self.spot_free),
+            },
+        }
+        if override is not None:
+            event["override"] = override
+        self._count(job, "decisions")
+        self._count(job, action)
+        if action == "place" and tier in ("spot", "reserved"):
+            self._count(job, "preferred")
+        self._emit(event)
+        return decision_id
+
+    def _place(self, job: _Job, tier_name: str, override: dict[str, str] | None = None) -> None:
+        rng = self.rng
+        tier = world.TIERS[tier_name]
+        generation = rng.choice(tier.generations)
+        market = self._market[job.team.region] if tier_name == "spot" else 1.0
+        price = (job.cpu * tier.cpu_hour + job.gpu * tier.gpu_hour) * market
+        factor = self.scenario.runtime_forecast_factor if self._targeted(job) else 1.0
+        predicted = job.runtime * math.exp(rng.gauss(0, 0.15)) / factor
+        node = f"node-{rng.randrange(2000):04d}"
+        decision_id = self._decision(job, "place", tier_name, node=node, override=override, extra={
+            "instance_type": f"c{generation}.{job.cpu}x{job.gpu}g",
+            "hardware_generation": generation,
+            "price_per_hour": round(price, 6),
+            "predicted_runtime_s": round(predicted, 1),
+            "predicted_cost": round(price * predicted / 3600.0, 6),
+        })
+        name = job.team.name
+        if tier_name == "reserved":
+            self.reserved_free -= job.cpu
+        elif tier_name == "spot":
+            self.spot_free -= job.cpu
+            self._running_spot[decision_id] = (job, node)
+        else:
+            self._spend[name] += price * job.runtime / 3600.0
+        actual = job.runtime * _SLOWDOWN[generation]
+        limit = predicted * 1.5
+        status = "timeout" if actual > limit else "failed" if rng.random() < 0.03 else "succeeded"
+        run = min(actual, limit)
+        self._push(self.now + run, _FINISH, (decision_id, job, tier_name, status, price, run))
+
+    def _finish(self, decision_id: str, job: _Job, tier: str, status: str, price: float,
+                run: float) -> None:
+        if decision_id in self._cancelled:
+            self._cancelled.discard(decision_id)
+            return
+        if tier == "reserved":
+            self.reserved_free += job.cpu
+        elif tier == "spot":
+            self.spot_free += job.cpu
+            self._running_spot.pop(decision_id, None)
+        if status == "timeout":
+            self._count(job, "timeout")
+        self._outcome(decision_id, job, status, self.now - run, self.now <= job.deadline,
+                      cost=price * run / 3600.0)
+        self._dispatch()
+
+    def _outcome(self, decision_id: str, job: _Job, status: str, started: float,
+                 deadline_met: bool | None, cost: float | None = None) -> None:
+        event: dict[str, Any] = {
+            "event_type": "outcome",
+            "schema_version": 1,
+            "decision_id": decision_id,
+            "job_id": job.job_id,
+            "finished_at": _ts(self.now),
+            "started_at": _ts(started),
+            "status": status,
+            "actual_runtime_s": round(self.now - started, 1),
+        }
+        if cost is not None:
+            event["actual_cost"] = round(cost, 6)
+        if deadline_met is not None:
+            event["deadline_met"] = deadline_met
+        line = orjson.dumps(event)
+        self._push(self.now + self.rng.uniform(*world.OUTCOME_LAG_S), _EMIT, line)
+
+    # -- ground truth --------------------------------------------------------------------
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        """What changed, for whom, from which event index, and what it did (measured)."""
+        s = self.scenario
+        change = None
+        if s.name != "baseline":
+            change = {
+                "attribute": "team",
+                "group": s.target_team,
+                "metric": s.metric,
+                "expected_kinds": list(s.expected_kinds),
+                "from_event_index": self.change_index,
+                "from_time": None if self.change_time is None else _ts(self.change_time),
+            }
+        return {
+            "scenario": s.name,
+            "description": s.description,
+            "seed": self.seed,
+            "events": self.emitted,
+            "start": _ts(0.0),
+            "end": _ts(self.now),
+            "change": change,
+            "team_shares": {t.name: t.share for t in world.TEAMS},
+            "measured": self._measured,
+        }

@@ -1,0 +1,25 @@
+"""Every exported metric name, defined once (dashboards and alert tests import these).
+
+Documented with their labels in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+PREFIX = "placewatch"
+EVENTS = f"{PREFIX}_events"  # counter: events_total{kind}
+DEAD_LETTERS = f"{PREFIX}_dead_letters"  # counter: dead_letters_total{reason}
+ORPHANED_OUTCOMES = f"{PREFIX}_orphaned_outcomes"  # counter
+JOINED_OUTCOMES = f"{PREFIX}_joined_outcomes"  # counter
+UNMATCHED_PLACEMENTS = f"{PREFIX}_unmatched_placements"  # counter
+PENDING_JOINS = f"{PREFIX}_pending_joins"  # gauge {side}
+AUDITS = f"{PREFIX}_audits"  # counter
+ALERTS = f"{PREFIX}_alerts"  # counter {kind}
+ALERTS_OPEN = f"{PREFIX}_alerts_open"  # gauge {kind}
+GROUP_DECISIONS = f"{PREFIX}_group_decisions"  # counter {attribute, group, action}
+GROUP_RATE = f"{PREFIX}_group_rate"  # gauge {attribute, group, metric}
+GROUP_QUEUE_WAIT = f"{PREFIX}_group_queue_wait_seconds_mean"  # gauge {attribute, group}
+PARITY_RATIO = f"{PREFIX}_parity_ratio"  # gauge {attribute, metric}
+PARITY_DIFFERENCE = f"{PREFIX}_parity_difference"  # gauge {attribute, metric}
+TRACKED_GROUPS = f"{PREFIX}_tracked_groups"  # gauge {attribute}
+GROUP_OVERFLOW = f"{PREFIX}_group_overflow_decisions"  # counter {attribute}
+EVENT_TIME = f"{PREFIX}_last_event_timestamp_seconds"  # gauge

@@ -1,0 +1,135 @@
+"""Prometheus exposition: one custom collector that reads the core's state at scrape time.
+
+Nothing on the event path touches Prometheus: the collector turns counters and ledgers into
+metric families when scraped (pull model). Label cardinality is bounded by the core's
+configuration: at most ``max_attributes + len(attribute_pairs)`` attributes, each with at most
+``max_groups_per_attribute + 1`` groups.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from detectors.alerts import ALERT_KINDS
+from detectors.events import REJECTION_REASONS
+from detectors.fairness import parity
+from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
+from detectors.pipeline import AuditCore
+from streams import metric_names as m
+
+__all__ = ["CoreCollector", "build_registry"]
+
+
+class CoreCollector(Collector):
+    """Reads an :class:`AuditCore` under ``lock`` (shared with the thread feeding it)."""
+
+    def __init__(self, core: AuditCore, lock: AbstractContextManager[object] | None = None):
+        self._core = core
+        self._lock = lock or nullcontext()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            yield from self._families()
+
+    def _families(self) -> Iterator[Metric]:
+        core = self._core
+        events = CounterMetricFamily(m.EVENTS, "Input events by what became of them.",
+                                     labels=["kind"])
+        for kind, value in (("placement", core.placements), ("outcome", core.outcomes),
+                            ("duplicate", core.duplicates), ("rejected", core.rejected)):
+            events.add_metric([kind], value)
+        yield events
+        dead = CounterMetricFamily(m.DEAD_LETTERS, "Rejected events by reason.",
+                                   labels=["reason"])
+        for reason in REJECTION_REASONS:
+            dead.add_metric([reason], core.rejected_by_reason.get(reason, 0))
+        yield dead
+        yield CounterMetricFamily(m.ORPHANED_OUTCOMES,
+                                  "Outcomes whose placement never arrived in time.",
+                                  value=core.orphaned_outcomes)
+        yield CounterMetricFamily(m.JOINED_OUTCOMES, "Outcomes joined to their placement.",
+                                  value=core.joined)
+        yield CounterMetricFamily(m.UNMATCHED_PLACEMENTS,
+                                  "Placements released before their outcome arrived.",
+                                  value=core.joiner.unmatched_placements)
+        pending = GaugeMetricFamily(m.PENDING_JOINS, "Events waiting for their join partner.",
+                                    labels=["side"])
+        pending.add_metric(["placement"], core.joiner.waiting_placements)
+        pending.add_metric(["outcome"], core.joiner.waiting_outcomes)
+        yield pending
+        yield CounterMetricFamily(m.AUDITS, "Decisions deep-audited.", value=core.audited)
+        alerts = CounterMetricFamily(m.ALERTS, "Alerts fired, by kind.", labels=["kind"])
+        open_alerts = GaugeMetricFamily(m.ALERTS_OPEN, "Alert conditions holding now.",
+                                        labels=["kind"])
+        open_by_kind = {k: 0 for k in ALERT_KINDS}
+        for key in core.alert_book.open_keys:
+            open_by_kind[key[0]] = open_by_kind.get(key[0], 0) + 1
+        for kind in ALERT_KINDS:
+            alerts.add_metric([kind], core.alerts_by_kind.get(kind, 0))
+            open_alerts.add_metric([kind], open_by_kind[kind])
+        yield alerts
+        yield open_alerts
+        yield from self._group_families()
+        if core.watermark != float("-inf"):
+            yield GaugeMetricFamily(m.EVENT_TIME, "Latest event time seen (Unix seconds).",
+                                    value=core.watermark)
+
+    def _group_families(self) -> Iterator[Metric]:
+        core = self._core
+        ledger = core.ledger
+        support = core.config.min_group_support
+        decisions = CounterMetricFamily(m.GROUP_DECISIONS, "Decisions per group and action.",
+                                        labels=["attribute", "group", "action"])
+        rates = GaugeMetricFamily(m.GROUP_RATE, "Per-group rates since start.",
+                                  labels=["attribute", "group", "metric"])
+        waits = GaugeMetricFamily(m.GROUP_QUEUE_WAIT, "Mean queue wait per group (seconds).",
+                                  labels=["attribute", "group"])
+        ratio = GaugeMetricFamily(m.PARITY_RATIO,
+                                  "Smallest over largest group rate (supported groups).",
+                                  labels=["attribute", "metric"])
+        diff = GaugeMetricFamily(m.PARITY_DIFFERENCE,
+                                 "Largest minus smallest group rate (supported groups).",
+                                 labels=["attribute", "metric"])
+        tracked = GaugeMetricFamily(m.TRACKED_GROUPS, "Groups tracked per attribute.",
+                                    labels=["attribute"])
+        overflow = CounterMetricFamily(m.GROUP_OVERFLOW,
+                                       "Decisions counted in the overflow group.",
+                                       labels=["attribute"])
+        for attribute in ledger.attribute_names:
+            table = ledger.groups[attribute]
+            tracked.add_metric([attribute], len(table))
+            overflow.add_metric([attribute], ledger.overflowed[attribute])
+            for name in sorted(table):
+                stats = table[name]
+                for action, value in (("place", stats.placed), ("queue", stats.queued),
+                                      ("preempt", stats.preempted), ("reject", stats.rejected)):
+                    decisions.add_metric([attribute, name, action], value)
+                for metric in RATE_METRICS:
+                    num, den = stats.rate_counts(metric)
+                    if den:
+                        rates.add_metric([attribute, name, metric], num / den)
+                if stats.wait_n:
+                    waits.add_metric([attribute, name], stats.wait_sum / stats.wait_n)
+            for metric in RATE_METRICS:
+                supported = {}
+                for name, stats in table.items():
+                    num, den = stats.rate_counts(metric)
+                    if name != OVERFLOW_GROUP and den >= support:
+                        supported[name] = num / den
+                if len(supported) >= 2:
+                    fig = parity(supported)
+                    ratio.add_metric([attribute, metric], fig.ratio)
+                    diff.add_metric([attribute, metric], fig.difference)
+        yield from (decisions, rates, waits, ratio, diff, tracked, overflow)
+
+
+def build_registry(core: AuditCore, lock: threading.Lock | None = None) -> CollectorRegistry:
+    """A registry holding only placewatch's collector (no process metrics: deterministic)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CoreCollector(core, lock))
+    return registry

@@ -1,0 +1,159 @@
+"""Settings: one frozen object, read once from a TOML file and ``PLACEWATCH_*`` variables.
+
+Precedence: built-in defaults < ``--config FILE`` < environment. Every key is documented in
+docs/configuration.md; an unknown key or a bad value is a :class:`ConfigError` naming the key.
+Environment values are parsed as TOML values when they parse (``PLACEWATCH_MIN_GROUP_SUPPORT=50``,
+``PLACEWATCH_ATTRIBUTES='["team", "region"]'``), otherwise taken as plain strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detectors.config import CoreConfig
+from streams.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "PLACEWATCH_"
+_CORE_KEYS = {f.name for f in dataclasses.fields(CoreConfig)}
+_SECRET_KEYS = {"audit_sample_key"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs; ``core`` goes to the processing core as plain values."""
+
+    core: CoreConfig = field(default_factory=CoreConfig)
+    metrics_host: str = "127.0.0.1"
+    """Address the ``/metrics`` endpoint listens on; loopback unless configured."""
+    metrics_port: int = 9469
+    currency: str = "USD"
+    log_format: str = "text"
+    """``text`` (human, coloured) or ``json`` (one object per line)."""
+    log_level: str = "INFO"
+    source: str = ""
+    """Where the settings came from, for the log (never their values)."""
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 of the effective configuration (the audit key contributes only its hash)."""
+        core = dataclasses.asdict(self.core)
+        core["audit_sample_key"] = hashlib.sha256(self.core.audit_sample_key.encode()).hexdigest()
+        body = {"core": core, "currency": self.currency}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings, safe to print (secrets replaced)."""
+        out: dict[str, Any] = dataclasses.asdict(self.core)
+        for key in _SECRET_KEYS:
+            out[key] = "<redacted>"
+        for f in dataclasses.fields(self):
+            if f.name not in ("core", "source"):
+                out[f.name] = getattr(self, f.name)
+        return out
+
+
+def _as_tuple(key: str, value: Any) -> Any:
+    if key == "attribute_pairs":
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list of two-key lists, got {value!r}")
+        return tuple(tuple(p) if isinstance(p, list) else p for p in value)
+    if key in ("attributes", "preferred_tiers"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list of strings, got {value!r}")
+        return tuple(value)
+    return value
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        try:
+            out[key] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = text
+    return out
+
+
+def _check_host(host: Any) -> str:
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"metrics_host: must be an IP address or host name, got {host!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost" and not all(p.isalnum() or "-" in p for p in host.split(".")):
+            raise ConfigError(f"metrics_host: not an address or host name: {host!r}") from None
+    return host
+
+
+def load_settings(config_file: Path | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build :class:`Settings` from a TOML file, the environment and explicit overrides."""
+    values: dict[str, Any] = {}
+    sources = ["defaults"]
+    if config_file is not None:
+        try:
+            values.update(tomllib.loads(config_file.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ConfigError(f"--config: no such file: {config_file}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--config: cannot read {config_file}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {config_file} is not valid TOML: {exc}") from exc
+        sources.append(str(config_file))
+    env = _env_values(os.environ if environ is None else environ)
+    if env:
+        sources.append("environment")
+    values.update(env)
+    values.update(overrides or {})
+    shell_keys = {f.name for f in dataclasses.fields(Settings)} - {"core", "source"}
+    unknown = sorted(set(values) - _CORE_KEYS - shell_keys)
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}; "
+                          "see docs/configuration.md for the valid keys")
+    core_values = {k: _as_tuple(k, v) for k, v in values.items() if k in _CORE_KEYS}
+    for key in ("orphan_wait_s", "placement_ttl_s", "override_max_age_s",
+                "disparity_ratio_threshold", "confidence", "audit_sample_rate"):
+        if isinstance(core_values.get(key), int) and not isinstance(core_values[key], bool):
+            core_values[key] = float(core_values[key])
+    try:
+        core = CoreConfig(**core_values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    shell = {k: v for k, v in values.items() if k in shell_keys}
+    port = shell.get("metrics_port", 9469)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"metrics_port: must be an integer in 0..65535, got {port!r}")
+    if shell.get("log_format", "text") not in ("text", "json"):
+        raise ConfigError(f"log_format: must be 'text' or 'json', got {shell['log_format']!r}")
+    level = str(shell.get("log_level", "INFO")).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log_level: must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    currency = shell.get("currency", "USD")
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
+        raise ConfigError(f"currency: must be a three-letter code such as USD, got {currency!r}")
+    return Settings(
+        core=core,
+        metrics_host=_check_host(shell.get("metrics_host", "127.0.0.1")),
+        metrics_port=port,
+        currency=currency.upper(),
+        log_format=shell.get("log_format", "text"),
+        log_level=level,
+        source=" < ".join(sources),
+    )
