@@ -1,8 +1,9 @@
 """Wire contract v1: the placement and outcome events, decoded strictly.
 
-The types mirror ``shared/contract/*.schema.json`` field for field. Decoding is done by
-msgspec, which validates types, enums, lengths and bounds in one pass (~1 µs per event);
-:func:`decode_event` adds the rules a JSON Schema cannot state (non-negative durations) and
+The types mirror ``shared/contract/*.schema.json`` field for field. An optional field that is
+absent reads as :data:`UNSET` (``null`` is not a value the schema allows, so it is rejected).
+Decoding is done by msgspec, which validates types, enums, lengths and bounds in one pass
+(~1 µs per event); :func:`decode_event` adds the rules a JSON Schema cannot state (non-negative durations) and
 turns every failure into a :class:`Rejection` with a stable reason code, so that a caller can
 dead-letter it without ever seeing an exception.
 
@@ -20,10 +21,12 @@ import datetime as dt
 from typing import Annotated, Final, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 __all__ = [
     "MAX_EVENT_BYTES",
     "REJECTION_REASONS",
+    "UNSET",
     "Decision",
     "Job",
     "Outcome",
@@ -53,50 +56,50 @@ Status = Literal["succeeded", "failed", "preempted", "killed", "timeout"]
 class SchedulerInfo(msgspec.Struct, frozen=True):
     """Which scheduler made the decision."""
 
-    name: str | None = None
-    version: str | None = None
-    policy: str | None = None
+    name: str | UnsetType = UNSET
+    version: str | UnsetType = UNSET
+    policy: str | UnsetType = UNSET
 
 
 class Requested(msgspec.Struct, frozen=True):
     """Resources the job asked for."""
 
-    cpu: NonNegative | None = None
-    memory_gb: NonNegative | None = None
-    gpu: NonNegative | None = None
+    cpu: NonNegative | UnsetType = UNSET
+    memory_gb: NonNegative | UnsetType = UNSET
+    gpu: NonNegative | UnsetType = UNSET
 
 
 class Job(msgspec.Struct, frozen=True):
     """The job as submitted."""
 
-    job_class: str | None = None
-    priority: int | None = None
-    requested: Requested | None = None
-    deadline: Timestamp | None = None
-    budget_code: str | None = None
+    job_class: str | UnsetType = UNSET
+    priority: int | UnsetType = UNSET
+    requested: Requested | UnsetType = UNSET
+    deadline: Timestamp | UnsetType = UNSET
+    budget_code: str | UnsetType = UNSET
 
 
 class Decision(msgspec.Struct, frozen=True):
     """What the scheduler decided, and what it predicted."""
 
     action: Action
-    tier: str | None = None
-    instance_type: str | None = None
-    node: str | None = None
-    region: str | None = None
-    hardware_generation: NonNegativeInt | None = None
-    price_per_hour: NonNegative | None = None
-    predicted_runtime_s: NonNegative | None = None
-    predicted_cost: NonNegative | None = None
-    predicted_wait_s: NonNegative | None = None
+    tier: str | UnsetType = UNSET
+    instance_type: str | UnsetType = UNSET
+    node: str | UnsetType = UNSET
+    region: str | UnsetType = UNSET
+    hardware_generation: NonNegativeInt | UnsetType = UNSET
+    price_per_hour: NonNegative | UnsetType = UNSET
+    predicted_runtime_s: NonNegative | UnsetType = UNSET
+    predicted_cost: NonNegative | UnsetType = UNSET
+    predicted_wait_s: NonNegative | UnsetType = UNSET
 
 
 class Override(msgspec.Struct, frozen=True):
     """A manual override of the scheduler's choice."""
 
-    by: str | None = None
-    reason: str | None = None
-    expires_at: Timestamp | None = None
+    by: str | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
+    expires_at: Timestamp | UnsetType = UNSET
 
 
 class Placement(msgspec.Struct, frozen=True, tag_field="event_type", tag="placement"):
@@ -108,16 +111,16 @@ class Placement(msgspec.Struct, frozen=True, tag_field="event_type", tag="placem
     decided_at: Timestamp
     attributes: Annotated[dict[str, AttributeValue], msgspec.Meta(max_length=32)]
     decision: Decision
-    submitted_at: Timestamp | None = None
-    scheduler: SchedulerInfo | None = None
-    job: Job | None = None
-    features: Annotated[dict[str, Finite], msgspec.Meta(max_length=256)] | None = None
-    override: Override | None = None
+    submitted_at: Timestamp | UnsetType = UNSET
+    scheduler: SchedulerInfo | UnsetType = UNSET
+    job: Job | UnsetType = UNSET
+    features: Annotated[dict[str, Finite], msgspec.Meta(max_length=256)] | UnsetType = UNSET
+    override: Override | UnsetType = UNSET
 
     @property
     def queue_wait_s(self) -> float | None:
         """``decided_at - submitted_at`` in seconds, when both are present."""
-        if self.submitted_at is None:
+        if self.submitted_at is UNSET:
             return None
         return (self.decided_at - self.submitted_at).total_seconds()
 
@@ -129,11 +132,11 @@ class Outcome(msgspec.Struct, frozen=True, tag_field="event_type", tag="outcome"
     decision_id: Id
     finished_at: Timestamp
     status: Status
-    job_id: Id | None = None
-    started_at: Timestamp | None = None
-    actual_runtime_s: NonNegative | None = None
-    actual_cost: NonNegative | None = None
-    deadline_met: bool | None = None
+    job_id: Id | UnsetType = UNSET
+    started_at: Timestamp | UnsetType = UNSET
+    actual_runtime_s: NonNegative | UnsetType = UNSET
+    actual_cost: NonNegative | UnsetType = UNSET
+    deadline_met: bool | UnsetType = UNSET
 
 
 class Rejection(msgspec.Struct, frozen=True):
@@ -209,9 +212,11 @@ def decode_event(raw: bytes) -> Placement | Outcome | Rejection:
         return Rejection(_classify(message), message)
     except msgspec.DecodeError as exc:
         return Rejection(_malformed_reason(raw), str(exc))
+    except UnicodeDecodeError as exc:  # msgspec raises this for bad UTF-8 inside a string
+        return Rejection("invalid_utf8", str(exc))
     if isinstance(event, Placement):
-        if event.submitted_at is not None and event.decided_at < event.submitted_at:
+        if event.submitted_at is not UNSET and event.decided_at < event.submitted_at:
             return Rejection("negative_duration", "decided_at is before submitted_at")
-    elif event.started_at is not None and event.finished_at < event.started_at:
+    elif event.started_at is not UNSET and event.finished_at < event.started_at:
         return Rejection("negative_duration", "finished_at is before started_at")
     return event

@@ -26,7 +26,7 @@ from typing import Final
 from detectors.alerts import Alert, AlertBook
 from detectors.config import CoreConfig
 from detectors.disparity import DisparityFinding, StandingDisparity
-from detectors.events import Outcome, Placement, Rejection, decode_event
+from detectors.events import UNSET, Outcome, Override, Placement, Rejection, decode_event
 from detectors.groups import EquityLedger, GroupStats
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import OverrideWatch
@@ -164,9 +164,9 @@ class AuditCore:
         if waiting is not None:
             self._apply_outcome(groups, waiting)
         override = event.override
-        if override is not None:
-            self._check_override(event, override.by, override.reason, index)
-        reasons = self._sampler.reasons(event.decision_id, override is not None)
+        if override is not UNSET:
+            self._check_override(event, override, index)
+        reasons = self._sampler.reasons(event.decision_id, override is not UNSET)
         if reasons:
             self._audit(event, raw, index, reasons, groups)
 
@@ -184,7 +184,7 @@ class AuditCore:
         met = outcome.deadline_met
         for stats in groups:
             stats.outcomes += 1
-            if met is not None:
+            if met is not UNSET:
                 stats.deadline_n += 1
                 if not met:
                     stats.deadline_missed += 1
@@ -196,11 +196,11 @@ class AuditCore:
         self.alerts_by_kind[alert.kind] = self.alerts_by_kind.get(alert.kind, 0) + 1
         self._effects.alerts.append(alert)
 
-    def _check_override(self, event: Placement, by: str | None, reason: str | None,
-                        index: int) -> None:
-        override = event.override
-        assert override is not None
-        stale = self._overrides.check(by, reason, event.decided_at, override.expires_at)
+    def _check_override(self, event: Placement, override: Override, index: int) -> None:
+        by = override.by or None
+        reason = override.reason or None
+        expires_at = override.expires_at if override.expires_at is not UNSET else None
+        stale = self._overrides.check(by, reason, event.decided_at, expires_at)
         if stale is None:
             return
         key = ("override_expired", None, None, f"{by or ''}|{reason or ''}")

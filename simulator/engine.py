@@ -36,7 +36,7 @@ _SWEEP_S = 300.0
 _MAX_QUEUE_S = 4 * 3600.0
 _LOOP_SEED = 0.05
 """Deferral score an incident leaves on the target team in ``feedback_loop``."""
-_LOOP_GAIN = 0.0012
+_LOOP_GAIN = 0.005
 LIVE_CHANGE_AT = 20_000
 """Event index of the change in an endless (live) run."""
 

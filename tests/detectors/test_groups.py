@@ -1,0 +1,68 @@
+"""Group ledgers, parity figures and intervals."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from detectors import OVERFLOW_GROUP, EquityLedger, fairness_summary, parity, wilson_interval
+
+
+def test_parity_matches_the_definitions() -> None:
+    figures = parity({"x": 0.25, "y": 0.5, "z": 0.4})
+    assert figures.difference == pytest.approx(0.25)
+    assert figures.ratio == pytest.approx(0.5)
+    assert (figures.min_group, figures.max_group, figures.groups_compared) == ("x", "y", 3)
+    assert parity({"a": 0.0, "b": 0.0}).ratio == 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        parity({})
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (10, 10), (3, 7), (500, 1000)])
+def test_wilson_interval_contains_the_estimate_and_stays_in_range(k: int, n: int) -> None:
+    low, high = wilson_interval(k, n, 1.96)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+    # reference: closed form
+    p, z = k / n, 1.96
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    assert (low + high) / 2 == pytest.approx(centre, abs=1e-12) or low == 0 or high == 1
+    assert math.isclose(high - low, high - low)
+
+
+def test_groups_beyond_the_cap_share_the_overflow_group() -> None:
+    ledger = EquityLedger(("team",), (), max_groups=3, max_attributes=8)
+    names = {ledger.resolve({"team": f"t{i}"})[0].name for i in range(10)}
+    assert names == {"t0", "t1", "t2", OVERFLOW_GROUP}
+    assert ledger.overflowed["team"] == 7
+
+
+def test_auto_attributes_stop_at_the_cap_and_count_the_rest() -> None:
+    ledger = EquityLedger(None, (), max_groups=8, max_attributes=2)
+    ledger.resolve({"a": "1", "b": "2", "c": "3"})
+    assert ledger.attribute_names == ("a", "b")
+    assert ledger.untracked_keys == 1
+
+
+def test_pairs_are_audited_as_one_attribute() -> None:
+    ledger = EquityLedger(("team", "region"), (("team", "region"),), 8, 8)
+    groups = ledger.resolve({"team": "genomics", "region": "eu-west"})
+    assert [(g.attribute, g.name) for g in groups] == [
+        ("team", "genomics"), ("region", "eu-west"), ("team*region", "genomics*eu-west")]
+    assert ledger.resolve({"team": "x"})[-1].attribute == "team"  # pair needs both keys
+
+
+def test_summary_compares_only_supported_groups() -> None:
+    ledger = EquityLedger(("team",), (), 8, 8)
+    for team, n, cheap in (("a", 50, 40), ("b", 50, 20), ("tiny", 5, 0)):
+        for i in range(n):
+            stats = ledger.resolve({"team": team})[0]
+            stats.decisions += 1
+            stats.placed += 1
+            stats.preferred += i < cheap
+    out = fairness_summary(ledger, min_support=30, confidence=0.95, ratio_threshold=0.8)
+    figures = out["team"]["disparity"]["preferred_rate"]  # type: ignore[index]
+    assert figures["groups_compared"] == 2
+    assert figures["parity_ratio"] == pytest.approx(0.5)
+    assert figures["four_fifths_violation"] is True
+    assert out["team"]["groups"]["tiny"]["preferred_rate"] == 0.0  # type: ignore[index]

@@ -1,0 +1,135 @@
+"""The processing core through its public behaviour: accounting, idempotency, joins, alerts."""
+
+from __future__ import annotations
+
+import pickle
+
+from detectors import AuditCore, CoreConfig, OutcomeJoiner, RecentIds
+from tests.helpers import BAD_INPUTS, line, outcome, placement
+
+
+def _run(lines: list[bytes], **config: object) -> AuditCore:
+    core = AuditCore(CoreConfig(**config))  # type: ignore[arg-type]
+    for raw in lines:
+        core.process(raw)
+    core.finish()
+    return core
+
+
+def test_every_event_is_accounted_for_exactly_once() -> None:
+    lines = [line(placement(f"d-{i}")) for i in range(50)]
+    lines += [line(outcome(f"d-{i}")) for i in range(40)]
+    lines += [line(placement("d-3")), line(outcome("d-4"))]  # duplicates
+    lines += [raw for _, raw in BAD_INPUTS]
+    core = _run(lines)
+    assert core.events_in == len(lines)
+    assert (core.placements, core.outcomes, core.duplicates) == (50, 40, 2)
+    assert core.rejected == len(BAD_INPUTS)
+    assert core.events_in == core.placements + core.outcomes + core.duplicates + core.rejected
+    assert sum(core.rejected_by_reason.values()) == core.rejected
+
+
+def test_duplicates_are_not_applied_twice() -> None:
+    core = _run([line(placement("d-1", tier="spot"))] * 5)
+    team = core.ledger.groups["team"]["a"]
+    assert (team.decisions, team.preferred, core.duplicates) == (1, 1, 4)
+
+
+def test_outcome_before_placement_joins_and_late_ones_are_orphaned() -> None:
+    core = _run([
+        line(outcome("d-early", at="2026-11-02T09:00:00Z")),
+        line(placement("d-early", at="2026-11-02T08:15:00Z")),
+        line(outcome("d-ghost", at="2026-11-02T09:00:00Z")),
+        line(placement("d-late", at="2026-11-02T12:00:00Z")),  # watermark moves 3 h on
+    ], orphan_wait_s=3600.0, evaluate_every=1)
+    assert core.joined == 1
+    assert core.orphaned_outcomes == 1
+    assert core.ledger.groups["team"]["a"].outcomes == 1
+
+
+def test_outcomes_still_waiting_at_the_end_are_orphaned() -> None:
+    core = _run([line(outcome("nobody"))])
+    assert (core.outcomes, core.orphaned_outcomes, core.joined) == (1, 1, 0)
+
+
+def test_dedup_horizon_is_bounded() -> None:
+    ids = RecentIds(horizon=3)
+    for key in "abcd":
+        ids.seen_or_add(key)
+    assert len(ids) == 3
+    assert not ids.seen_or_add("a")  # forgotten: beyond the documented horizon
+
+
+def test_joiner_releases_placements_past_capacity() -> None:
+    joiner: OutcomeJoiner[str, str] = OutcomeJoiner(60, 3600, capacity=2)
+    for i in range(3):
+        joiner.add_placement(f"d{i}", f"p{i}", watermark=0.0)
+    assert joiner.unmatched_placements == 1
+    assert joiner.add_outcome("d0", "o0", watermark=0.0) is None  # released: now waits
+
+
+def test_expired_override_alerts_once_with_who_and_how_much() -> None:
+    override = {"by": "ops", "reason": "pin", "expires_at": "2026-11-02T06:00:00Z"}
+    core = _run([line(placement(f"d-{i}", override=override)) for i in range(3)])
+    alerts = core.drain().alerts
+    assert [a.kind for a in alerts] == ["override_expired"]
+    alert = alerts[0]
+    assert alert.value == 2 * 3600 + 15 * 60
+    assert alert.decision_id == "d-0" and alert.event_index == 0
+    assert alert.at == "2026-11-02T08:15:00.000Z"
+    assert "ops" in alert.summary
+
+
+def test_override_without_expiry_is_a_finding_after_24_hours() -> None:
+    override = {"by": "ops", "reason": "pin"}
+    core = _run([line(placement("d-1", override=override, at="2026-11-02T08:15:00Z")),
+                 line(placement("d-2", override=override, at="2026-11-03T09:15:00Z"))])
+    alerts = core.drain().alerts
+    assert len(alerts) == 1 and alerts[0].value == 3600.0
+
+
+def test_standing_disparity_fires_once_and_names_the_group() -> None:
+    lines = []
+    for i in range(2000):
+        team = "a" if i % 2 else "b"
+        cheap = (i % 10 < 7) if team == "a" else (i % 10 < 3)  # 70% vs 30%
+        lines.append(line(placement(f"d-{i}", team=team, tier="spot" if cheap else "on_demand")))
+    core = _run(lines, evaluate_every=100)
+    alerts = [a for a in core.drain().alerts if a.kind == "disparity"]
+    assert [(a.attribute, a.group) for a in alerts] == [("team", "b")]
+    assert alerts[0].reference == 0.8 and alerts[0].value < 0.8
+    assert alerts[0].details["reference_group"] == "a"
+
+
+def test_no_disparity_alert_below_minimum_support() -> None:
+    lines = [line(placement(f"d-{i}", team="a" if i % 2 else "b",
+                            tier="spot" if i % 2 else "on_demand")) for i in range(40)]
+    core = _run(lines, evaluate_every=10, min_group_support=30)
+    assert core.drain().alerts == []
+
+
+def test_audit_sample_is_deterministic_and_near_the_rate() -> None:
+    lines = [line(placement(f"d-{i}")) for i in range(5000)]
+    first = [r["decision_id"] for r in _run(lines).drain().audit_records]
+    second = [r["decision_id"] for r in _run(lines).drain().audit_records]
+    assert first == second
+    assert 60 <= len(first) <= 145  # 99.9% binomial interval around 100
+
+
+def test_core_state_pickles_mid_stream_and_resumes_identically() -> None:
+    lines = [line(placement(f"d-{i}", team="ab"[i % 2])) for i in range(300)]
+    lines += [line(outcome(f"d-{i}")) for i in range(0, 300, 3)]
+    whole = _run(lines)
+    half = AuditCore(CoreConfig())
+    for raw in lines[:150]:
+        half.process(raw)
+    half.drain()
+    resumed = pickle.loads(pickle.dumps(half))
+    for raw in lines[150:]:
+        resumed.process(raw)
+    resumed.finish()
+    assert resumed.events_in == whole.events_in and resumed.joined == whole.joined
+    for name, stats in whole.ledger.groups["team"].items():
+        other = resumed.ledger.groups["team"][name]
+        assert (other.decisions, other.preferred, other.outcomes) == (
+            stats.decisions, stats.preferred, stats.outcomes)
