@@ -3,9 +3,9 @@
 The types mirror ``shared/contract/*.schema.json`` field for field. An optional field that is
 absent reads as :data:`UNSET` (``null`` is not a value the schema allows, so it is rejected).
 Decoding is done by msgspec, which validates types, enums, lengths and bounds in one pass
-(~1 µs per event); :func:`decode_event` adds the rules a JSON Schema cannot state (non-negative durations) and
-turns every failure into a :class:`Rejection` with a stable reason code, so that a caller can
-dead-letter it without ever seeing an exception.
+(~1 µs per event); :func:`decode_event` adds the rules a JSON Schema cannot state
+(non-negative durations) and turns every failure into a :class:`Rejection` with a stable
+reason code, so that a caller can dead-letter it without ever seeing an exception.
 
 >>> ev = decode_event(b'{"event_type": "outcome", "schema_version": 1, "decision_id": "d-1",'
 ...                   b' "finished_at": "2026-11-02T09:00:00Z", "status": "succeeded"}')

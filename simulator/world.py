@@ -82,7 +82,8 @@ REGIONS: Final = {"us-east": "us-east-1", "eu-west": "eu-west-1", "ap-south": "a
 RESERVED_CPUS: Final = 700
 SPOT_CPUS: Final = 1000
 MEAN_INTERARRIVAL_S: Final = 11.0
-"""Offered load ≈ 1.4× the cheap capacity: about two thirds of jobs can get cheap compute."""
+"""Offered load ≈ 2× the cheap capacity in vCPU-seconds; about two thirds of placements (by
+count) get cheap compute, big training jobs least often."""
 SPOT_RECLAIM_MEAN_S: Final = 240.0
 """Mean time between spot capacity reclaims (each evicts one running spot job)."""
 OVERRIDE_RATE: Final = 0.003

@@ -147,11 +147,12 @@ def verify_store(path: Path, expect_head: str | None = None) -> VerifyResult:
         if prev_hash != head:
             return VerifyResult(False, position - 1, head,
                                 f"{where}: does not link to the previous record", position)
-        if _link(head, seq, bytes(body)) != stored:
+        content = body if isinstance(body, bytes) else str(body).encode()
+        if not isinstance(body, bytes) or _link(head, seq, content) != stored:
             return VerifyResult(False, position - 1, head,
                                 f"{where}: content does not match its hash (edited)", position)
         try:
-            if orjson.loads(body).get("decision_id") != decision_id:
+            if orjson.loads(content).get("decision_id") != decision_id:
                 raise ValueError
         except (orjson.JSONDecodeError, ValueError, AttributeError):
             return VerifyResult(False, position - 1, head,

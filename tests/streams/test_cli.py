@@ -1,0 +1,65 @@
+"""The command line as a user meets it: help, errors, the benchmark, config show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import placewatch
+
+COMMANDS = [[], ["simulate"], ["import", "alibaba-gpu2023"], ["replay"], ["run"],
+            ["audit", "verify"], ["bench", "throughput"], ["config", "show"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_every_command_explains_itself(command: list[str]) -> None:
+    result = placewatch(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+    assert len(result.stdout.splitlines()) > 8
+
+
+def test_unknown_scenario_and_bad_config_are_one_clear_line(tmp_path: Path) -> None:
+    result = placewatch("simulate", "--scenario", "chaos", "--out", str(tmp_path / "x.jsonl"))
+    assert result.returncode != 0
+    assert "unknown 'chaos'" in result.stderr and "Traceback" not in result.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("min_group_support = 0\n")
+    result = placewatch("replay", str(bad), "--config", str(bad), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "min_group_support" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_simulate_twice_is_byte_identical_and_writes_truth(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        result = placewatch("--quiet", "simulate", "--scenario", "step_change", "--events",
+                            "3000", "--seed", "2", "--out", str(tmp_path / f"{name}.jsonl"))
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert (tmp_path / "a.truth.json").read_bytes() == (tmp_path / "b.truth.json").read_bytes()
+    assert len((tmp_path / "a.jsonl").read_bytes().splitlines()) == 3000
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    result = placewatch("--log-format", "json", "simulate", "--events", "1000",
+                        "--out", str(tmp_path / "s.jsonl"))
+    assert result.returncode == 0
+    import json
+    logs = [json.loads(x) for x in result.stderr.splitlines() if x.startswith("{")]
+    assert any(entry["msg"] == "simulated" and entry["events"] == 1000 for entry in logs)
+
+
+def test_benchmark_prints_every_stage_and_the_ratio() -> None:
+    result = placewatch("--quiet", "bench", "throughput", "--events", "3000", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    for stage in ("floor", "ingest", "full pipeline", "ratio to floor"):
+        assert stage in result.stdout
+
+
+def test_config_show_redacts_the_sample_key() -> None:
+    import os
+    env = dict(os.environ, PLACEWATCH_AUDIT_SAMPLE_KEY="s3cret")
+    result = placewatch("config", "show", env=env)
+    assert result.returncode == 0
+    assert "s3cret" not in result.stdout and '"audit_sample_key": "<redacted>"' in result.stdout

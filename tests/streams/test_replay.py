@@ -1,0 +1,120 @@
+"""`placewatch replay`: the contract's files, byte-identical reruns, nothing lost."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from simulator import SCENARIOS, Simulation
+from tests.helpers import BAD_INPUTS, line, outcome, placement, placewatch
+
+ALERT_FIELDS = {"alert", "kind", "severity", "attribute", "group", "metric", "value",
+                "reference", "decision_id", "event_index", "at"}
+SUMMARY_FIELDS = {"events_in", "placements", "outcomes", "duplicates", "rejected",
+                  "orphaned_outcomes", "audited", "alerts", "fairness", "audit_store"}
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sim") / "leak.jsonl"
+    sim = Simulation(SCENARIOS["override_leak"], 20_000, seed=4)
+    path.write_bytes(b"".join(raw + b"\n" for raw in sim))
+    return path
+
+
+def test_replay_writes_every_contract_file_twice_identically(simulated: Path,
+                                                             tmp_path: Path) -> None:
+    outs = []
+    for name in ("a", "b"):
+        result = placewatch("--quiet", "replay", str(simulated), "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        outs.append(tmp_path / name)
+    for name in ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    records = []
+    for out in outs:
+        db = sqlite3.connect(out / "audit.sqlite")
+        records.append(db.execute("SELECT seq, body, hash FROM records ORDER BY seq").fetchall())
+        db.close()
+    assert records[0] == records[1] and records[0]
+
+    summary = json.loads((outs[0] / "summary.json").read_text())
+    assert set(summary) >= SUMMARY_FIELDS
+    assert summary["events_in"] == 20_000 == (summary["placements"] + summary["outcomes"]
+                                              + summary["duplicates"] + summary["rejected"])
+    assert summary["audited"] == len(records[0])
+    assert (outs[0] / summary["audit_store"]).is_file()
+    team = summary["fairness"]["team"]
+    assert "genomics" in team["groups"]
+    assert {"placements", "preferred_rate", "queue_rate"} <= set(team["groups"]["genomics"])
+    pref = team["disparity"]["preferred_rate"]
+    assert {"parity_difference", "parity_ratio"} <= set(pref)
+
+    alerts = [json.loads(x) for x in (outs[0] / "alerts.jsonl").read_text().splitlines()]
+    assert alerts, "the leaked override must be reported"
+    assert all(set(a) >= ALERT_FIELDS for a in alerts)
+    leak = [a for a in alerts if a["kind"] == "override_expired"]
+    assert leak and "capacity pin" in leak[0]["details"]["override_reason"]
+    assert (outs[0] / "metrics.prom").read_text().count("placewatch_events_total") >= 4
+
+
+def test_bad_input_is_dead_lettered_and_counted(tmp_path: Path) -> None:
+    good = [line(placement(f"d-{i}")) for i in range(20)] + [line(outcome("d-1"))]
+    dup = [line(placement("d-3"))]
+    bad = [raw for _, raw in BAD_INPUTS]
+    mixed = tmp_path / "mixed.jsonl"
+    rows = good[:10] + bad[:8] + dup + good[10:] + bad[8:]
+    mixed.write_bytes(b"\n".join(r.replace(b"\n", b" ") for r in rows) + b"\n")
+    out = tmp_path / "out"
+    result = placewatch("--quiet", "replay", str(mixed), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["events_in"] == len(rows)
+    assert summary["events_in"] == (summary["placements"] + summary["outcomes"]
+                                    + summary["duplicates"] + summary["rejected"])
+    assert (summary["placements"], summary["outcomes"], summary["duplicates"]) == (20, 1, 1)
+    letters = [json.loads(x) for x in (out / "dead_letter.jsonl").read_text().splitlines()]
+    assert len(letters) == summary["rejected"] == len(bad)
+    assert sorted(d["reason"] for d in letters) == sorted(r for r, _ in BAD_INPUTS)
+    by_index = {d["event_index"]: d for d in letters}
+    for index, raw in enumerate(rows):
+        if raw in bad:
+            letter = by_index[index]
+            stored = letter["raw"].encode() if "raw" in letter else base64.b64decode(
+                letter["raw_base64"])
+            assert stored == raw
+            assert letter["source"] == f"mixed.jsonl:{index + 1}"
+
+
+def test_gzip_input_and_missing_file(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "e.jsonl.gz"
+    path.write_bytes(gzip.compress(line(placement()) + b"\n"))
+    ok = placewatch("--quiet", "replay", str(path), "--out", str(tmp_path / "o"))
+    assert ok.returncode == 0, ok.stderr
+    missing = placewatch("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "p"))
+    assert missing.returncode == 3
+    assert "no such file" in missing.stderr
+
+
+def test_audit_verify_accepts_intact_and_names_a_tampered_record(simulated: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert placewatch("--quiet", "replay", str(simulated), "--out", str(out)).returncode == 0
+    store = out / "audit.sqlite"
+    head = json.loads((out / "summary.json").read_text())["audit_head"]["hash"]
+    ok = placewatch("audit", "verify", "--store", str(store), "--expect-head", head)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout
+    db = sqlite3.connect(store)
+    db.execute("UPDATE records SET body = replace(body, 'rate', 'RATE') WHERE seq = 7")
+    db.commit()
+    db.close()
+    bad = placewatch("audit", "verify", "--store", str(store))
+    assert bad.returncode == 1
+    assert "record 7" in bad.stderr and "edited" in bad.stderr

@@ -1,0 +1,62 @@
+"""The repository keeps its promised shape: layout, README commands, deployment files."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import yaml
+
+from tests.helpers import ROOT
+
+
+def test_required_top_level_layout() -> None:
+    for name in ("pyproject.toml", "streams", "detectors", "dashboards", "alerts", "tests",
+                 "docker-compose.yml", ".ci/run", "scripts/demo", "scripts/test"):
+        assert (ROOT / name).exists(), name
+
+
+def test_readme_names_exactly_the_two_commands_and_ci_calls_the_test_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```sh\n(.*?)```", readme, re.S)
+    assert block is not None
+    commands = [c.split("#")[0].strip() for c in block.group(1).splitlines() if c.strip()]
+    assert commands == ["./scripts/demo", "./scripts/test"]
+    assert "scripts/test" in (ROOT / ".ci/run").read_text()
+
+
+def test_compose_publishes_on_loopback_and_scrapes_the_default_port() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+    prom = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == ["placewatch:9469"]
+
+
+def test_every_documented_config_key_exists_and_every_key_is_documented() -> None:
+    import dataclasses
+
+    from detectors.config import CoreConfig
+    from streams.settings import Settings
+
+    doc = (ROOT / "docs/configuration.md").read_text()
+    documented = set(re.findall(r"^\| `(\w+)` \|", doc, re.M))
+    keys = {f.name for f in dataclasses.fields(CoreConfig)}
+    keys |= {f.name for f in dataclasses.fields(Settings)} - {"core", "source"}
+    assert documented == keys
+
+
+def test_every_metric_is_documented() -> None:
+    from streams import metric_names
+
+    doc = (ROOT / "docs/metrics.md").read_text()
+    for name, value in vars(metric_names).items():
+        if name.isupper() and name != "PREFIX":
+            assert f"`{value}" in doc, value
+
+
+def test_no_trace_data_is_tracked() -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout
+    assert "openb_" not in files
