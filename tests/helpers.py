@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTRACT = ROOT.parent / "shared" / "contract"
+CONTRACT = ROOT / "tests" / "contract"
 
 
 def placement(decision_id: str = "d-1", team: str = "a", action: str = "place",
