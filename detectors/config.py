@@ -63,7 +63,7 @@ class CoreConfig:
     """Distinct decision ids remembered for duplicate detection (per event type)."""
     orphan_wait_s: float = 3600.0
     """Event-time seconds an outcome waits for its placement before it counts as orphaned."""
-    placement_ttl_s: float = 7 * 86400.0
+    placement_ttl_s: float = 30 * 86400.0
     """Event-time seconds a placement waits for its outcome."""
     join_capacity: int = 200_000
     """Placements held at most while waiting for their outcome."""

@@ -5,7 +5,8 @@ confidence, its share of cheap compute is below ``threshold`` (0.8, the four-fif
 the share of the best-served group — that is, when the upper end of the group's Wilson interval
 is below ``threshold`` times the lower end of the best group's interval — where the confidence is
 Bonferroni-corrected for the number of groups compared in that evaluation, and only groups with
-at least ``min_support`` ``place`` decisions (and not the overflow group) take part.
+at least ``min_support`` ``place`` decisions stating a tier (and not the overflow group) take
+part.
 
 A finding closes when the group's point ratio is back at or above the threshold, so a group at
 the boundary does not flap.
@@ -17,6 +18,7 @@ the boundary does not flap.
 ...         g = ledger.resolve({"team": team})[0]
 ...         g.decisions += 1
 ...         g.placed += 1
+...         g.tiered += 1
 ...         g.preferred += i < cheap
 >>> check = StandingDisparity(threshold=0.8, confidence=0.95, min_support=30)
 >>> [(f.attribute, f.group, round(f.ratio, 3), f.reference_group) for f in check.evaluate(ledger)]
@@ -65,11 +67,9 @@ class StandingDisparity:
         tables = []
         comparisons = 0
         for attribute, table in ledger.groups.items():
-            supported = sorted(
-                (s for name, s in table.items()
-                 if name != OVERFLOW_GROUP and s.placed >= self.min_support),
-                key=lambda s: s.name,
-            )
+            rows = sorted((name, *s.rate_counts("preferred_rate"))
+                          for name, s in table.items() if name != OVERFLOW_GROUP)
+            supported = [row for row in rows if row[2] >= self.min_support]
             if len(supported) >= 2:
                 tables.append((attribute, supported))
                 comparisons += len(supported) - 1
@@ -79,17 +79,17 @@ class StandingDisparity:
         z = z_for_confidence(1.0 - alpha)
         findings: list[DisparityFinding] = []
         for attribute, supported in tables:
-            best = max(supported, key=lambda s: (s.preferred / s.placed, s.name))
-            best_rate = best.preferred / best.placed
-            best_low = wilson_interval(best.preferred, best.placed, z)[0]
-            for stats in supported:
-                if stats is best:
+            best, best_k, best_n = max(supported, key=lambda r: (r[1] / r[2], r[0]))
+            best_rate = best_k / best_n
+            best_low = wilson_interval(best_k, best_n, z)[0]
+            for name, k, n in supported:
+                if name == best:
                     continue
-                rate = stats.preferred / stats.placed
-                high = wilson_interval(stats.preferred, stats.placed, z)[1]
+                rate = k / n
+                high = wilson_interval(k, n, z)[1]
                 ratio = 1.0 if best_rate == 0 else rate / best_rate
                 findings.append(DisparityFinding(
-                    attribute, stats.name, rate, best.name, best_rate, ratio,
-                    stats.placed, high < self.threshold * best_low,
+                    attribute, name, rate, best, best_rate, ratio, n,
+                    high < self.threshold * best_low,
                 ))
         return findings

@@ -41,9 +41,10 @@ class GroupStats:
 
     Rates are ``numerator / denominator`` pairs so that confidence intervals and parity
     comparisons can use the support. ``decisions`` counts every placement event of the group
-    (any action); ``preferred_rate`` is the share of its ``place`` decisions that landed on a
-    preferred (cheap) tier; queue, reject and preemption rates are shares of all its
-    decisions; ``deadline_miss_rate`` is over joined outcomes that state ``deadline_met``.
+    (any action); ``preferred_rate`` is the share of its ``place`` decisions stating a tier that
+    landed on a preferred (cheap) tier (undefined where schedulers send no tier); queue,
+    reject and preemption rates are shares of all its decisions; ``deadline_miss_rate`` is
+    over joined outcomes that state ``deadline_met``.
     """
 
     __slots__ = (
@@ -58,6 +59,7 @@ class GroupStats:
         "preferred",
         "queued",
         "rejected",
+        "tiered",
         "wait_n",
         "wait_sum",
     )
@@ -70,6 +72,7 @@ class GroupStats:
         self.queued = 0
         self.preempted = 0
         self.rejected = 0
+        self.tiered = 0
         self.preferred = 0
         self.wait_n = 0
         self.wait_sum = 0.0
@@ -87,7 +90,7 @@ class GroupStats:
     def rate_counts(self, metric: str) -> tuple[int, int]:
         """``(numerator, denominator)`` of one of :data:`RATE_METRICS`."""
         if metric == "preferred_rate":
-            return self.preferred, self.placed
+            return self.preferred, self.tiered
         if metric == "queue_rate":
             return self.queued, self.decisions
         if metric == "reject_rate":

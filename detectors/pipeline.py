@@ -142,15 +142,18 @@ class AuditCore:
         self.last_at = decided_at
         decision = event.decision
         action = decision.action
-        preferred = action == "place" and decision.tier in self._preferred
+        tiered = action == "place" and decision.tier is not UNSET
+        preferred = tiered and decision.tier in self._preferred
         wait = event.queue_wait_s
         groups = self.ledger.resolve(event.attributes)
         for stats in groups:
             stats.decisions += 1
             if action == "place":
                 stats.placed += 1
-                if preferred:
-                    stats.preferred += 1
+                if tiered:
+                    stats.tiered += 1
+                    if preferred:
+                        stats.preferred += 1
             elif action == "queue":
                 stats.queued += 1
             elif action == "preempt":
@@ -263,8 +266,8 @@ class AuditCore:
         state = {
             stats.attribute: {
                 "group": stats.name, "decisions": stats.decisions, "placed": stats.placed,
-                "preferred_rate": (round(stats.preferred / stats.placed, 6)
-                                   if stats.placed else None),
+                "preferred_rate": (round(stats.preferred / stats.tiered, 6)
+                                   if stats.tiered else None),
             }
             for stats in groups
         }

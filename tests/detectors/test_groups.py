@@ -59,6 +59,7 @@ def test_summary_compares_only_supported_groups() -> None:
             stats = ledger.resolve({"team": team})[0]
             stats.decisions += 1
             stats.placed += 1
+            stats.tiered += 1
             stats.preferred += i < cheap
     out = fairness_summary(ledger, min_support=30, confidence=0.95, ratio_threshold=0.8)
     figures = out["team"]["disparity"]["preferred_rate"]  # type: ignore[index]
