@@ -219,8 +219,8 @@ def run(
                         ] = "equity_drift",
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
     speedup: Annotated[float, typer.Option(min=0.001, help="Simulated seconds per real "
-                                           "second (600: ten simulated minutes a second).")
-                       ] = 600.0,
+                                           "second (6000: a hundred simulated minutes a "
+                                           "second, about 1,200 events/s).")] = 6000.0,
     max_events: Annotated[int | None, typer.Option(min=1, help="Stop after this many events "
                                                    "(default: run until Ctrl-C).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for alerts, dead letters,"

@@ -43,9 +43,21 @@ class TextFormatter(logging.Formatter):
         return f"{text}  {extra}" if extra else text
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now, so a live status display can redirect it."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(fmt: str, level: str, quiet: bool) -> None:
     """Log to stderr; ``quiet`` keeps warnings and errors only."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger("placewatch")
     root.handlers[:] = [handler]
