@@ -59,6 +59,24 @@ class CoreConfig:
     """Confidence level of the intervals that gate disparity findings."""
     evaluate_every: int = 1000
     """Events between two evaluations of the standing disparity checks."""
+    false_alarms_per_million: float = 1.0
+    """Budget of false drift alarms per million events, for all sequential detectors together."""
+    drift_warmup: int = 400
+    """Observations of a rate a group needs before its reference ratio is learned."""
+    drift_min_batches: int = 5
+    """Evaluations a group's warm-up spans at least (to measure its burstiness)."""
+    drift_prior: float = 100.0
+    """Pseudo-observations of parity that the reference ratio is shrunk with."""
+    forecast_warmup: int = 100
+    """Residuals a group needs before its forecast reference (median, MAD) is set."""
+    trend_window: int = 100
+    """Group events per window of the amplification test."""
+    trend_windows: int = 6
+    """Windows after a drift alarm that the amplification test compares (an even number)."""
+    trend_alpha: float = 0.01
+    """One-sided significance of the amplification test."""
+    trend_min_growth: float = 0.05
+    """Least widening of the gap over the fitted windows that counts as amplification."""
     dedup_horizon: int = 250_000
     """Distinct decision ids remembered for duplicate detection (per event type)."""
     orphan_wait_s: float = 3600.0
@@ -100,7 +118,23 @@ class CoreConfig:
                  self.disparity_ratio_threshold)
         _require(_is_number(self.confidence) and 0.5 <= self.confidence < 1,
                  "confidence", "a number in [0.5, 1)", self.confidence)
-        for key in ("evaluate_every", "dedup_horizon", "join_capacity"):
+        _require(_is_number(self.false_alarms_per_million) and self.false_alarms_per_million > 0,
+                 "false_alarms_per_million", "a number > 0", self.false_alarms_per_million)
+        _require(_is_number(self.drift_prior) and self.drift_prior >= 0,
+                 "drift_prior", "a number >= 0", self.drift_prior)
+        _require(_is_int(self.drift_min_batches) and self.drift_min_batches >= 2,
+                 "drift_min_batches", "an integer >= 2", self.drift_min_batches)
+        _require(_is_int(self.forecast_warmup) and self.forecast_warmup >= 5,
+                 "forecast_warmup", "an integer >= 5", self.forecast_warmup)
+        _require(_is_int(self.trend_windows) and self.trend_windows >= 2
+                 and self.trend_windows % 2 == 0,
+                 "trend_windows", "an even integer >= 2", self.trend_windows)
+        _require(_is_number(self.trend_alpha) and 0 < self.trend_alpha < 0.5,
+                 "trend_alpha", "a number in (0, 0.5)", self.trend_alpha)
+        _require(_is_number(self.trend_min_growth) and self.trend_min_growth >= 0,
+                 "trend_min_growth", "a number >= 0", self.trend_min_growth)
+        for key in ("evaluate_every", "dedup_horizon", "join_capacity", "drift_warmup",
+                    "trend_window"):
             value = getattr(self, key)
             _require(_is_int(value) and value >= 1, key, "an integer >= 1", value)
         for key in ("orphan_wait_s", "override_max_age_s"):

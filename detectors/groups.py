@@ -19,7 +19,11 @@ most ``max_groups`` groups; decisions for further values are counted in the over
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from detectors.drift import RateWatch
+    from detectors.forecast import ResidualWatch
 
 __all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "EquityLedger", "GroupStats"]
 
@@ -52,6 +56,8 @@ class GroupStats:
         "deadline_missed",
         "deadline_n",
         "decisions",
+        "drift",
+        "forecast",
         "name",
         "outcomes",
         "placed",
@@ -79,6 +85,8 @@ class GroupStats:
         self.outcomes = 0
         self.deadline_n = 0
         self.deadline_missed = 0
+        self.drift: dict[str, RateWatch] | None = None
+        self.forecast: dict[str, ResidualWatch] | None = None
 
     def __getstate__(self) -> dict[str, object]:
         return {slot: getattr(self, slot) for slot in self.__slots__}

@@ -20,13 +20,26 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Final
 
 from detectors.alerts import Alert, AlertBook
 from detectors.config import CoreConfig
-from detectors.disparity import DisparityFinding, StandingDisparity
+from detectors.cusum import threshold_for
+from detectors.disparity import StandingDisparity
+from detectors.drift import DriftSignal, EquityDrift
 from detectors.events import UNSET, Outcome, Override, Placement, Rejection, decode_event
+from detectors.findings import (
+    Where,
+    amplification_alert,
+    disparity_alert,
+    drift_alert,
+    forecast_alert,
+    iso,
+    override_alert,
+)
+from detectors.forecast import ForecastDrift, ForecastSignal
 from detectors.groups import EquityLedger, GroupStats
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import OverrideWatch
@@ -34,12 +47,7 @@ from detectors.sampler import AuditSampler
 
 __all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
 
-_UTC: Final = dt.UTC
-
-
-def iso(ts: dt.datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, millisecond precision."""
-    return ts.astimezone(_UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_FORECAST_STATUSES: Final = frozenset({"succeeded", "timeout"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,11 @@ class AuditCore:
         self._disparity = StandingDisparity(config.disparity_ratio_threshold,
                                             config.confidence, config.min_group_support)
         self._overrides = OverrideWatch(config.override_max_age_s)
+        self.drift = EquityDrift(config.drift_warmup, config.drift_min_batches,
+                                 config.drift_prior, config.trend_window, config.trend_windows,
+                                 config.trend_alpha, config.trend_min_growth)
+        self.forecast = ForecastDrift(config.forecast_warmup)
+        self._forecast_watches = 0
         self._sampler = AuditSampler(config.audit_sample_rate, config.audit_sample_key,
                                      config.audit_always_overrides)
         self._preferred = frozenset(config.preferred_tiers)
@@ -101,8 +114,13 @@ class AuditCore:
         self.alerts_fired = 0
         self.alerts_by_kind: dict[str, int] = {}
         self.watermark = float("-inf")
-        self.last_decision_id = ""
-        self.last_at: dt.datetime | None = None
+        self._last: Where | None = None
+        """The latest placement: periodic findings are reported on it."""
+
+    @property
+    def last_at(self) -> dt.datetime | None:
+        """Decision time of the latest placement."""
+        return None if self._last is None else self._last.at
 
     # -- input ---------------------------------------------------------------------------
 
@@ -120,7 +138,7 @@ class AuditCore:
             if self._outcome_ids.seen_or_add(event.decision_id):
                 self.duplicates += 1
             else:
-                self._on_outcome(event)
+                self._on_outcome(event, index)
         else:
             self._reject(event, raw, index)
         if self.events_in % self.config.evaluate_every == 0:
@@ -138,8 +156,6 @@ class AuditCore:
         ts = decided_at.timestamp()
         if ts > self.watermark:
             self.watermark = ts
-        self.last_decision_id = event.decision_id
-        self.last_at = decided_at
         decision = event.decision
         action = decision.action
         tiered = action == "place" and decision.tier is not UNSET
@@ -163,9 +179,11 @@ class AuditCore:
             if wait is not None:
                 stats.wait_n += 1
                 stats.wait_sum += wait
+        where = Where(event.decision_id, index, decided_at)
+        self._last = where
         waiting = self.joiner.add_placement(event.decision_id, (groups, event), ts)
         if waiting is not None:
-            self._apply_outcome(groups, waiting)
+            self._apply_outcome(groups, event, waiting, where)
         override = event.override
         if override is not UNSET:
             self._check_override(event, override, index)
@@ -173,24 +191,50 @@ class AuditCore:
         if reasons:
             self._audit(event, raw, index, reasons, groups)
 
-    def _on_outcome(self, event: Outcome) -> None:
+    def _on_outcome(self, event: Outcome, index: int) -> None:
         self.outcomes += 1
         ts = event.finished_at.timestamp()
         if ts > self.watermark:
             self.watermark = ts
         held = self.joiner.add_outcome(event.decision_id, event, self.watermark)
         if held is not None:
-            self._apply_outcome(held[0], event)
+            self._apply_outcome(held[0], held[1], event,
+                                Where(event.decision_id, index, event.finished_at))
 
-    def _apply_outcome(self, groups: list[GroupStats], outcome: Outcome) -> None:
+    def _apply_outcome(self, groups: list[GroupStats], placement: Placement, outcome: Outcome,
+                       where: Where) -> None:
         self.joined += 1
         met = outcome.deadline_met
+        residuals = self._residuals(placement, outcome)
         for stats in groups:
             stats.outcomes += 1
             if met is not UNSET:
                 stats.deadline_n += 1
                 if not met:
                     stats.deadline_missed += 1
+            if residuals:
+                forecast = stats.forecast
+                if forecast is None:
+                    forecast = stats.forecast = self.forecast.new_watches()
+                    self._forecast_watches += 2 * len(forecast)
+                for quantity, residual in residuals:
+                    forecast[quantity].observe(residual, self.forecast.warmup,
+                                               self.forecast.min_scale)
+
+    @staticmethod
+    def _residuals(placement: Placement, outcome: Outcome) -> list[tuple[str, float]]:
+        """log(actual / predicted) for runtime and cost, where both are known and positive."""
+        if outcome.status not in _FORECAST_STATUSES:
+            return []
+        out = []
+        decision = placement.decision
+        actual, predicted = outcome.actual_runtime_s, decision.predicted_runtime_s
+        if actual is not UNSET and predicted is not UNSET and actual > 0 and predicted > 0:
+            out.append(("runtime", math.log(actual / predicted)))
+        actual, predicted = outcome.actual_cost, decision.predicted_cost
+        if actual is not UNSET and predicted is not UNSET and actual > 0 and predicted > 0:
+            out.append(("cost", math.log(actual / predicted)))
+        return out
 
     # -- findings ------------------------------------------------------------------------
 
@@ -198,6 +242,24 @@ class AuditCore:
         self.alerts_fired += 1
         self.alerts_by_kind[alert.kind] = self.alerts_by_kind.get(alert.kind, 0) + 1
         self._effects.alerts.append(alert)
+
+    def _on_drift(self, signal: DriftSignal, where: Where) -> None:
+        key = (signal.kind, signal.attribute, signal.group, signal.metric)
+        if signal.kind == "recovered":
+            self.alert_book.close(("equity_drift", *key[1:]))
+        elif signal.kind == "amplification":
+            if self.alert_book.open(key):
+                self._fire(amplification_alert(signal, where))
+        elif self.alert_book.open(key):
+            self._fire(drift_alert(signal, self.config.false_alarms_per_million, where))
+
+    def _on_forecast(self, stats: GroupStats, signal: ForecastSignal, where: Where) -> None:
+        quantity = signal.quantity
+        key = ("forecast_drift", stats.attribute, stats.name, quantity)
+        if signal.kind == "recovered":
+            self.alert_book.close(key)
+        elif self.alert_book.open(key):
+            self._fire(forecast_alert(stats.attribute, stats.name, signal, where))
 
     def _check_override(self, event: Placement, override: Override, index: int) -> None:
         by = override.by or None
@@ -207,51 +269,42 @@ class AuditCore:
         if stale is None:
             return
         key = ("override_expired", None, None, f"{by or ''}|{reason or ''}")
-        if not self.alert_book.open(key):
-            return
-        past, limit = stale
-        self._fire(Alert(
-            alert="PlacewatchOverrideExpired", kind="override_expired", severity="warning",
-            attribute=None, group=None, metric="override_past_limit_seconds", value=past,
-            reference=limit, decision_id=event.decision_id, event_index=index,
-            at=iso(event.decided_at),
-            summary=(f"Override by {by or 'unknown'} ({reason or 'no reason'}) still applied "
-                     f"{past / 3600:.1f} h past its limit ({limit})."),
-            details={"override_by": by, "override_reason": reason, "job_id": event.job_id,
-                     "attributes": dict(sorted(event.attributes.items()))},
-        ))
+        if self.alert_book.open(key):
+            self._fire(override_alert(by, reason, stale[0], stale[1], event.job_id,
+                                      event.attributes, Where(event.decision_id, index,
+                                                              event.decided_at)))
 
     def evaluate(self) -> None:
-        """Expire joins and run the periodic checks (called every ``evaluate_every`` events)."""
+        """Expire joins, refresh references and thresholds, run the standing checks.
+
+        Called every ``evaluate_every`` events (deterministic in the event count).
+        """
         orphans = self.joiner.advance(self.watermark)
         self.orphaned_outcomes += len(orphans)
-        if self.last_at is None:
+        if self._last is None:
             return
+        where = self._last
+        # one false-alarm budget for every sequential detector (docs/alerts.md)
+        detectors = max(self.drift.watches + self._forecast_watches, 1)
+        threshold = threshold_for(detectors / self.config.false_alarms_per_million
+                                  * 1e6 / self.config.evaluate_every)
+        for signal in self.drift.refresh(self.ledger, threshold):
+            self._on_drift(signal, where)
+        for table in self.ledger.groups.values():
+            for stats in table.values():
+                if stats.forecast is not None:
+                    for quantity, watch in stats.forecast.items():
+                        found = self.forecast.step(quantity, watch, threshold)
+                        if found is not None:
+                            self._on_forecast(stats, found, where)
+        limit = self.config.disparity_ratio_threshold
         for finding in self._disparity.evaluate(self.ledger):
             key = ("disparity", finding.attribute, finding.group, "preferred_rate")
             if finding.significant:
                 if self.alert_book.open(key):
-                    self._fire(Alert(
-                        alert="PlacewatchPreferredTierDisparity", kind="disparity",
-                        severity="warning", attribute=finding.attribute, group=finding.group,
-                        metric="preferred_rate_parity_ratio", value=round(finding.ratio, 6),
-                        reference=self.config.disparity_ratio_threshold,
-                        decision_id=self.last_decision_id, event_index=self.events_in - 1,
-                        at=iso(self.last_at),
-                        summary=self._disparity_sentence(finding),
-                        details={"rate": round(finding.rate, 6),
-                                 "reference_group": finding.reference_group,
-                                 "reference_rate": round(finding.reference_rate, 6),
-                                 "support": finding.support,
-                                 "confidence": self.config.confidence},
-                    ))
-            elif finding.ratio >= self.config.disparity_ratio_threshold:
+                    self._fire(disparity_alert(finding, limit, self.config.confidence, where))
+            elif finding.ratio >= limit:
                 self.alert_book.close(key)
-
-    def _disparity_sentence(self, f: DisparityFinding) -> str:
-        return (f"{f.attribute}={f.group} gets cheap compute on {f.rate:.1%} of its placements "
-                f"vs {f.reference_rate:.1%} for {f.reference_group} (ratio {f.ratio:.2f} < "
-                f"{self.config.disparity_ratio_threshold:g}, n={f.support}).")
 
     def finish(self) -> None:
         """End of input: final evaluation; outcomes still waiting are orphaned."""

@@ -4,7 +4,7 @@ Jobs arrive (Poisson), the scheduler places each on reserved capacity, then spot
 interruptible), then on-demand for urgent work, and queues the rest; queued jobs are dispatched
 when capacity frees, and promoted to on-demand when their deadline is at risk. Spot capacity is
 reclaimed now and then, evicting one running spot job (a ``preempt`` decision and a
-``preempted`` outcome); the job is then scheduled again. Teams over their daily on-demand budget
+``preempted`` outcome); the job is then scheduled again. Teams over their on-demand budget
 get low-priority work rejected. Runtimes are forecast with noise; a job running past 1.5× its
 forecast is killed as ``timeout``. Older hardware runs jobs slower. Outcomes are reported 5 s to
 10 min after the job ends, so they arrive after their placement, interleaved with later events.
@@ -28,12 +28,16 @@ from simulator.scenarios import Scenario
 
 __all__ = ["LIVE_CHANGE_AT", "START", "Simulation"]
 
-START = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+"""Simulated time 0; events are emitted from ``START + BURN_IN_S`` (2026-11-02) on."""
+BURN_IN_S = 86400.0
+"""The cluster runs a day unobserved first, so the output starts in steady state."""
 _START_EPOCH = START.timestamp()
 _ARRIVAL, _FINISH, _RECLAIM, _SWEEP, _EMIT, _RETRY = range(6)
 _SLOWDOWN = {4: 1.25, 5: 1.1, 6: 1.0, 7: 1.0}
 _SWEEP_S = 300.0
 _MAX_QUEUE_S = 4 * 3600.0
+_SPEND_WINDOW_S = 6 * 3600.0
 _LOOP_SEED = 0.05
 """Deferral score an incident leaves on the target team in ``feedback_loop``."""
 _LOOP_GAIN = 0.005
@@ -89,12 +93,12 @@ class Simulation:
         self._out: list[bytes] = []
         self.reserved_free = world.RESERVED_CPUS
         self.spot_free = world.SPOT_CPUS
-        self._running_spot: dict[str, tuple[_Job, str]] = {}
+        self._running_spot: dict[str, tuple[_Job, str, bool]] = {}
         self._cancelled: set[str] = set()
         self._queue: list[tuple[int, int, _Job]] = []
         self._deferral = {t.name: 0.0 for t in world.TEAMS}
         self._spend: dict[str, float] = {t.name: 0.0 for t in world.TEAMS}
-        self._day = 0
+        self._spent_at = 0.0
         self._market = {r: 1.0 for r in world.REGIONS}
         self._leak_expires = 0.0
         self._measured: dict[str, dict[str, dict[str, int]]] = {"before": {}, "after": {}}
@@ -110,6 +114,8 @@ class Simulation:
         heapq.heappush(self._heap, (at, self._seq, kind, payload))
 
     def _emit(self, event: dict[str, Any]) -> None:
+        if self.now < BURN_IN_S:
+            return
         line = orjson.dumps(event)
         self._out.append(line)
         if self.rng.random() < world.DUPLICATE_RATE:
@@ -166,10 +172,11 @@ class Simulation:
     def _arrival(self) -> None:
         rng = self.rng
         self._push(self.now + rng.expovariate(1 / world.MEAN_INTERARRIVAL_S), _ARRIVAL, None)
-        day = int(self.now // 86400)
-        if day != self._day:
-            self._day = day
-            self._spend = dict.fromkeys(self._spend, 0.0)
+        # on-demand spend is rolling: an exponential average with a 6 h time constant
+        fade = math.exp((self._spent_at - self.now) / _SPEND_WINDOW_S)
+        self._spent_at = self.now
+        for name in self._spend:
+            self._spend[name] *= fade
         for region in self._market:
             self._market[region] = min(1.6, max(0.6, self._market[region]
                                                 * math.exp(rng.gauss(0, 0.01))))
@@ -259,7 +266,7 @@ class Simulation:
 
     def _escalate(self, job: _Job) -> None:
         """On-demand, unless the team is over its daily budget and the job is low priority."""
-        if self._spend[job.team.name] > job.team.daily_budget and job.priority < 2:
+        if self._spend[job.team.name] > job.team.budget and job.priority < 2:
             self._decision(job, "reject", None)
         else:
             self._place(job, "on_demand")
@@ -301,11 +308,12 @@ class Simulation:
             focused = [d for d in ids if self._running_spot[d][0].team.name == target]
             ids = focused or ids
         victim_id = ids[rng.randrange(len(ids))]
-        job, node = self._running_spot.pop(victim_id)
+        job, node, observed = self._running_spot.pop(victim_id)
         self._cancelled.add(victim_id)
         self.spot_free += job.cpu
         self._decision(job, "preempt", "spot", node=node)
-        self._outcome(victim_id, job, "preempted", self.now, deadline_met=None)
+        if observed:
+            self._outcome(victim_id, job, "preempted", self.now, deadline_met=None)
         job.attempts += 1
         self._decide(job)
 
@@ -389,17 +397,18 @@ class Simulation:
             self.reserved_free -= job.cpu
         elif tier_name == "spot":
             self.spot_free -= job.cpu
-            self._running_spot[decision_id] = (job, node)
+            self._running_spot[decision_id] = (job, node, self.now >= BURN_IN_S)
         else:
             self._spend[name] += price * job.runtime / 3600.0
         actual = job.runtime * _SLOWDOWN[generation]
         limit = predicted * 1.5
         status = "timeout" if actual > limit else "failed" if rng.random() < 0.03 else "succeeded"
         run = min(actual, limit)
-        self._push(self.now + run, _FINISH, (decision_id, job, tier_name, status, price, run))
+        self._push(self.now + run, _FINISH,
+                   (decision_id, job, tier_name, status, price, run, self.now >= BURN_IN_S))
 
     def _finish(self, decision_id: str, job: _Job, tier: str, status: str, price: float,
-                run: float) -> None:
+                run: float, observed: bool) -> None:
         if decision_id in self._cancelled:
             self._cancelled.discard(decision_id)
             return
@@ -410,8 +419,9 @@ class Simulation:
             self._running_spot.pop(decision_id, None)
         if status == "timeout":
             self._count(job, "timeout")
-        self._outcome(decision_id, job, status, self.now - run, self.now <= job.deadline,
-                      cost=price * run / 3600.0)
+        if observed:
+            self._outcome(decision_id, job, status, self.now - run, self.now <= job.deadline,
+                          cost=price * run / 3600.0)
         self._dispatch()
 
     def _outcome(self, decision_id: str, job: _Job, status: str, started: float,
@@ -454,7 +464,7 @@ class Simulation:
             "description": s.description,
             "seed": self.seed,
             "events": self.emitted,
-            "start": _ts(0.0),
+            "start": _ts(BURN_IN_S),
             "end": _ts(self.now),
             "change": change,
             "team_shares": {t.name: t.share for t in world.TEAMS},

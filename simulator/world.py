@@ -22,8 +22,9 @@ class Team:
     tenant_tier: str
     share: float
     """Fraction of submitted jobs."""
-    daily_budget: float
-    """USD of on-demand spend per simulated day before low-priority work is rejected."""
+    budget: float
+    """USD of on-demand spend (a rolling 6-hour average, see the engine) above which the team's
+    low-priority work is rejected."""
     budget_code: str
 
 
@@ -52,16 +53,16 @@ class Tier:
 
 
 TEAMS: Final = (
-    Team("search", "product", "us-east", "paid", 0.16, 720.0, "PROD-201"),
-    Team("ads", "product", "us-east", "paid", 0.14, 640.0, "PROD-305"),
-    Team("recsys", "product", "eu-west", "paid", 0.12, 560.0, "PROD-412"),
-    Team("genomics", "research", "eu-west", "free", 0.10, 400.0, "RSCH-114"),
-    Team("vision", "research", "us-east", "free", 0.10, 480.0, "RSCH-120"),
-    Team("speech", "research", "ap-south", "free", 0.08, 360.0, "RSCH-131"),
-    Team("finance", "corporate", "eu-west", "paid", 0.08, 320.0, "CORP-007"),
-    Team("infra", "platform", "us-east", "paid", 0.08, 360.0, "PLAT-001"),
-    Team("climate-lab", "research", "ap-south", "free", 0.07, 280.0, "RSCH-142"),
-    Team("support-bots", "product", "ap-south", "paid", 0.07, 280.0, "PROD-518"),
+    Team("search", "product", "us-east", "paid", 0.16, 820.0, "PROD-201"),
+    Team("ads", "product", "us-east", "paid", 0.14, 730.0, "PROD-305"),
+    Team("recsys", "product", "eu-west", "paid", 0.12, 640.0, "PROD-412"),
+    Team("genomics", "research", "eu-west", "free", 0.10, 460.0, "RSCH-114"),
+    Team("vision", "research", "us-east", "free", 0.10, 550.0, "RSCH-120"),
+    Team("speech", "research", "ap-south", "free", 0.08, 410.0, "RSCH-131"),
+    Team("finance", "corporate", "eu-west", "paid", 0.08, 360.0, "CORP-007"),
+    Team("infra", "platform", "us-east", "paid", 0.08, 410.0, "PLAT-001"),
+    Team("climate-lab", "research", "ap-south", "free", 0.07, 320.0, "RSCH-142"),
+    Team("support-bots", "product", "ap-south", "paid", 0.07, 320.0, "PROD-518"),
 )
 
 CLASSES: Final = (

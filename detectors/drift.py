@@ -1,0 +1,295 @@
+"""Equity drift: a change in a group's rate *relative to the other groups*, detected sequentially.
+
+Method, in sentences a reviewer can follow. Observations are taken per *batch*: the events
+between two evaluations (``evaluate_every`` events), pooled with the following ones until the
+batch expects at least ``MIN_EXPECTED`` events and non-events (so a rare rate, such as
+preemptions, is judged on enough data for the normal approximation).
+
+1. **Contrast, not level.** In each batch, a group's expected rate is its reference ratio times
+   the rate of the *rest* of that attribute's groups in the same batch. A change that hits every
+   group alike moves the expectation with it and is not reported.
+2. **Reference.** The ratio and an overdispersion factor ``φ`` are learned once, from the
+   group's first batches holding at least ``warmup`` observations of that rate (and at least
+   ``min_batches`` batches). The ratio is shrunk towards parity by ``prior`` pseudo-observations.
+   ``φ`` is the mean squared Pearson residual of the batches. Real schedulers are bursty
+   (budgets run out, spot capacity is reclaimed in waves), so a group's events are not
+   independent; ``φ`` widens the test by as much as the data show. It keeps learning from
+   batches once they are confirmed in control: a batch's residual is held back while the
+   CUSUM is above zero, learned when the CUSUM returns to zero, and discarded if an alarm fires
+   first, so a change in progress cannot inflate it. Its memory is about 50 batches, and the
+   test uses its 90% upper confidence bound (chi-square, Wilson–Hilferty), never less than 1.
+3. **Sequential test.** Each batch adds the Gaussian log-likelihood ratio of "rate is
+   ``factor × expected``" against "rate is as expected" to a one-sided CUSUM. ``factor`` is a fall
+   for the cheap-tier share, a rise for queueing, rejection, preemption and deadline misses. The
+   variance of the batch's shortfall is ``φ·p(1−p)/n`` plus the noise of the rest's own rate.
+4. **False alarms.** Every CUSUM's threshold is ``ln(D × B / budget)``. ``D`` is the number of
+   sequential detectors running, ``B`` the batches per million events, and ``budget`` the allowed
+   false alarms per million events for the whole family. By Lorden's bound each detector then
+   alarms in control at most once per ``D × B / budget`` batches, so the family stays within the
+   budget (a Bonferroni split).
+5. **Recovery.** While an alarm is open, the mirror CUSUM tests for the return to the expected
+   rate; when it signals, the alarm closes and the watch starts again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from detectors.amplification import GapTrend
+from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
+
+__all__ = ["DRIFT_FACTORS", "MIN_EXPECTED", "DriftSignal", "EquityDrift", "RateWatch",
+           "phi_upper"]
+
+DRIFT_FACTORS: Final = {
+    "preferred_rate": 0.7,
+    "queue_rate": 1.5,
+    "reject_rate": 1.5,
+    "preemption_rate": 2.0,
+    "deadline_miss_rate": 2.0,
+}
+"""Design change per rate: each CUSUM is tuned to the rate becoming ``factor ×`` expected."""
+
+_EPS: Final = 1e-6
+MIN_EXPECTED: Final = 5.0
+"""Events and non-events a pooled batch expects at least."""
+_PHI_MEMORY: Final = 0.98
+_HELD_MAX: Final = 200
+_Z90: Final = 1.2815515655446004
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSignal:
+    """What a watch found: ``kind`` is ``equity_drift``, ``recovered`` or ``amplification``.
+
+    For ``amplification``, ``observed`` and ``expected`` are the shortfall in the last and the
+    first window, ``support`` the events the trend covered, ``detail`` the slope per window;
+    otherwise ``observed`` is the rate since the estimated change, ``expected`` the rate its
+    reference predicts, ``support`` the observations since the change, ``detail`` the
+    threshold.
+    """
+
+    kind: str
+    attribute: str
+    group: str
+    metric: str
+    observed: float
+    expected: float
+    support: int
+    detail: float
+
+
+def phi_upper(pearson_sum: float, batches: float) -> float:
+    """90% upper confidence bound of a dispersion ``φ`` from a sum of squared Pearson residuals.
+
+    ``pearson_sum / φ`` is about chi-square with ``batches − 1`` degrees of freedom; its 10%
+    quantile comes from the Wilson–Hilferty approximation.
+
+    >>> round(phi_upper(9.0, 10), 3)      # a point estimate of 1.0 from 10 batches
+    2.157
+    """
+    df = max(batches - 1.0, 1.0)
+    c = 2.0 / (9.0 * df)
+    lower_quantile = df * (1.0 - c - _Z90 * math.sqrt(c)) ** 3
+    return pearson_sum / max(lower_quantile, 1e-9)
+
+
+class RateWatch:
+    """The sequential watch over one rate of one group (state only; see :class:`EquityDrift`)."""
+
+    __slots__ = ("alarmed", "factor", "held", "last_k", "last_n", "metric", "pending", "phi_n",
+                 "phi_sum", "ratio", "recovery", "run", "run_expected", "run_k", "run_n",
+                 "statistic", "trend", "warm")
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.factor = DRIFT_FACTORS[metric]
+        self.ratio: float | None = None
+        self.phi_sum = 0.0
+        self.phi_n = 0.0
+        self.held: list[float] = []
+        self.warm: list[tuple[int, int, float]] = []
+        self.pending = [0, 0, 0, 0]  # group k, group n, rest k, rest n
+        self.last_k = 0
+        self.last_n = 0
+        self.statistic = 0.0
+        self.recovery = 0.0
+        self.alarmed = False
+        self.run_k = 0
+        self.run_n = 0
+        self.run_expected = 0.0
+        self.run: list[tuple[float, int, float]] = []
+        """Batches since the CUSUM last stood at zero: (shortfall, n, unit variance)."""
+        self.trend: GapTrend | None = None
+
+    @property
+    def warmed_up(self) -> bool:
+        """Whether the reference is learned and the CUSUM runs."""
+        return self.ratio is not None
+
+    @property
+    def phi(self) -> float:
+        """Overdispersion used by the test: the 90% upper bound of its estimate, at least 1."""
+        if self.phi_n < 2:
+            return 1.0
+        return max(1.0, phi_upper(self.phi_sum, self.phi_n))
+
+    def learn_phi(self, pearson: float) -> None:
+        """One batch's squared Pearson residual, known to be from an in-control period."""
+        self.phi_sum = self.phi_sum * _PHI_MEMORY + pearson
+        self.phi_n = self.phi_n * _PHI_MEMORY + 1.0
+
+    def hold_phi(self, pearson: float, in_control: bool) -> None:
+        """Hold a batch's residual; learn every held one once the CUSUM is back at zero."""
+        held = self.held
+        held.append(pearson)
+        if in_control:
+            for value in held:
+                self.learn_phi(value)
+            held.clear()
+        elif len(held) > _HELD_MAX:
+            del held[0]
+
+
+class EquityDrift:
+    """Runs the watches of every (attribute, group, rate) once per batch."""
+
+    def __init__(self, warmup: int, min_batches: int, prior: float, trend_window: int,
+                 trend_windows: int, trend_alpha: float, trend_min_growth: float) -> None:
+        if warmup < 1:
+            raise ValueError(f"warmup must be >= 1, got {warmup}")
+        if min_batches < 2:
+            raise ValueError(f"min_batches must be >= 2 (phi needs a spread), got {min_batches}")
+        if prior < 0:
+            raise ValueError(f"prior must be >= 0, got {prior}")
+        self.warmup = warmup
+        self.min_batches = min_batches
+        self.prior = prior
+        self._trend = (trend_window, trend_windows, trend_alpha, trend_min_growth)
+        GapTrend(*self._trend)  # validates
+        self.watches = 0
+
+    def refresh(self, ledger: EquityLedger, threshold: float) -> list[DriftSignal]:
+        """Close the batch: feed every watch its batch, return what they found."""
+        signals: list[DriftSignal] = []
+        for attribute, table in ledger.groups.items():
+            for metric in DRIFT_FACTORS:
+                self._batch(attribute, metric, table, threshold, signals)
+        return signals
+
+    def _batch(self, attribute: str, metric: str, table: dict[str, GroupStats],
+               threshold: float, signals: list[DriftSignal]) -> None:
+        rows = []
+        total_k = total_n = 0
+        for stats in table.values():
+            watches = stats.drift
+            if watches is None:
+                watches = stats.drift = {m: RateWatch(m) for m in DRIFT_FACTORS}
+                self.watches += len(watches)
+            watch = watches[metric]
+            k, n = stats.rate_counts(metric)
+            kb, nb = k - watch.last_k, n - watch.last_n
+            watch.last_k, watch.last_n = k, n
+            total_k += kb
+            total_n += nb
+            if stats.name != OVERFLOW_GROUP:
+                rows.append((stats, watch, kb, nb))
+        for stats, watch, kb, nb in rows:
+            pending = watch.pending
+            pending[0] += kb
+            pending[1] += nb
+            pending[2] += total_k - kb
+            pending[3] += total_n - nb
+            k, n, rest_k, rest_n = pending
+            if n == 0 or rest_n == 0:
+                continue
+            rest = rest_k / rest_n
+            guess = k / n if watch.ratio is None else min(watch.ratio * rest, 1.0)
+            if n * guess < MIN_EXPECTED or n * (1.0 - guess) < MIN_EXPECTED:
+                continue
+            watch.pending = [0, 0, 0, 0]
+            if watch.ratio is None:
+                self._warm_up(watch, k, n, rest_k, rest_n)
+                continue
+            signal = self._step(stats, watch, k, n, rest, rest_n, threshold)
+            if signal is not None:
+                signals.append(signal)
+
+    def _warm_up(self, watch: RateWatch, kb: int, nb: int, rest_k: int, rest_n: int) -> None:
+        watch.warm.append((kb, nb, rest_k / rest_n))
+        n = sum(b[1] for b in watch.warm)
+        if n < self.warmup or len(watch.warm) < self.min_batches:
+            return
+        k = sum(b[0] for b in watch.warm)
+        rest = sum(b[1] * b[2] for b in watch.warm) / n  # rest's rate weighted like the group
+        if rest <= 0 or rest >= 1:
+            watch.warm.clear()  # nothing to compare with yet: start the warm-up again
+            return
+        ratio = (k + self.prior * rest) / (n + self.prior) / rest
+        for bk, bn, brest in watch.warm:
+            p = min(max(ratio * brest, _EPS), 1 - _EPS)
+            watch.learn_phi((bk - bn * p) ** 2 / (bn * p * (1 - p)))
+        watch.ratio = ratio
+        watch.warm.clear()
+
+    def _step(self, stats: GroupStats, watch: RateWatch, kb: int, nb: int, rest: float,
+              rest_n: int, threshold: float) -> DriftSignal | None:
+        assert watch.ratio is not None
+        p0 = min(max(watch.ratio * rest, _EPS), 1 - _EPS)
+        p1 = min(max(p0 * watch.factor, _EPS), 1 - _EPS)
+        variance = (watch.phi * p0 * (1 - p0) / nb
+                    + watch.ratio ** 2 * max(rest * (1 - rest), _EPS) / rest_n)
+        observed = kb / nb
+        llr = (p1 - p0) / variance * (observed - (p0 + p1) / 2)
+        # how much *worse* than expected, whichever direction is worse for this rate
+        batch = ((p0 - observed) if watch.factor < 1 else (observed - p0), nb,
+                 watch.phi * p0 * (1 - p0))
+        trend = watch.trend
+        if trend is not None:
+            trend.update_batch(*batch)
+            if trend.done:
+                watch.trend = None
+                if trend.amplifying:
+                    return DriftSignal("amplification", stats.attribute, stats.name,
+                                       watch.metric, trend.gaps[-1], trend.gaps[0],
+                                       sum(trend.ns), trend.slope)
+        if watch.alarmed:
+            watch.recovery = max(0.0, watch.recovery - llr)
+            if watch.recovery > threshold:
+                watch.alarmed = False
+                watch.statistic = watch.recovery = 0.0
+                watch.trend = None
+                return DriftSignal("recovered", stats.attribute, stats.name, watch.metric,
+                                   observed, p0, nb, threshold)
+            return None
+        watch.statistic = max(0.0, watch.statistic + llr)
+        watch.hold_phi((kb - nb * p0) ** 2 / (nb * p0 * (1 - p0)), watch.statistic == 0.0)
+        if watch.statistic == 0.0:
+            watch.run_k = watch.run_n = 0
+            watch.run_expected = 0.0
+            watch.run.clear()
+            return None
+        watch.run.append(batch)
+        if len(watch.run) > _HELD_MAX:
+            del watch.run[0]
+        watch.run_k += kb
+        watch.run_n += nb
+        watch.run_expected += p0 * nb
+        if watch.statistic <= threshold:
+            return None
+        signal = DriftSignal("equity_drift", stats.attribute, stats.name, watch.metric,
+                             watch.run_k / watch.run_n, watch.run_expected / watch.run_n,
+                             watch.run_n, threshold)
+        watch.alarmed = True
+        watch.held.clear()  # those batches were part of the change
+        watch.statistic = watch.recovery = 0.0
+        watch.run_k = watch.run_n = 0
+        watch.run_expected = 0.0
+        # the growth test starts at the CUSUM's estimate of the change point
+        watch.trend = GapTrend(*self._trend)
+        for earlier in watch.run:
+            watch.trend.update_batch(*earlier)
+        watch.run.clear()
+        return signal

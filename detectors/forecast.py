@@ -1,0 +1,190 @@
+"""Forecast error: the scheduler's runtime and cost forecasts, per group, once outcomes arrive.
+
+Method, in sentences a reviewer can follow:
+
+1. **Residual.** A joined outcome counts when its job ran to completion (``succeeded``) or was
+   stopped for running past its forecast (``timeout``). Its residual is
+   ``log(actual / predicted)``, for runtime and for cost. 0 is a perfect forecast and +0.41 a
+   ×1.5 under-forecast; logs make the heavy-tailed ratios symmetric.
+2. **Reference.** Each group's first ``warmup`` residuals give its centre (the median) and its
+   scale (1.4826 × the median absolute deviation, at least ``min_scale``). Later residuals are
+   standardised against them and clipped to ±4, so one wild job cannot signal alone.
+3. **Batches and dependence.** Standardised residuals are averaged per batch (between two
+   evaluations), pooled until a batch holds ``min_batch`` outcomes. Forecast errors move
+   together with load and hardware mix, so they are not independent. The variance of a
+   batch mean is ``φ / n``, where ``φ`` is the 90% upper confidence bound of the batch means'
+   dispersion over batches confirmed in control (never less than 1), as for equity drift.
+4. **Sequential test.** A two-sided CUSUM on the batch means' Gaussian log-likelihood ratio,
+   tuned to a shift of ``shift`` scales, signals a bias in either direction. Its threshold
+   comes from the shared false-alarm budget.
+5. **Recovery.** After a signal, a one-sided CUSUM tests the return from the estimated shift
+   to the reference; when it signals, the alert closes.
+
+Running sums of every residual give the bias (mean residual) and the mean absolute error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import median
+from typing import Final
+
+from detectors.drift import phi_upper
+
+__all__ = ["FORECAST_QUANTITIES", "ForecastDrift", "ForecastSignal", "ResidualWatch"]
+
+FORECAST_QUANTITIES: Final = ("runtime", "cost")
+_CLIP: Final = 4.0
+_MEMORY: Final = 0.98
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastSignal:
+    """``kind`` ``forecast_drift`` (or ``recovered``) for one group and quantity."""
+
+    kind: str
+    quantity: str
+    ratio: float
+    """exp(mean residual since the change): actual / predicted."""
+    reference_ratio: float
+    support: int
+    shift_scales: float
+
+
+class ResidualWatch:
+    """Reference, batch accumulators, CUSUM state and error figures for one quantity."""
+
+    __slots__ = ("_warm", "abs_sum", "alarmed", "batch_n", "batch_sum", "center", "count",
+                 "down", "held", "phi_n", "phi_sum", "recovery", "run_n", "run_sum", "scale",
+                 "shift", "sum", "up")
+
+    def __init__(self) -> None:
+        self._warm: list[float] | None = []
+        self.center = 0.0
+        self.scale = 1.0
+        self.batch_n = 0
+        self.batch_sum = 0.0
+        self.up = 0.0
+        self.down = 0.0
+        self.phi_sum = 0.0
+        self.phi_n = 0.0
+        self.held: list[float] = []
+        self.alarmed = False
+        self.recovery = 0.0
+        self.shift = 0.0
+        self.run_n = 0
+        self.run_sum = 0.0
+        self.count = 0
+        self.sum = 0.0
+        self.abs_sum = 0.0
+
+    @property
+    def bias(self) -> float | None:
+        """Mean log residual over every outcome seen."""
+        return self.sum / self.count if self.count else None
+
+    @property
+    def mean_abs_error(self) -> float | None:
+        """Mean absolute log residual over every outcome seen."""
+        return self.abs_sum / self.count if self.count else None
+
+    @property
+    def phi(self) -> float:
+        """Dispersion of batch means used by the test (90% upper bound, at least 1)."""
+        return 1.0 if self.phi_n < 2 else max(1.0, phi_upper(self.phi_sum, self.phi_n))
+
+    def observe(self, residual: float, warmup: int, min_scale: float) -> None:
+        """Add one residual (cheap: the test runs per batch, in :meth:`ForecastDrift.step`)."""
+        self.count += 1
+        self.sum += residual
+        self.abs_sum += abs(residual)
+        warm = self._warm
+        if warm is not None:
+            warm.append(residual)
+            if len(warm) >= warmup:
+                self.center = median(warm)
+                mad = median(abs(r - self.center) for r in warm)
+                self.scale = max(1.4826 * mad, min_scale)
+                self._warm = None
+            return
+        z = (residual - self.center) / self.scale
+        self.batch_sum += _CLIP if z > _CLIP else -_CLIP if z < -_CLIP else z
+        self.batch_n += 1
+
+
+class ForecastDrift:
+    """Runs the batch step of every :class:`ResidualWatch` and reports what changed."""
+
+    def __init__(self, warmup: int, shift: float = 1.0, min_scale: float = 0.05,
+                 min_batch: int = 10) -> None:
+        if warmup < 5:
+            raise ValueError(f"warmup must be >= 5, got {warmup}")
+        if not shift > 0 or not min_scale > 0:
+            raise ValueError("shift and min_scale must be > 0")
+        if min_batch < 2:
+            raise ValueError(f"min_batch must be >= 2, got {min_batch}")
+        self.warmup = warmup
+        self.shift = shift
+        self.min_scale = min_scale
+        self.min_batch = min_batch
+
+    @staticmethod
+    def new_watches() -> dict[str, ResidualWatch]:
+        """One watch per forecast quantity."""
+        return {q: ResidualWatch() for q in FORECAST_QUANTITIES}
+
+    def step(self, quantity: str, watch: ResidualWatch, threshold: float
+             ) -> ForecastSignal | None:
+        """Close the watch's batch (once it holds ``min_batch`` outcomes) and test it."""
+        n = watch.batch_n
+        if n < self.min_batch:
+            return None
+        mean = watch.batch_sum / n
+        watch.batch_n = 0
+        watch.batch_sum = 0.0
+        phi = watch.phi
+        if watch.alarmed:
+            d = watch.shift
+            step = watch.recovery + d * n / phi * (d / 2.0 - mean)
+            watch.recovery = step if step > 0.0 else 0.0
+            if watch.recovery <= threshold:
+                return None
+            watch.alarmed = False
+            watch.recovery = 0.0
+            reference = math.exp(watch.center)
+            return ForecastSignal("recovered", quantity, reference, reference, n, 0.0)
+        k = self.shift
+        weight = k * n / phi
+        up = watch.up + weight * (mean - k / 2.0)
+        down = watch.down + weight * (-mean - k / 2.0)
+        watch.up = up if up > 0.0 else 0.0
+        watch.down = down if down > 0.0 else 0.0
+        # the dispersion learns from batches confirmed in control (CUSUM back at zero)
+        watch.held.append(n * mean * mean)
+        if watch.up == 0.0 and watch.down == 0.0:
+            for value in watch.held:
+                watch.phi_sum = watch.phi_sum * _MEMORY + value
+                watch.phi_n = watch.phi_n * _MEMORY + 1.0
+            watch.held.clear()
+        elif len(watch.held) > 200:
+            del watch.held[0]
+        if watch.up == 0.0 and watch.down == 0.0:
+            watch.run_n = 0
+            watch.run_sum = 0.0
+            return None
+        watch.run_n += n
+        watch.run_sum += mean * n
+        if max(watch.up, watch.down) <= threshold:
+            return None
+        shift = watch.run_sum / watch.run_n
+        support = watch.run_n
+        watch.alarmed = True
+        watch.held.clear()
+        watch.shift = shift
+        watch.up = watch.down = watch.recovery = 0.0
+        watch.run_n = 0
+        watch.run_sum = 0.0
+        ratio = math.exp(watch.center + shift * watch.scale)
+        return ForecastSignal("forecast_drift", quantity, ratio, math.exp(watch.center),
+                              support, shift)
