@@ -81,6 +81,8 @@ class CoreConfig:
     """Distinct decision ids remembered for duplicate detection (per event type)."""
     orphan_wait_s: float = 3600.0
     """Event-time seconds an outcome waits for its placement before it counts as orphaned."""
+    max_clock_jump_s: float = 3 * 86400.0
+    """How far one event may move event time ahead alone (a second one must confirm more)."""
     placement_ttl_s: float = 30 * 86400.0
     """Event-time seconds a placement waits for its outcome."""
     join_capacity: int = 200_000
@@ -137,7 +139,7 @@ class CoreConfig:
                     "trend_window"):
             value = getattr(self, key)
             _require(_is_int(value) and value >= 1, key, "an integer >= 1", value)
-        for key in ("orphan_wait_s", "override_max_age_s"):
+        for key in ("orphan_wait_s", "override_max_age_s", "max_clock_jump_s"):
             value = getattr(self, key)
             _require(_is_number(value) and value >= 0, key, "a number of seconds >= 0", value)
         _require(_is_number(self.placement_ttl_s) and self.placement_ttl_s > 0,

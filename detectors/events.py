@@ -18,6 +18,7 @@ reason code, so that a caller can dead-letter it without ever seeing an exceptio
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -183,14 +184,23 @@ def _classify(message: str) -> str:
     return "invalid_value"
 
 
+_NON_FINITE: Final = re.compile(r"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")
+_EARLIEST: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LATEST: Final = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
 def _malformed_reason(raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return "invalid_utf8"
-    if "NaN" in text or "Infinity" in text:
+    if _NON_FINITE.search(text):
         return "non_finite_number"
     return "invalid_json"
+
+
+def _out_of_range(*stamps: dt.datetime | UnsetType) -> bool:
+    return any(s is not UNSET and not _EARLIEST <= s < _LATEST for s in stamps)
 
 
 def decode_event(raw: bytes) -> Placement | Outcome | Rejection:
@@ -214,9 +224,20 @@ def decode_event(raw: bytes) -> Placement | Outcome | Rejection:
         return Rejection(_malformed_reason(raw), str(exc))
     except UnicodeDecodeError as exc:  # msgspec raises this for bad UTF-8 inside a string
         return Rejection("invalid_utf8", str(exc))
+    except RecursionError:
+        return Rejection("too_large", "JSON nested too deeply")
     if isinstance(event, Placement):
+        job = event.job
+        override = event.override
+        if _out_of_range(event.decided_at, event.submitted_at,
+                         UNSET if job is UNSET else job.deadline,
+                         UNSET if override is UNSET else override.expires_at):
+            return Rejection("invalid_timestamp", "a timestamp is outside 1970..2199")
         if event.submitted_at is not UNSET and event.decided_at < event.submitted_at:
             return Rejection("negative_duration", "decided_at is before submitted_at")
-    elif event.started_at is not UNSET and event.finished_at < event.started_at:
-        return Rejection("negative_duration", "finished_at is before started_at")
+    else:
+        if _out_of_range(event.finished_at, event.started_at):
+            return Rejection("invalid_timestamp", "a timestamp is outside 1970..2199")
+        if event.started_at is not UNSET and event.finished_at < event.started_at:
+            return Rejection("negative_duration", "finished_at is before started_at")
     return event

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from detectors.drift import RateWatch
     from detectors.forecast import ResidualWatch
 
-__all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "EquityLedger", "GroupStats"]
+__all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "EquityLedger", "GroupStats", "group_name"]
 
 OVERFLOW_GROUP: Final = "__other__"
 """Group that collects decisions for values beyond an attribute's group cap."""
@@ -115,12 +115,32 @@ class GroupStats:
         return self.wait_sum / self.wait_n if self.wait_n else None
 
 
+def group_name(*values: str) -> str:
+    """The display name of a group, unambiguous whatever the attribute values hold.
+
+    A backslash is doubled, a ``*`` inside a value is escaped (``*`` joins the values of a
+    pair), and a value equal to the overflow group's name is escaped, so no real group can
+    merge with another or with the overflow group.
+
+    >>> group_name("genomics", "eu-west"), group_name("a*b", "c"), group_name("a", "b*c")
+    ('genomics*eu-west', 'a\\\\*b*c', 'a*b\\\\*c')
+    >>> group_name("__other__")
+    '\\\\__other__'
+    """
+    parts = []
+    for value in values:
+        escaped = value.replace("\\", "\\\\").replace("*", "\\*")
+        parts.append("\\" + escaped if escaped == OVERFLOW_GROUP else escaped)
+    return "*".join(parts)
+
+
 class EquityLedger:
     """Maps an event's attributes to the :class:`GroupStats` it updates.
 
     ``attributes=None`` audits every key seen, in order of first appearance, up to
     ``max_attributes``; occurrences of keys beyond that are counted in :attr:`untracked_keys`.
     Each attribute keeps at most ``max_groups`` named groups plus the overflow group.
+    :attr:`groups` maps each attribute to its groups by display name (:func:`group_name`).
     """
 
     def __init__(
@@ -138,7 +158,7 @@ class EquityLedger:
         self._max_groups = max_groups
         self._max_attributes = max_attributes
         self._singles: list[tuple[str, dict[str, GroupStats]]] = []
-        self._pairs: list[tuple[str, str, dict[str, GroupStats]]] = []
+        self._pairs: list[tuple[str, str, str, dict[tuple[str, str], GroupStats]]] = []
         self.groups: dict[str, dict[str, GroupStats]] = {}
         self.overflowed: dict[str, int] = {}
         self.untracked_keys = 0
@@ -146,10 +166,9 @@ class EquityLedger:
             self._add_single(key)
         for first, second in attribute_pairs:
             name = f"{first}*{second}"
-            table: dict[str, GroupStats] = {}
-            self.groups[name] = table
+            self.groups[name] = {}
             self.overflowed[name] = 0
-            self._pairs.append((first, second, table))
+            self._pairs.append((name, first, second, {}))
 
     @property
     def attribute_names(self) -> tuple[str, ...]:
@@ -157,26 +176,22 @@ class EquityLedger:
         return tuple(self.groups)
 
     def _add_single(self, key: str) -> None:
-        table: dict[str, GroupStats] = {}
-        self.groups[key] = table
+        self.groups[key] = {}
         self.overflowed[key] = 0
-        self._singles.append((key, table))
+        self._singles.append((key, {}))
         # keep pairs after singles in attribute_names
-        for first, second, pair_table in self._pairs:
-            name = f"{first}*{second}"
-            del self.groups[name]
-            self.groups[name] = pair_table
+        for name, _, _, _ in self._pairs:
+            self.groups[name] = self.groups.pop(name)
 
-    def _group(self, attribute: str, table: dict[str, GroupStats], value: str) -> GroupStats:
-        stats = table.get(value)
-        if stats is None:
-            if len(table) - (OVERFLOW_GROUP in table) >= self._max_groups:
-                self.overflowed[attribute] += 1
-                stats = table.get(OVERFLOW_GROUP)
-                if stats is None:
-                    stats = table[OVERFLOW_GROUP] = GroupStats(attribute, OVERFLOW_GROUP)
-                return stats
-            stats = table[value] = GroupStats(attribute, value)
+    def _new_group(self, attribute: str, name: str) -> GroupStats:
+        table = self.groups[attribute]
+        if len(table) - (OVERFLOW_GROUP in table) >= self._max_groups:
+            self.overflowed[attribute] += 1
+            stats = table.get(OVERFLOW_GROUP)
+            if stats is None:
+                stats = table[OVERFLOW_GROUP] = GroupStats(attribute, OVERFLOW_GROUP)
+            return stats
+        stats = table[name] = GroupStats(attribute, name)
         return stats
 
     def resolve(self, attributes: dict[str, str]) -> list[GroupStats]:
@@ -189,13 +204,25 @@ class EquityLedger:
                     else:
                         self.untracked_keys += 1
         out: list[GroupStats] = []
-        for key, table in self._singles:
+        for key, lookup in self._singles:
             value = attributes.get(key)
             if value is not None:
-                out.append(self._group(key, table, value))
-        for first, second, table in self._pairs:
+                stats = lookup.get(value)
+                if stats is None:
+                    stats = self._new_group(key, group_name(value))
+                    if stats.name != OVERFLOW_GROUP:
+                        lookup[value] = stats
+                elif stats.name == OVERFLOW_GROUP:
+                    self.overflowed[key] += 1
+                out.append(stats)
+        for name, first, second, pairs in self._pairs:
             a = attributes.get(first)
             b = attributes.get(second)
             if a is not None and b is not None:
-                out.append(self._group(f"{first}*{second}", table, f"{a}*{b}"))
+                stats = pairs.get((a, b))
+                if stats is None:
+                    stats = self._new_group(name, group_name(a, b))
+                    if stats.name != OVERFLOW_GROUP:
+                        pairs[(a, b)] = stats
+                out.append(stats)
         return out

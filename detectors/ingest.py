@@ -54,8 +54,8 @@ class OutcomeJoiner(Generic[P, Out]):
     * A placement waits for its outcome while it is among the newest ``capacity`` placements
       and no older than ``placement_ttl_s`` behind the watermark; after that it is released
       and counted in :attr:`unmatched_placements` (its job's outcome never came in time).
-    * An outcome whose placement has not been seen waits ``orphan_wait_s`` of event time;
-      then :meth:`advance` returns it as orphaned.
+    * An outcome whose placement has not been seen waits ``orphan_wait_s`` of event time, and
+      at most ``capacity`` outcomes wait; then :meth:`advance` returns it as orphaned.
 
     >>> j: OutcomeJoiner[str, str] = OutcomeJoiner(orphan_wait_s=60, placement_ttl_s=3600,
     ...                                            capacity=10)
@@ -82,6 +82,7 @@ class OutcomeJoiner(Generic[P, Out]):
         self._placements: OrderedDict[str, tuple[float, P]] = OrderedDict()
         self._outcomes: OrderedDict[str, tuple[float, Out]] = OrderedDict()
         self.unmatched_placements = 0
+        self._overflowed: list[Out] = []
 
     @property
     def waiting_placements(self) -> int:
@@ -110,6 +111,9 @@ class OutcomeJoiner(Generic[P, Out]):
         if held is not None:
             return held[1]
         self._outcomes[decision_id] = (watermark, outcome)
+        if len(self._outcomes) > self._capacity:
+            _, (_, oldest) = self._outcomes.popitem(last=False)
+            self._overflowed.append(oldest)
         return None
 
     def advance(self, watermark: float) -> list[Out]:
@@ -122,7 +126,7 @@ class OutcomeJoiner(Generic[P, Out]):
                 break
             placements.popitem(last=False)
             self.unmatched_placements += 1
-        orphaned: list[Out] = []
+        orphaned, self._overflowed = self._overflowed, []
         outcomes = self._outcomes
         cutoff = watermark - self._orphan_wait_s
         while outcomes:
@@ -135,6 +139,7 @@ class OutcomeJoiner(Generic[P, Out]):
 
     def drain_outcomes(self) -> list[Out]:
         """At end of input: every outcome still waiting is orphaned."""
-        orphaned = [outcome for _, outcome in self._outcomes.values()]
+        orphaned = self._overflowed + [outcome for _, outcome in self._outcomes.values()]
         self._outcomes.clear()
+        self._overflowed = []
         return orphaned

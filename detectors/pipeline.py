@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
-from detectors.alerts import Alert, AlertBook
+from detectors.alerts import Alert, AlertBook, AlertKey
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
 from detectors.disparity import StandingDisparity
@@ -114,6 +114,8 @@ class AuditCore:
         self.alerts_fired = 0
         self.alerts_by_kind: dict[str, int] = {}
         self.watermark = float("-inf")
+        self._jump: float | None = None
+        self.clock_outliers = 0
         self._last: Where | None = None
         """The latest placement: periodic findings are reported on it."""
 
@@ -144,6 +146,26 @@ class AuditCore:
         if self.events_in % self.config.evaluate_every == 0:
             self.evaluate()
 
+    def _advance(self, ts: float) -> None:
+        """Move the event-time watermark; one event far ahead of it alone does not.
+
+        An event more than ``max_clock_jump_s`` ahead is held as a candidate; the watermark
+        jumps only when the next event is that far ahead too (a real gap in the stream, not
+        one bad clock). A candidate not confirmed is counted in :attr:`clock_outliers`.
+        """
+        mark = self.watermark
+        if ts - mark <= self.config.max_clock_jump_s or mark == float("-inf"):
+            if self._jump is not None:
+                self._jump = None
+                self.clock_outliers += 1
+            if ts > mark:
+                self.watermark = ts
+        elif self._jump is None:
+            self._jump = ts
+        else:
+            self.watermark = min(self._jump, ts)
+            self._jump = None
+
     def _reject(self, rejection: Rejection, raw: bytes, index: int) -> None:
         self.rejected += 1
         reason = rejection.reason
@@ -154,13 +176,12 @@ class AuditCore:
         self.placements += 1
         decided_at = event.decided_at
         ts = decided_at.timestamp()
-        if ts > self.watermark:
-            self.watermark = ts
+        self._advance(ts)
         decision = event.decision
         action = decision.action
         tiered = action == "place" and decision.tier is not UNSET
         preferred = tiered and decision.tier in self._preferred
-        wait = event.queue_wait_s
+        wait = event.queue_wait_s if action == "place" else None
         groups = self.ledger.resolve(event.attributes)
         for stats in groups:
             stats.decisions += 1
@@ -193,9 +214,7 @@ class AuditCore:
 
     def _on_outcome(self, event: Outcome, index: int) -> None:
         self.outcomes += 1
-        ts = event.finished_at.timestamp()
-        if ts > self.watermark:
-            self.watermark = ts
+        self._advance(event.finished_at.timestamp())
         held = self.joiner.add_outcome(event.decision_id, event, self.watermark)
         if held is not None:
             self._apply_outcome(held[0], held[1], event,
@@ -268,7 +287,7 @@ class AuditCore:
         stale = self._overrides.check(by, reason, event.decided_at, expires_at)
         if stale is None:
             return
-        key = ("override_expired", None, None, f"{by or ''}|{reason or ''}")
+        key = ("override_expired", None, None, f"{by or ''}|{reason or ''}|{stale[1]}")
         if self.alert_book.open(key):
             self._fire(override_alert(by, reason, stale[0], stale[1], event.job_id,
                                       event.attributes, Where(event.decision_id, index,
@@ -298,13 +317,16 @@ class AuditCore:
                         if found is not None:
                             self._on_forecast(stats, found, where)
         limit = self.config.disparity_ratio_threshold
+        below: set[AlertKey] = set()
         for finding in self._disparity.evaluate(self.ledger):
-            key = ("disparity", finding.attribute, finding.group, "preferred_rate")
-            if finding.significant:
-                if self.alert_book.open(key):
-                    self._fire(disparity_alert(finding, limit, self.config.confidence, where))
-            elif finding.ratio >= limit:
-                self.alert_book.close(key)
+            key: AlertKey = ("disparity", finding.attribute, finding.group, "preferred_rate")
+            if finding.significant and self.alert_book.open(key):
+                self._fire(disparity_alert(finding, limit, self.config.confidence, where))
+            if finding.ratio < limit:
+                below.add(key)
+        for held in self.alert_book.open_keys:  # back at or above the limit (or now the best)
+            if held[0] == "disparity" and held not in below:
+                self.alert_book.close(held)
 
     def finish(self) -> None:
         """End of input: final evaluation; outcomes still waiting are orphaned."""

@@ -158,6 +158,7 @@ class Placewatch:
             "orphaned_outcomes": core.orphaned_outcomes,
             "joined_outcomes": core.joined,
             "unmatched_placements": core.joiner.unmatched_placements,
+            "clock_outliers": core.clock_outliers,
             "audited": core.audited,
             "alerts": core.alerts_fired,
             "alerts_by_kind": dict(sorted(core.alerts_by_kind.items())),

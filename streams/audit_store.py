@@ -4,8 +4,9 @@ Each record is stored as canonical JSON (sorted keys) with ``hash = SHA-256(prev
 body)``; every ``checkpoint_every`` records the chain head is also written to a checkpoint
 table and returned to the caller, which logs it and puts the final head in ``summary.json``.
 :func:`verify_store` walks the chain: an edited, removed, reordered or inserted record breaks
-it at that record; a truncated tail is caught by the checkpoints, and against an externally
-published head (``--expect-head``) even a rewritten store cannot pass.
+it at that record. A truncated tail is caught by the checkpoints, unless they were removed too;
+against the head published outside the store (``summary.json`` beside it by default, or
+``--expect-head``), neither a truncated nor a rewritten store can pass.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import orjson
 
 from streams.errors import AuditStoreError
 
-__all__ = ["GENESIS", "AuditStore", "SqliteAuditStore", "VerifyResult", "verify_store"]
+__all__ = ["GENESIS", "AuditStore", "SqliteAuditStore", "VerifyResult", "published_head",
+           "verify_store"]
 
 GENESIS = "0" * 64
 _SCHEMA = """
@@ -125,7 +127,21 @@ class VerifyResult:
     first_bad_seq: int | None = None
 
 
-def verify_store(path: Path, expect_head: str | None = None) -> VerifyResult:
+def published_head(store: Path) -> tuple[int, str] | None:
+    """``(records, head)`` that ``summary.json`` beside the store published for it, if any."""
+    summary = store.parent / "summary.json"
+    try:
+        data = orjson.loads(summary.read_bytes())
+        if data.get("audit_store") != store.name:
+            return None
+        head = data["audit_head"]
+        return int(head["records"]), str(head["hash"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def verify_store(path: Path, expect_head: str | None = None,
+                 expect_records: int | None = None) -> VerifyResult:
     """Walk the whole chain; report the first record (by position) that does not fit."""
     if not path.is_file():
         raise AuditStoreError(f"no audit store at {path}")
@@ -167,7 +183,13 @@ def verify_store(path: Path, expect_head: str | None = None) -> VerifyResult:
         return VerifyResult(False, count, head,
                             f"store ends at record {count} but checkpoint {beyond[0]} exists: "
                             "records were removed from the end", count + 1)
+    if expect_records is not None and expect_records != count:
+        return VerifyResult(False, count, head,
+                            f"the store holds {count} records but {expect_records} were "
+                            "published: records were removed from the end or appended",
+                            min(count, expect_records) + 1)
     if expect_head is not None and expect_head != head:
         return VerifyResult(False, count, head,
-                            f"head {head} is not the expected {expect_head}", None)
+                            f"head {head} is not the published {expect_head}: the store "
+                            "was rewritten or records were removed from the end", None)
     return VerifyResult(True, count, head)

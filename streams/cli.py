@@ -13,6 +13,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,11 +22,11 @@ from simulator import SCENARIOS, Simulation
 from streams import bench as bench_mod
 from streams.alibaba import DEFAULT_EPOCH, convert_pod_list
 from streams.app import create_app, sigterm_as_interrupt
-from streams.audit_store import verify_store
+from streams.audit_store import published_head, verify_store
 from streams.errors import PlacewatchError
 from streams.logs import configure_logging, log_event
 from streams.settings import Settings, load_settings
-from streams.sources import count_lines, file_events, paced
+from streams.sources import check_inputs, count_lines, file_events, paced
 
 __all__ = ["app", "main"]
 
@@ -87,6 +88,13 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
     return settings
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlacewatchError(f"cannot create {path.parent}: {exc}") from exc
+
+
 def _progress(total: int | None, what: str) -> Progress:
     return Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=_ERR, disable=_State.quiet, transient=False)
@@ -119,7 +127,7 @@ def simulate(
         raise PlacewatchError(f"--scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     truth = truth or out.with_name(out.name.removesuffix(".jsonl") + ".truth.json")
     sim = Simulation(SCENARIOS[scenario], events, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(out)
     with out.open("wb") as handle, _progress(events, f"simulate {scenario}") as bar:
         task = bar.add_task("events", total=events)
         for i, line in enumerate(sim, start=1):
@@ -159,6 +167,7 @@ def import_alibaba(
         raise PlacewatchError("--epoch: needs a time zone (e.g. 2023-07-01T00:00:00Z)")
     events, rejected = convert_pod_list(pod_list, anchor)
     written = 0
+    _make_parent(out)
     with out.open("wb") as handle, _progress(None, "import") as bar:
         task = bar.add_task("events", total=None)
         for line in events:
@@ -191,6 +200,7 @@ def replay(
     store audit.sqlite. The same input and configuration give byte-identical results.
     """
     settings = _settings(config)
+    check_inputs(files)
     placewatch = create_app(settings)
     placewatch.inputs = [f.name for f in files]
     total = count_lines(files)
@@ -293,14 +303,29 @@ def audit_verify(
     store: Annotated[Path, typer.Option(help="Audit store (audit.sqlite in a run directory).",
                                         dir_okay=False)],
     expect_head: Annotated[str | None, typer.Option(
-        help="Head hash published elsewhere (summary.json audit_head.hash, a log line); a "
-             "store rewritten from scratch cannot match it.")] = None,
+        help="Head hash published outside the store (a log line, a report). Default: "
+             "audit_head from summary.json beside the store, when there is one.")] = None,
 ) -> None:
-    """Check the audit store's hash chain; exit 0 when intact, 1 naming the first bad record."""
+    """Check the audit store's hash chain and its published head.
+
+    Exit 0 when intact; 1 naming the first record that was changed, removed, reordered or
+    inserted, or when the head differs from the published one (records removed from the end);
+    4 when the store cannot be read.
+    """
     _settings(None)
-    result = verify_store(store, expect_head)
+    anchor = "none"
+    expect_records = None
+    if expect_head is not None:
+        anchor = "--expect-head"
+    else:
+        published = published_head(store)
+        if published is not None:
+            expect_records, expect_head = published
+            anchor = str(store.parent / "summary.json")
+    result = verify_store(store, expect_head, expect_records)
     if result.ok:
-        typer.echo(f"OK: {result.records} records, head {result.head}")
+        typer.echo(f"OK: {result.records} records, head {result.head} (checked against: "
+                   f"{anchor})")
         return
     typer.echo(f"TAMPERED: {result.problem}", err=True)
     raise typer.Exit(1)
@@ -344,7 +369,7 @@ def main() -> None:
     try:
         app()
     except PlacewatchError as exc:
-        _ERR.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _ERR.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _ERR.print("interrupted")

@@ -10,7 +10,7 @@ from pathlib import Path
 from simulator import SCENARIOS, Simulation
 from streams.errors import InputError
 
-__all__ = ["count_lines", "file_events", "paced"]
+__all__ = ["check_inputs", "count_lines", "file_events", "paced"]
 
 
 def _open(path: Path) -> Iterator[bytes]:
@@ -27,17 +27,30 @@ def _open(path: Path) -> Iterator[bytes]:
         raise InputError(f"cannot read {path}: {exc}") from exc
 
 
-def file_events(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
-    """``(where, raw)`` for every non-blank line of every file, in order.
-
-    Blank lines separate nothing and carry no event, so they are skipped (not counted).
-    """
+def check_inputs(paths: list[Path]) -> None:
+    """Fail before any work when an input is missing or unreadable."""
     for path in paths:
         if not path.is_file():
             raise InputError(f"no such file: {path}")
+        try:
+            with path.open("rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+
+
+def file_events(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
+    """``(where, raw)`` for every line of every file, in order.
+
+    Only the line's ``\\n`` is removed, so a rejected line's bytes are kept exactly. Empty
+    lines (nothing between two newlines) carry no event and are skipped; a line of only
+    spaces is an event, and is rejected like any other malformed one.
+    """
+    check_inputs(paths)
+    for path in paths:
         for number, line in enumerate(_open(path), start=1):
-            raw = line.rstrip(b"\r\n")
-            if raw.strip():
+            raw = line[:-1] if line.endswith(b"\n") else line
+            if raw:
                 yield f"{path.name}:{number}", raw
 
 

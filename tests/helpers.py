@@ -85,3 +85,11 @@ def placewatch(*args: str, cwd: Path | None = None, env: dict[str, str] | None =
     """Run the real CLI in a subprocess (as a user would)."""
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
+BAD_INPUTS += [
+    ("too_large", line(outcome("bad-deep"))[:-1] + b', "deep": ' + b"[" * 3000 + b"]" * 3000
+     + b"}"),
+    ("invalid_timestamp", line(placement("bad-year", at="9999-12-31T23:59:59-01:00"))),
+    ("invalid_timestamp", line(outcome("bad-year1", at="0001-01-01T00:00:00+01:00",
+                                       started_at="0001-01-01T00:00:00+01:00"))),
+    ("invalid_json", b'{"team": "NaNcy"'),
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 from detectors import AuditCore, CoreConfig, OutcomeJoiner, RecentIds
@@ -80,12 +81,51 @@ def test_expired_override_alerts_once_with_who_and_how_much() -> None:
     assert "ops" in alert.summary
 
 
-def test_override_without_expiry_is_a_finding_after_24_hours() -> None:
+def test_override_without_expiry_is_a_finding_after_24_hours_of_use() -> None:
     override = {"by": "ops", "reason": "pin"}
+    times = [f"2026-11-0{2 + h // 24}T{h % 24:02d}:15:00Z" for h in range(8, 8 + 31, 6)]
+    core = _run([line(placement(f"d-{i}", override=override, at=t))
+                 for i, t in enumerate(times)])
+    alerts = core.drain().alerts
+    assert len(alerts) == 1 and alerts[0].value == 6 * 3600.0  # 30 h of use, limit 24 h
+
+
+def test_an_override_reused_after_a_pause_is_a_new_episode() -> None:
+    override = {"by": "ops", "reason": "deadline rescue"}
     core = _run([line(placement("d-1", override=override, at="2026-11-02T08:15:00Z")),
                  line(placement("d-2", override=override, at="2026-11-03T09:15:00Z"))])
+    assert core.drain().alerts == []
+
+
+def test_each_expired_override_instance_alerts() -> None:
+    first = {"by": "ops", "reason": "pin", "expires_at": "2026-11-02T06:00:00Z"}
+    later = {"by": "ops", "reason": "pin", "expires_at": "2026-11-02T07:00:00Z"}
+    core = _run([line(placement("d-1", override=first)), line(placement("d-2", override=later))])
+    assert len(core.drain().alerts) == 2
+
+
+def test_one_event_far_in_the_future_does_not_expire_every_join() -> None:
+    lines = [line(placement(f"d-{i}")) for i in range(50)]
+    lines.append(line(placement("d-future", at="2031-01-01T00:00:00Z")))
+    lines += [line(outcome(f"d-{i}")) for i in range(50)]
+    core = _run(lines, evaluate_every=10)
+    assert core.joined == 50 and core.orphaned_outcomes == 0 and core.clock_outliers == 1
+
+
+def test_alert_names_one_event_consistently() -> None:
+    lines = []
+    for i in range(2000):
+        team = "a" if i % 2 else "b"
+        cheap = (i % 10 < 7) if team == "a" else (i % 10 < 3)
+        lines.append(line(placement(f"d-{i}", team=team, tier="spot" if cheap else "on_demand")))
+        lines.append(line(outcome(f"d-{i}")))
+    core = _run(lines, evaluate_every=100)
     alerts = core.drain().alerts
-    assert len(alerts) == 1 and alerts[0].value == 3600.0
+    assert alerts
+    for alert in alerts:
+        event = json.loads(lines[alert.event_index])
+        assert event["decision_id"] == alert.decision_id
+        assert event["decided_at"].replace(".000Z", "Z") == alert.at.replace(".000Z", "Z")
 
 
 def test_standing_disparity_fires_once_and_names_the_group() -> None:

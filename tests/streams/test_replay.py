@@ -118,3 +118,39 @@ def test_audit_verify_accepts_intact_and_names_a_tampered_record(simulated: Path
     bad = placewatch("audit", "verify", "--store", str(store))
     assert bad.returncode == 1
     assert "record 7" in bad.stderr and "edited" in bad.stderr
+
+
+@pytest.mark.parametrize("tamper", [
+    "DELETE FROM records WHERE seq = (SELECT max(seq) FROM records)",
+    "DELETE FROM records WHERE seq = (SELECT max(seq) FROM records); DELETE FROM checkpoints",
+    "DELETE FROM records; DELETE FROM checkpoints",
+    "DELETE FROM records WHERE seq = 3",
+    "UPDATE records SET seq = seq + 1000 WHERE seq = 2",
+    "UPDATE checkpoints SET hash = 'x'",
+])
+def test_audit_verify_catches_tampering_against_the_published_head(
+        simulated: Path, tmp_path: Path, tamper: str) -> None:
+    out = tmp_path / "out"
+    assert placewatch("--quiet", "replay", str(simulated), "--out", str(out)).returncode == 0
+    store = out / "audit.sqlite"
+    assert placewatch("audit", "verify", "--store", str(store)).returncode == 0
+    db = sqlite3.connect(store)
+    db.executescript(tamper)
+    db.commit()
+    db.close()
+    result = placewatch("audit", "verify", "--store", str(store))
+    assert result.returncode == 1, result.stdout
+    assert "TAMPERED" in result.stderr
+
+
+def test_missing_second_input_fails_before_any_output(simulated: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = placewatch("replay", str(simulated), str(tmp_path / "gone.jsonl"), "--out", str(out))
+    assert result.returncode == 3 and "gone.jsonl" in result.stderr
+    assert not out.exists()
+
+
+def test_error_text_is_not_read_as_markup(tmp_path: Path) -> None:
+    result = placewatch("replay", str(tmp_path / "x[/]z.jsonl"), "--out", str(tmp_path / "o"))
+    assert result.returncode == 3
+    assert "x[/]z.jsonl" in result.stderr and "Traceback" not in result.stderr
