@@ -69,14 +69,12 @@ class CoreConfig:
     """Pseudo-observations of parity that the reference ratio is shrunk with."""
     forecast_warmup: int = 100
     """Residuals a group needs before its forecast reference (median, MAD) is set."""
-    trend_window: int = 100
-    """Group events per window of the amplification test."""
-    trend_windows: int = 6
-    """Windows after a drift alarm that the amplification test compares (an even number)."""
+    trend_window: int = 300
+    """Group observations after a drift alarm that the amplification test compares."""
     trend_alpha: float = 0.01
     """One-sided significance of the amplification test."""
     trend_min_growth: float = 0.05
-    """Least widening of the gap over the fitted windows that counts as amplification."""
+    """Least widening of the gap, after the alarm against at detection, that is amplification."""
     dedup_horizon: int = 250_000
     """Distinct decision ids remembered for duplicate detection (per event type)."""
     orphan_wait_s: float = 3600.0
@@ -128,9 +126,6 @@ class CoreConfig:
                  "drift_min_batches", "an integer >= 2", self.drift_min_batches)
         _require(_is_int(self.forecast_warmup) and self.forecast_warmup >= 5,
                  "forecast_warmup", "an integer >= 5", self.forecast_warmup)
-        _require(_is_int(self.trend_windows) and self.trend_windows >= 2
-                 and self.trend_windows % 2 == 0,
-                 "trend_windows", "an even integer >= 2", self.trend_windows)
         _require(_is_number(self.trend_alpha) and 0 < self.trend_alpha < 0.5,
                  "trend_alpha", "a number in (0, 0.5)", self.trend_alpha)
         _require(_is_number(self.trend_min_growth) and self.trend_min_growth >= 0,

@@ -13,11 +13,9 @@ preemptions, is judged on enough data for the normal approximation).
    ``min_batches`` batches). The ratio is shrunk towards parity by ``prior`` pseudo-observations.
    ``φ`` is the mean squared Pearson residual of the batches. Real schedulers are bursty
    (budgets run out, spot capacity is reclaimed in waves), so a group's events are not
-   independent; ``φ`` widens the test by as much as the data show. It keeps learning from
-   batches once they are confirmed in control: a batch's residual is held back while the
-   CUSUM is above zero, learned when the CUSUM returns to zero, and discarded if an alarm fires
-   first, so a change in progress cannot inflate it. Its memory is about 50 batches, and the
-   test uses its 90% upper confidence bound (chi-square, Wilson–Hilferty), never less than 1.
+   independent; ``φ`` (:class:`Dispersion`) widens the test by as much as the data show,
+   measured per batch and per block of four batches, from batches confirmed in control. The
+   test uses its 90% upper confidence bound and waits for ``MIN_DISPERSION_BATCHES`` of them.
 3. **Sequential test.** Each batch adds the Gaussian log-likelihood ratio of "rate is
    ``factor × expected``" against "rate is as expected" to a one-sided CUSUM. ``factor`` is a fall
    for the cheap-tier share, a rise for queueing, rejection, preemption and deadline misses. The
@@ -38,25 +36,33 @@ from dataclasses import dataclass
 from typing import Final
 
 from detectors.amplification import GapTrend
+from detectors.cusum import Cusum, gaussian_llr
 from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
 
-__all__ = ["DRIFT_FACTORS", "MIN_EXPECTED", "DriftSignal", "EquityDrift", "RateWatch",
-           "phi_upper"]
+__all__ = ["DRIFT_FACTORS", "MIN_DISPERSION_BATCHES", "MIN_EXPECTED", "Dispersion",
+           "DriftSignal", "EquityDrift", "RateWatch", "phi_upper"]
 
 DRIFT_FACTORS: Final = {
     "preferred_rate": 0.7,
     "queue_rate": 1.5,
-    "reject_rate": 1.5,
-    "preemption_rate": 2.0,
-    "deadline_miss_rate": 2.0,
+    "reject_rate": 3.0,
+    "preemption_rate": 3.0,
+    "deadline_miss_rate": 3.0,
 }
-"""Design change per rate: each CUSUM is tuned to the rate becoming ``factor ×`` expected."""
+"""Design change per rate: each CUSUM is tuned to the rate becoming ``factor ×`` expected.
+
+Rare adverse rates (rejections, preemptions, deadline misses) get larger design shifts: their
+exposure drifts slowly (how many of a group's jobs run on spot, how loaded the cluster is), a
+dependence longer than a batch that would otherwise show up as false alarms on a fair stream.
+"""
 
 _EPS: Final = 1e-6
 MIN_EXPECTED: Final = 5.0
 """Events and non-events a pooled batch expects at least."""
 _PHI_MEMORY: Final = 0.98
 _HELD_MAX: Final = 200
+MIN_DISPERSION_BATCHES: Final = 5
+"""In-control batches a detector learns its dispersion from before it may signal."""
 _Z90: Final = 1.2815515655446004
 
 
@@ -64,8 +70,8 @@ _Z90: Final = 1.2815515655446004
 class DriftSignal:
     """What a watch found: ``kind`` is ``equity_drift``, ``recovered`` or ``amplification``.
 
-    For ``amplification``, ``observed`` and ``expected`` are the shortfall in the last and the
-    first window, ``support`` the events the trend covered, ``detail`` the slope per window;
+    For ``amplification``, ``observed`` and ``expected`` are the shortfall after the alarm and
+    at detection, ``support`` the observations both cover, ``detail`` the growth;
     otherwise ``observed`` is the rate since the estimated change, ``expected`` the rate its
     reference predicts, ``support`` the observations since the change, ``detail`` the
     threshold.
@@ -96,26 +102,118 @@ def phi_upper(pearson_sum: float, batches: float) -> float:
     return pearson_sum / max(lower_quantile, 1e-9)
 
 
+class Dispersion:
+    """How much more a stream's batches vary than independent events would: ``φ``.
+
+    Each batch brings its deviation from expectation and that deviation's variance under
+    independence. Squared standardised deviations are averaged per batch, and also per block
+    of ``BLOCK`` consecutive batches, which shows a dependence that outlasts one batch (a
+    budget that stays exhausted, a load regime). :attr:`value` is the larger of the two
+    90% upper bounds, never less than 1. Batches are held back while the detector's CUSUM is
+    above zero and learned once it returns there (:meth:`observe`), or dropped on an alarm
+    (:meth:`drop_held`), so a change in progress cannot inflate ``φ``.
+
+    >>> d = Dispersion()
+    >>> for dev in [1.0, -1.0] * 20:        # independent-looking: point estimate 1.0
+    ...     d.observe(dev, 1.0, in_control=True)
+    >>> d.ready, round(d.value, 2)         # the 90% bound from ~27 effective batches
+    (True, 1.55)
+    """
+
+    __slots__ = ("block", "block_dev", "block_var", "held", "single", "size")
+
+    BLOCK: Final = 4
+
+    def __init__(self) -> None:
+        self.single = [0.0, 0.0]  # decayed sum of squared standardised deviations, batches
+        self.block = [0.0, 0.0]
+        self.block_dev = 0.0
+        self.block_var = 0.0
+        self.size = 0
+        self.held: list[tuple[float, float]] = []
+
+    @property
+    def ready(self) -> bool:
+        """Whether enough in-control batches were seen for the test to run."""
+        return self.single[1] >= MIN_DISPERSION_BATCHES
+
+    @property
+    def value(self) -> float:
+        """``φ`` for the test: at least 1, the per-batch 90% bound, and the per-block estimate."""
+        phi = 1.0
+        total, count = self.single
+        if count >= 2:
+            phi = max(phi, phi_upper(total, count))
+        total, count = self.block
+        if count >= 3:
+            phi = max(phi, total / count)
+        return phi
+
+    def observe(self, deviation: float, variance: float, in_control: bool) -> None:
+        """One batch; learned (with any held ones) when the CUSUM stands at zero."""
+        self.held.append((deviation, variance))
+        if not in_control:
+            if len(self.held) > _HELD_MAX:
+                del self.held[0]
+            return
+        for dev, var in self.held:
+            self._learn(self.single, dev * dev / var)
+            self.block_dev += dev
+            self.block_var += var
+            self.size += 1
+            if self.size == self.BLOCK:
+                self._learn(self.block, self.block_dev ** 2 / self.block_var)
+                self.block_dev = self.block_var = 0.0
+                self.size = 0
+        self.held.clear()
+
+    def learn(self, deviation: float, variance: float) -> None:
+        """A batch known to be in control (warm-up)."""
+        self.observe(deviation, variance, in_control=True)
+
+    def drop_held(self) -> None:
+        """An alarm fired: the held batches were part of the change."""
+        self.held.clear()
+
+    @staticmethod
+    def _learn(acc: list[float], value: float) -> None:
+        acc[0] = acc[0] * _PHI_MEMORY + value
+        acc[1] = acc[1] * _PHI_MEMORY + 1.0
+
+
 class RateWatch:
     """The sequential watch over one rate of one group (state only; see :class:`EquityDrift`)."""
 
-    __slots__ = ("alarmed", "factor", "held", "last_k", "last_n", "metric", "pending", "phi_n",
-                 "phi_sum", "ratio", "recovery", "run", "run_expected", "run_k", "run_n",
-                 "statistic", "trend", "warm")
+    __slots__ = (
+        "alarmed",
+        "cusum",
+        "dispersion",
+        "factor",
+        "last_k",
+        "last_n",
+        "metric",
+        "pending",
+        "ratio",
+        "recovery",
+        "run",
+        "run_expected",
+        "run_k",
+        "run_n",
+        "trend",
+        "warm",
+    )
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
         self.factor = DRIFT_FACTORS[metric]
         self.ratio: float | None = None
-        self.phi_sum = 0.0
-        self.phi_n = 0.0
-        self.held: list[float] = []
+        self.dispersion = Dispersion()
         self.warm: list[tuple[int, int, float]] = []
         self.pending = [0, 0, 0, 0]  # group k, group n, rest k, rest n
         self.last_k = 0
         self.last_n = 0
-        self.statistic = 0.0
-        self.recovery = 0.0
+        self.cusum = Cusum(threshold=1.0)  # the family threshold is set on every batch
+        self.recovery = Cusum(threshold=1.0)
         self.alarmed = False
         self.run_k = 0
         self.run_n = 0
@@ -131,33 +229,15 @@ class RateWatch:
 
     @property
     def phi(self) -> float:
-        """Overdispersion used by the test: the 90% upper bound of its estimate, at least 1."""
-        if self.phi_n < 2:
-            return 1.0
-        return max(1.0, phi_upper(self.phi_sum, self.phi_n))
-
-    def learn_phi(self, pearson: float) -> None:
-        """One batch's squared Pearson residual, known to be from an in-control period."""
-        self.phi_sum = self.phi_sum * _PHI_MEMORY + pearson
-        self.phi_n = self.phi_n * _PHI_MEMORY + 1.0
-
-    def hold_phi(self, pearson: float, in_control: bool) -> None:
-        """Hold a batch's residual; learn every held one once the CUSUM is back at zero."""
-        held = self.held
-        held.append(pearson)
-        if in_control:
-            for value in held:
-                self.learn_phi(value)
-            held.clear()
-        elif len(held) > _HELD_MAX:
-            del held[0]
+        """Overdispersion used by the test (see :class:`Dispersion`)."""
+        return self.dispersion.value
 
 
 class EquityDrift:
     """Runs the watches of every (attribute, group, rate) once per batch."""
 
     def __init__(self, warmup: int, min_batches: int, prior: float, trend_window: int,
-                 trend_windows: int, trend_alpha: float, trend_min_growth: float) -> None:
+                 trend_alpha: float, trend_min_growth: float) -> None:
         if warmup < 1:
             raise ValueError(f"warmup must be >= 1, got {warmup}")
         if min_batches < 2:
@@ -167,7 +247,7 @@ class EquityDrift:
         self.warmup = warmup
         self.min_batches = min_batches
         self.prior = prior
-        self._trend = (trend_window, trend_windows, trend_alpha, trend_min_growth)
+        self._trend = (trend_window, trend_alpha, trend_min_growth)
         GapTrend(*self._trend)  # validates
         self.watches = 0
 
@@ -230,7 +310,7 @@ class EquityDrift:
         ratio = (k + self.prior * rest) / (n + self.prior) / rest
         for bk, bn, brest in watch.warm:
             p = min(max(ratio * brest, _EPS), 1 - _EPS)
-            watch.learn_phi((bk - bn * p) ** 2 / (bn * p * (1 - p)))
+            watch.dispersion.learn(bk - bn * p, bn * p * (1 - p))
         watch.ratio = ratio
         watch.warm.clear()
 
@@ -242,7 +322,7 @@ class EquityDrift:
         variance = (watch.phi * p0 * (1 - p0) / nb
                     + watch.ratio ** 2 * max(rest * (1 - rest), _EPS) / rest_n)
         observed = kb / nb
-        llr = (p1 - p0) / variance * (observed - (p0 + p1) / 2)
+        llr = gaussian_llr(observed, p0, p1, variance)
         # how much *worse* than expected, whichever direction is worse for this rate
         batch = ((p0 - observed) if watch.factor < 1 else (observed - p0), nb,
                  watch.phi * p0 * (1 - p0))
@@ -253,20 +333,25 @@ class EquityDrift:
                 watch.trend = None
                 if trend.amplifying:
                     return DriftSignal("amplification", stats.attribute, stats.name,
-                                       watch.metric, trend.gaps[-1], trend.gaps[0],
-                                       sum(trend.ns), trend.slope)
+                                       watch.metric, trend.after, trend.before,
+                                       trend.before_n + trend.window, trend.growth)
+        cusum, recovery = watch.cusum, watch.recovery
+        cusum.threshold = recovery.threshold = threshold
         if watch.alarmed:
-            watch.recovery = max(0.0, watch.recovery - llr)
-            if watch.recovery > threshold:
+            if recovery.update(-llr).drift_detected:  # the mirror test: back to expected
                 watch.alarmed = False
-                watch.statistic = watch.recovery = 0.0
+                cusum.reset()
+                recovery.reset()
                 watch.trend = None
                 return DriftSignal("recovered", stats.attribute, stats.name, watch.metric,
                                    observed, p0, nb, threshold)
             return None
-        watch.statistic = max(0.0, watch.statistic + llr)
-        watch.hold_phi((kb - nb * p0) ** 2 / (nb * p0 * (1 - p0)), watch.statistic == 0.0)
-        if watch.statistic == 0.0:
+        if not watch.dispersion.ready:  # still learning how bursty this group is
+            watch.dispersion.learn(kb - nb * p0, nb * p0 * (1 - p0))
+            return None
+        cusum.update(llr)
+        watch.dispersion.observe(kb - nb * p0, nb * p0 * (1 - p0), cusum.at_zero)
+        if cusum.at_zero:
             watch.run_k = watch.run_n = 0
             watch.run_expected = 0.0
             watch.run.clear()
@@ -277,19 +362,19 @@ class EquityDrift:
         watch.run_k += kb
         watch.run_n += nb
         watch.run_expected += p0 * nb
-        if watch.statistic <= threshold:
+        if not cusum.drift_detected:
             return None
         signal = DriftSignal("equity_drift", stats.attribute, stats.name, watch.metric,
                              watch.run_k / watch.run_n, watch.run_expected / watch.run_n,
                              watch.run_n, threshold)
         watch.alarmed = True
-        watch.held.clear()  # those batches were part of the change
-        watch.statistic = watch.recovery = 0.0
+        watch.dispersion.drop_held()  # those batches were part of the change
+        cusum.reset()
+        recovery.reset()
         watch.run_k = watch.run_n = 0
         watch.run_expected = 0.0
-        # the growth test starts at the CUSUM's estimate of the change point
+        # the growth test compares what follows with the evidence since the change point
         watch.trend = GapTrend(*self._trend)
-        for earlier in watch.run:
-            watch.trend.update_batch(*earlier)
-        watch.run.clear()
+        watch.trend.start(watch.run)
+        watch.run = []
         return signal

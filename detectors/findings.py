@@ -81,14 +81,15 @@ def amplification_alert(s: DriftSignal, where: Where) -> Alert:
     words, _ = _RATE_WORDS[s.metric]
     return Alert(
         alert="PlacewatchFeedbackAmplification", kind="amplification", severity="critical",
-        attribute=s.attribute, group=s.group, metric=f"{s.metric}_gap_slope",
+        attribute=s.attribute, group=s.group, metric=f"{s.metric}_gap_growth",
         value=round(s.detail, 6), reference=0.0, decision_id=where.decision_id,
         event_index=where.event_index, at=iso(where.at),
-        summary=(f"{s.attribute}={s.group}: the {words} gap is compounding: it widened from "
-                 f"{s.expected:+.1%} to {s.observed:+.1%} over {s.support} of the group's events "
-                 f"({s.detail:+.2%} per window), a feedback loop rather than a one-off shift."),
-        details={"first_window_gap": round(s.expected, 6), "last_window_gap": round(s.observed, 6),
-                 "events": s.support},
+        summary=(f"{s.attribute}={s.group}: the {words} gap is compounding: the shortfall grew "
+                 f"from {s.expected:.1%} when the drift was detected to {s.observed:.1%} since "
+                 f"({s.support} of the group's observations): a feedback loop, not a one-off "
+                 "shift."),
+        details={"shortfall_at_detection": round(s.expected, 6),
+                 "shortfall_after": round(s.observed, 6), "observations": s.support},
     )
 
 

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Final
 
-from detectors.drift import phi_upper
+from detectors.cusum import Cusum, gaussian_llr
+from detectors.drift import Dispersion
 
 __all__ = ["FORECAST_QUANTITIES", "ForecastDrift", "ForecastSignal", "ResidualWatch"]
 
 FORECAST_QUANTITIES: Final = ("runtime", "cost")
 _CLIP: Final = 4.0
-_MEMORY: Final = 0.98
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +56,8 @@ class ResidualWatch:
     """Reference, batch accumulators, CUSUM state and error figures for one quantity."""
 
     __slots__ = ("_warm", "abs_sum", "alarmed", "batch_n", "batch_sum", "center", "count",
-                 "down", "held", "phi_n", "phi_sum", "recovery", "run_n", "run_sum", "scale",
-                 "shift", "sum", "up")
+                 "dispersion", "down", "recovery", "run_n", "run_sum", "scale", "shift", "sum",
+                 "up")
 
     def __init__(self) -> None:
         self._warm: list[float] | None = []
@@ -65,13 +65,11 @@ class ResidualWatch:
         self.scale = 1.0
         self.batch_n = 0
         self.batch_sum = 0.0
-        self.up = 0.0
-        self.down = 0.0
-        self.phi_sum = 0.0
-        self.phi_n = 0.0
-        self.held: list[float] = []
+        self.up = Cusum(threshold=1.0)  # thresholds are set on every batch
+        self.down = Cusum(threshold=1.0)
+        self.dispersion = Dispersion()
         self.alarmed = False
-        self.recovery = 0.0
+        self.recovery = Cusum(threshold=1.0)
         self.shift = 0.0
         self.run_n = 0
         self.run_sum = 0.0
@@ -91,8 +89,8 @@ class ResidualWatch:
 
     @property
     def phi(self) -> float:
-        """Dispersion of batch means used by the test (90% upper bound, at least 1)."""
-        return 1.0 if self.phi_n < 2 else max(1.0, phi_upper(self.phi_sum, self.phi_n))
+        """Dispersion of batch means used by the test (see :class:`~detectors.drift.Dispersion`)."""
+        return self.dispersion.value
 
     def observe(self, residual: float, warmup: int, min_scale: float) -> None:
         """Add one residual (cheap: the test runs per batch, in :meth:`ForecastDrift.step`)."""
@@ -143,46 +141,42 @@ class ForecastDrift:
         mean = watch.batch_sum / n
         watch.batch_n = 0
         watch.batch_sum = 0.0
-        phi = watch.phi
+        if not watch.alarmed and not watch.dispersion.ready:
+            watch.dispersion.learn(n * mean, n)  # still learning how the errors move together
+            return None
+        variance = watch.phi / n
+        up, down, recovery = watch.up, watch.down, watch.recovery
+        up.threshold = down.threshold = recovery.threshold = threshold
         if watch.alarmed:
-            d = watch.shift
-            step = watch.recovery + d * n / phi * (d / 2.0 - mean)
-            watch.recovery = step if step > 0.0 else 0.0
-            if watch.recovery <= threshold:
+            # the mirror test: from the estimated shift back to the reference
+            if not recovery.update(gaussian_llr(mean, watch.shift, 0.0, variance)).drift_detected:
                 return None
             watch.alarmed = False
-            watch.recovery = 0.0
+            recovery.reset()
             reference = math.exp(watch.center)
             return ForecastSignal("recovered", quantity, reference, reference, n, 0.0)
         k = self.shift
-        weight = k * n / phi
-        up = watch.up + weight * (mean - k / 2.0)
-        down = watch.down + weight * (-mean - k / 2.0)
-        watch.up = up if up > 0.0 else 0.0
-        watch.down = down if down > 0.0 else 0.0
+        up.update(gaussian_llr(mean, 0.0, k, variance))
+        down.update(gaussian_llr(mean, 0.0, -k, variance))
+        in_control = up.at_zero and down.at_zero
         # the dispersion learns from batches confirmed in control (CUSUM back at zero)
-        watch.held.append(n * mean * mean)
-        if watch.up == 0.0 and watch.down == 0.0:
-            for value in watch.held:
-                watch.phi_sum = watch.phi_sum * _MEMORY + value
-                watch.phi_n = watch.phi_n * _MEMORY + 1.0
-            watch.held.clear()
-        elif len(watch.held) > 200:
-            del watch.held[0]
-        if watch.up == 0.0 and watch.down == 0.0:
+        watch.dispersion.observe(n * mean, n, in_control)
+        if in_control:
             watch.run_n = 0
             watch.run_sum = 0.0
             return None
         watch.run_n += n
         watch.run_sum += mean * n
-        if max(watch.up, watch.down) <= threshold:
+        if not (up.drift_detected or down.drift_detected):
             return None
         shift = watch.run_sum / watch.run_n
         support = watch.run_n
         watch.alarmed = True
-        watch.held.clear()
+        watch.dispersion.drop_held()
         watch.shift = shift
-        watch.up = watch.down = watch.recovery = 0.0
+        up.reset()
+        down.reset()
+        recovery.reset()
         watch.run_n = 0
         watch.run_sum = 0.0
         ratio = math.exp(watch.center + shift * watch.scale)

@@ -94,8 +94,8 @@ class AuditCore:
                                             config.confidence, config.min_group_support)
         self._overrides = OverrideWatch(config.override_max_age_s)
         self.drift = EquityDrift(config.drift_warmup, config.drift_min_batches,
-                                 config.drift_prior, config.trend_window, config.trend_windows,
-                                 config.trend_alpha, config.trend_min_growth)
+                                 config.drift_prior, config.trend_window, config.trend_alpha,
+                                 config.trend_min_growth)
         self.forecast = ForecastDrift(config.forecast_warmup)
         self._forecast_watches = 0
         self._sampler = AuditSampler(config.audit_sample_rate, config.audit_sample_key,

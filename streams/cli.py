@@ -20,6 +20,7 @@ from rich.table import Table
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
 from streams import bench as bench_mod
+from streams import detection_bench
 from streams.alibaba import DEFAULT_EPOCH, convert_pod_list
 from streams.app import create_app, sigterm_as_interrupt
 from streams.audit_store import published_head, verify_store
@@ -353,6 +354,82 @@ def bench_throughput(
     for r in results:
         table.add_row(r.name, f"{r.rate:,.0f}", f"{1e6 / r.rate:.2f}", f"{r.rate / floor:.1%}")
     Console().print(table)
+
+
+@bench_app.command("detection")
+def bench_detection(
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per scenario.")] = 20,
+    events: Annotated[int, typer.Option(min=10_000, help="Events per run (the change is at "
+                                        "40%).")] = 100_000,
+    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 2,
+    scenario: Annotated[list[str] | None, typer.Option(
+        help="Only these scenarios (repeatable; default: all).")] = None,
+) -> None:
+    """Detection rate, delay and false alarms of the default detectors on every scenario.
+
+    Each scenario runs over SEEDS seeds. Delays are counted in the affected group's own
+    events (placements, or outcomes for forecasts) from the change to the first alert of the
+    scenario's kind that names team=genomics and its metric. Alerts before the change, and all
+    on baseline, are false alarms. The targets of issue 3 are checked at the end.
+    """
+    _settings(None)
+    chosen = scenario or list(SCENARIOS)
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        raise PlacewatchError(f"--scenario: unknown {', '.join(unknown)}; valid: "
+                              f"{', '.join(SCENARIOS)}")
+    total = len(chosen) * seeds
+    with _progress(total, "bench detection") as bar:
+        task = bar.add_task("runs", total=total)
+        scores = detection_bench.run_detection(chosen, seeds, events, workers,
+                                               progress=lambda _: bar.advance(task))
+    rows = detection_bench.summarise(scores)
+    table = Table(title=f"detection quality: {seeds} seeds x {events:,} events per scenario")
+    for column in ("scenario", "detected", "delay p50", "delay p90", "named first",
+                   "amplification", "false alarms", "FA / M events (pre-change)",
+                   "related", "side effects"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.0f}"
+
+    for r in rows:
+        detected = "-" if r.scenario == "baseline" else f"{r.detected}/{r.runs}"
+        named = "-" if r.scenario == "baseline" else f"{r.named_target_first}/{r.runs}"
+        table.add_row(r.scenario, detected, fmt(r.delay_p50), fmt(r.delay_p90), named,
+                      f"{r.amplification_on_target}/{r.runs}", str(r.false_alarms),
+                      f"{r.false_alarms_per_million:.2f}", str(r.related), str(r.side_effects))
+    console = Console(width=200)
+    console.print(table)
+    by_name = {r.scenario: r for r in rows}
+    checks = []
+    if "baseline" in by_name:
+        b = by_name["baseline"]
+        checks.append(("baseline: <= 1 false alarm per million events",
+                       b.false_alarms_per_million <= 1.0,
+                       f"{b.false_alarms} in {b.events:,} events"))
+    if "equity_drift" in by_name:
+        e = by_name["equity_drift"]
+        checks.append(("equity_drift: detected within 400 group placements at p90, naming it",
+                       e.detected == e.runs and (e.delay_p90 or 1e9) <= 400,
+                       f"{e.detected}/{e.runs}, p90 {fmt(e.delay_p90)}"))
+    if "forecast_bias" in by_name:
+        f = by_name["forecast_bias"]
+        checks.append(("forecast_bias: forecast_drift within 300 group outcomes at p90",
+                       f.detected == f.runs and (f.delay_p90 or 1e9) <= 300,
+                       f"{f.detected}/{f.runs}, p90 {fmt(f.delay_p90)}"))
+    if "feedback_loop" in by_name:
+        fl = by_name["feedback_loop"]
+        checks.append(("feedback_loop: amplification in >= 90% of seeds",
+                       fl.amplification_on_target >= 0.9 * fl.runs,
+                       f"{fl.amplification_on_target}/{fl.runs}"))
+    if "step_change" in by_name:
+        st = by_name["step_change"]
+        checks.append(("step_change: amplification in <= 5% of seeds",
+                       st.amplification_on_target <= 0.05 * st.runs,
+                       f"{st.amplification_on_target}/{st.runs}"))
+    for text, ok, figure in checks:
+        console.print(f"{'PASS' if ok else 'FAIL'}  {text}: {figure}")
 
 
 # -- config ---------------------------------------------------------------------------------

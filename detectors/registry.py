@@ -1,0 +1,70 @@
+"""The registry of sequential detectors, with what the shared contract tests need of each.
+
+Every detector the core runs is listed here with a way to build it with fixed parameters and
+to feed it one value of a stream. The contract tests (``tests/detectors``) check each one:
+its state survives a pickle round-trip, a constant in-control stream never signals, it is
+deterministic, and it signals on a stream with a known change. Add a detector here when you
+add one to the core.
+
+>>> sorted(REGISTRY)
+['cusum_bernoulli', 'cusum_gaussian_batch', 'gap_trend']
+
+The core's equity and forecast watches run these tests (batches in place of single values);
+their estimators (``Dispersion``) have their own doctests, and the whole core is tested on
+golden streams with known change points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from detectors.amplification import GapTrend
+from detectors.cusum import Cusum, bernoulli_llr, gaussian_llr
+
+__all__ = ["REGISTRY", "DetectorSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    """How to build a detector and feed it a stream of floats; ``feed`` returns a signal."""
+
+    make: Callable[[], Any]
+    feed: Callable[[Any, float], bool]
+    in_control: float
+    """A value whose constant stream must never signal."""
+    changed: float
+    """A value whose constant stream, after ``in_control`` ones, must signal."""
+
+
+def _bernoulli(d: Cusum, x: float) -> bool:
+    """A cheap-tier share watched for a fall from 0.6 to 0.42 (x >= 0.5: cheap)."""
+    return bool(d.update(bernoulli_llr(x >= 0.5, 0.6, 0.42)).drift_detected)
+
+
+def _gaussian(d: Cusum, x: float) -> bool:
+    """Batch means of 25 standardised residuals watched for a one-scale rise."""
+    return bool(d.update(gaussian_llr(x, 0.0, 1.0, 1.0 / 25)).drift_detected)
+
+
+def _gap(d: GapTrend, x: float) -> bool:
+    d.update_batch(x, 50, 0.25)
+    return bool(d.done and d.amplifying)
+
+
+def _gap_trend() -> GapTrend:
+    trend = GapTrend(window=300, alpha=0.01, min_growth=0.05)
+    trend.start([(0.2, 200, 0.25)])   # detected at a 20-point shortfall
+    return trend
+
+
+REGISTRY: Final[dict[str, DetectorSpec]] = {
+    # the CUSUM as the equity and forecast watches drive it
+    "cusum_bernoulli": DetectorSpec(lambda: Cusum(threshold=8.0), _bernoulli,
+                                    in_control=1.0, changed=0.0),
+    "cusum_gaussian_batch": DetectorSpec(lambda: Cusum(threshold=8.0), _gaussian,
+                                         in_control=0.0, changed=1.0),
+    # a shortfall that stays at its detected level is a step: never amplification
+    "gap_trend": DetectorSpec(_gap_trend, _gap, in_control=0.2, changed=float("nan")),
+}

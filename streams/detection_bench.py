@@ -1,0 +1,222 @@
+"""Detection-quality benchmark: every simulator scenario over many seeds, scored against truth.
+
+For each (scenario, seed) the simulator's events run through a fresh core with the default
+configuration, and every alert is classified against the scenario's ground truth:
+
+* **hit**: an alert of the scenario's expected kind on the changed group (``team=genomics``)
+  and metric, at or after the change;
+* **related**: after the change, on a group that contains the changed team's jobs (its
+  department, region or tenant tier, or a pair with it), not a false alarm;
+* **side effect**: after the change, on an unrelated group (the change moves capacity to
+  others, so some of these are real consequences);
+* **false alarm**: any alert before the change, and every alert on ``baseline``.
+
+Detection delay is counted in the affected group's own observations of the measured quantity,
+between the change and the alert: its ``place`` decisions stating a tier for the cheap-tier
+share (and the amplification of its gap), all its decisions for the other rates and for
+overrides, its outcomes for forecasts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import orjson
+
+from detectors.config import CoreConfig
+from detectors.pipeline import AuditCore
+from simulator import SCENARIOS, Simulation
+
+__all__ = ["PRIMARY", "RunScore", "ScenarioScore", "run_detection", "score_run", "summarise"]
+
+PRIMARY: dict[str, tuple[str, str]] = {
+    "equity_drift": ("equity_drift", "preferred_rate"),
+    "forecast_bias": ("forecast_drift", "runtime_actual_over_predicted"),
+    "feedback_loop": ("amplification", "preferred_rate_gap_growth"),
+    "step_change": ("equity_drift", "preferred_rate"),
+    "preemption_concentration": ("equity_drift", "preemption_rate"),
+    "override_leak": ("override_expired", "override_past_limit_seconds"),
+}
+"""Per scenario: the alert (kind, metric) that counts as detecting it."""
+
+_RELATED = {("department", "research"), ("region", "eu-west"), ("tenant_tier", "free")}
+
+
+@dataclass
+class RunScore:
+    scenario: str
+    seed: int
+    events: int
+    change_index: int | None
+    hit_delay: int | None = None
+    """Affected-group events from the change to the first hit (None: missed)."""
+    first_named_target: bool = False
+    """Whether the first alert of the expected kind after the change named the target group."""
+    amplification_on_target: bool = False
+    false_alarms: int = 0
+    related: int = 0
+    side_effects: int = 0
+    alerts: list[str] = field(default_factory=list)
+
+
+def _target_counts(lines: list[bytes], team: str) -> dict[str, list[int]]:
+    """Cumulative counts of the target's observations of each kind, at each event index.
+
+    ``decisions``: its placement events (any action); ``placements``: its ``place`` decisions
+    stating a tier (what the cheap-tier share is measured on); ``outcomes``: its outcomes.
+    """
+    counts: dict[str, list[int]] = {"decisions": [], "placements": [], "outcomes": []}
+    ours: set[str] = set()
+    d = p = o = 0
+    for raw in lines:
+        event = orjson.loads(raw)
+        if event["event_type"] == "placement":
+            if event["attributes"].get("team") == team:
+                ours.add(event["decision_id"])
+                d += 1
+                decision = event["decision"]
+                p += decision["action"] == "place" and "tier" in decision
+        elif event["decision_id"] in ours:
+            o += 1
+        counts["decisions"].append(d)
+        counts["placements"].append(p)
+        counts["outcomes"].append(o)
+    return counts
+
+
+_DELAY_UNIT = {"forecast_drift": "outcomes", "override_expired": "decisions"}
+_METRIC_UNIT = {"preferred_rate": "placements", "preferred_rate_gap_growth": "placements"}
+
+
+def _is_target_group(attribute: str | None, group: str | None, team: str) -> bool:
+    if attribute == "team":
+        return group == team
+    return bool(attribute and group and "team" in attribute.split("*")
+                and team in (group.split("*")))
+
+
+def _is_related(alert: dict[str, Any], team: str) -> bool:
+    attribute, group = alert.get("attribute"), alert.get("group")
+    if (attribute, group) in _RELATED:
+        return True
+    if attribute and "*" in attribute and group:
+        return team in group.split("*") or any(
+            (a, g) in _RELATED for a, g in zip(attribute.split("*"), group.split("*"),
+                                                strict=False))
+    if alert.get("kind") == "override_expired":
+        return bool(alert.get("details", {}).get("attributes", {}).get("team") == team)
+    return False
+
+
+def score_run(scenario: str, seed: int, events: int) -> RunScore:
+    """Simulate, run the default pipeline, and classify every alert (pure but CPU-heavy)."""
+    sim = Simulation(SCENARIOS[scenario], events, seed)
+    lines = list(sim)
+    truth = sim.truth
+    change = truth["change"]
+    change_index = change["from_event_index"] if change else None
+    core = AuditCore(CoreConfig())
+    alerts = []
+    for raw in lines:
+        core.process(raw)
+        alerts.extend(core.drain().alerts)
+    core.finish()
+    alerts.extend(core.drain().alerts)
+    score = RunScore(scenario, seed, len(lines), change_index)
+    team = change["group"] if change else "genomics"
+    counts = _target_counts(lines, team) if change else {}
+    kind, metric = PRIMARY.get(scenario, ("", ""))
+    first_of_kind_seen = False
+    for alert in alerts:
+        record = msgspec.to_builtins(alert)
+        score.alerts.append(f"{alert.event_index}:{alert.kind}:{alert.attribute}="
+                            f"{alert.group}:{alert.metric}")
+        if change_index is None or alert.event_index < change_index:
+            score.false_alarms += 1
+            continue
+        on_target = _is_target_group(alert.attribute, alert.group, team) or (
+            alert.kind == "override_expired" and _is_related(record, team))
+        if alert.kind == "amplification" and alert.attribute == "team" and on_target:
+            score.amplification_on_target = True
+        if alert.kind == kind and not first_of_kind_seen:
+            first_of_kind_seen = True
+            score.first_named_target = on_target and alert.attribute in ("team", None)
+        if (alert.kind == kind and alert.metric == metric and on_target
+                and score.hit_delay is None):
+            unit = _DELAY_UNIT.get(kind) or _METRIC_UNIT.get(metric, "decisions")
+            series = counts[unit]
+            score.hit_delay = series[alert.event_index] - series[change_index]
+        elif on_target or _is_related(record, team):
+            score.related += 1
+        else:
+            score.side_effects += 1
+    return score
+
+
+def _score(args: tuple[str, int, int]) -> RunScore:
+    return score_run(*args)
+
+
+def run_detection(scenarios: Iterable[str], seeds: int, events: int, workers: int,
+                  progress: Any = None) -> list[RunScore]:
+    """Every (scenario, seed) run, in parallel processes."""
+    jobs = [(s, seed, events) for s in scenarios for seed in range(1, seeds + 1)]
+    out = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for score in pool.map(_score, jobs):
+            out.append(score)
+            if progress is not None:
+                progress(score)
+    return out
+
+
+def _quantile(values: list[int], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class ScenarioScore:
+    scenario: str
+    runs: int
+    events: int
+    detected: int
+    delay_p50: float | None
+    delay_p90: float | None
+    named_target_first: int
+    amplification_on_target: int
+    false_alarms: int
+    related: int
+    side_effects: int
+
+    @property
+    def false_alarms_per_million(self) -> float:
+        return self.false_alarms / self.events * 1e6
+
+
+def summarise(scores: list[RunScore]) -> list[ScenarioScore]:
+    """One row per scenario."""
+    out = []
+    for scenario in dict.fromkeys(s.scenario for s in scores):
+        runs = [s for s in scores if s.scenario == scenario]
+        delays = [s.hit_delay for s in runs if s.hit_delay is not None]
+        pre_change_events = sum(s.change_index if s.change_index is not None else s.events
+                                for s in runs)
+        out.append(ScenarioScore(
+            scenario, len(runs), pre_change_events, len(delays),
+            statistics.median(delays) if delays else None, _quantile(delays, 0.9),
+            sum(s.first_named_target for s in runs),
+            sum(s.amplification_on_target for s in runs),
+            sum(s.false_alarms for s in runs), sum(s.related for s in runs),
+            sum(s.side_effects for s in runs)))
+    return out
