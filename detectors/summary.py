@@ -2,11 +2,15 @@
 
 For every audited attribute: each group's decision count, the rates of
 :data:`~detectors.groups.RATE_METRICS` with their support and Wilson interval, the mean queue
-wait; then, per rate, the parity difference and ratio over the groups that reach
-``min_group_support`` on that rate's denominator (never the overflow group).
+wait, its forecast errors (per quantity: outcomes, mean log residual ``bias_log`` and its
+``actual_over_predicted`` ratio, mean absolute log error); then, per rate, the parity
+difference and ratio over the groups that reach ``min_group_support`` on that rate's
+denominator (never the overflow group).
 """
 
 from __future__ import annotations
+
+import math
 
 from detectors.fairness import parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS, EquityLedger, GroupStats
@@ -32,6 +36,16 @@ def _group_entry(stats: GroupStats, z: float) -> dict[str, object]:
         entry[f"{metric}_support"] = den
     wait = stats.mean_queue_wait_s
     entry["mean_queue_wait_s"] = None if wait is None else _r(wait)
+    forecast: dict[str, object] = {}
+    for quantity, watch in (stats.forecast or {}).items():
+        bias, mae = watch.bias, watch.mean_abs_error
+        forecast[quantity] = {
+            "outcomes": watch.count,
+            "bias_log": None if bias is None else _r(bias),
+            "actual_over_predicted": None if bias is None else _r(math.exp(bias)),
+            "mean_abs_log_error": None if mae is None else _r(mae),
+        }
+    entry["forecast"] = forecast
     return entry
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +26,7 @@ from detectors.config import CoreConfig
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
 
-__all__ = ["StageResult", "generate", "run_throughput"]
+__all__ = ["StageResult", "generate", "group_memory", "run_throughput"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,37 @@ def _core_stage(config: CoreConfig) -> Callable[[list[bytes]], None]:
     return stage
 
 
+def group_memory(lines: list[bytes], groups: int = 64) -> tuple[float, int]:
+    """Bytes of state per tracked group, measured with tracemalloc, and the groups measured.
+
+    The same events run twice: once audited on one attribute whose value spreads them over
+    ``groups`` groups, once with no audited attribute. The difference in memory still held by
+    the core, divided by the number of groups, is what one group costs: its counters, its
+    drift and forecast watches and their dispersion estimates.
+    """
+    spread = []
+    for raw in lines:
+        event = orjson.loads(raw)
+        if event.get("event_type") == "placement":
+            key = zlib.crc32(event["decision_id"].encode()) % groups
+            event["attributes"] = {"bucket": f"g{key:02d}"}
+        spread.append(orjson.dumps(event))
+    held = []
+    for attributes in ((), ("bucket",)):
+        gc.collect()
+        tracemalloc.start()
+        core = AuditCore(CoreConfig(attributes=attributes, max_groups_per_attribute=groups))
+        for raw in spread:
+            core.process(raw)
+        core.drain()
+        gc.collect()
+        held.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+        del core
+    tracked = groups
+    return (held[1] - held[0]) / tracked, tracked
+
+
 def run_throughput(lines: list[bytes], repeats: int = 3) -> list[StageResult]:
     """Best-of-``repeats`` time per stage, stages interleaved within each repeat."""
     full = CoreConfig()
@@ -72,7 +105,7 @@ def run_throughput(lines: list[bytes], repeats: int = 3) -> list[StageResult]:
     stages: dict[str, Callable[[list[bytes]], None]] = {
         "floor (orjson + dict counter)": _floor,
         "ingest (decode, validate, dedup, join)": _core_stage(ingest),
-        "full pipeline (+ equity, disparity, overrides, 1-in-50 audit)": _core_stage(full),
+        "full pipeline (+ drift, forecast, disparity, overrides, audit)": _core_stage(full),
     }
     best = {name: float("inf") for name in stages}
     for _ in range(repeats):

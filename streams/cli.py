@@ -353,7 +353,14 @@ def bench_throughput(
         table.add_column(column, justify="left" if column == "stage" else "right")
     for r in results:
         table.add_row(r.name, f"{r.rate:,.0f}", f"{1e6 / r.rate:.2f}", f"{r.rate / floor:.1%}")
-    Console().print(table)
+    console = Console(width=120)
+    console.print(table)
+    with _ERR.status("measuring memory per group") if not _State.quiet else _NoLive():
+        per_group, groups = bench_mod.group_memory(lines)
+    console.print(f"state per tracked group: {per_group / 1024:.1f} KiB (tracemalloc, {groups} "
+                  "groups of one attribute, every watch warmed up); groups per attribute are "
+                  "capped by max_groups_per_attribute (beyond it: the __other__ group and "
+                  "placewatch_group_overflow_decisions_total)")
 
 
 @bench_app.command("detection")

@@ -22,4 +22,6 @@ PARITY_RATIO = f"{PREFIX}_parity_ratio"  # gauge {attribute, metric}
 PARITY_DIFFERENCE = f"{PREFIX}_parity_difference"  # gauge {attribute, metric}
 TRACKED_GROUPS = f"{PREFIX}_tracked_groups"  # gauge {attribute}
 GROUP_OVERFLOW = f"{PREFIX}_group_overflow_decisions"  # counter {attribute}
+FORECAST_BIAS = f"{PREFIX}_forecast_log_bias"  # gauge {attribute, group, quantity}
+FORECAST_MAE = f"{PREFIX}_forecast_log_abs_error_mean"  # gauge {attribute, group, quantity}
 EVENT_TIME = f"{PREFIX}_last_event_timestamp_seconds"  # gauge

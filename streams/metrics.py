@@ -97,6 +97,10 @@ class CoreCollector(Collector):
                                  labels=["attribute", "metric"])
         tracked = GaugeMetricFamily(m.TRACKED_GROUPS, "Groups tracked per attribute.",
                                     labels=["attribute"])
+        bias = GaugeMetricFamily(m.FORECAST_BIAS, "Mean log(actual / predicted) per group.",
+                                 labels=["attribute", "group", "quantity"])
+        mae = GaugeMetricFamily(m.FORECAST_MAE, "Mean |log(actual / predicted)| per group.",
+                                labels=["attribute", "group", "quantity"])
         overflow = CounterMetricFamily(m.GROUP_OVERFLOW,
                                        "Decisions counted in the overflow group.",
                                        labels=["attribute"])
@@ -115,6 +119,11 @@ class CoreCollector(Collector):
                         rates.add_metric([attribute, name, metric], num / den)
                 if stats.wait_n:
                     waits.add_metric([attribute, name], stats.wait_sum / stats.wait_n)
+                for quantity, watch in (stats.forecast or {}).items():
+                    if watch.count:
+                        bias.add_metric([attribute, name, quantity], watch.sum / watch.count)
+                        mae.add_metric([attribute, name, quantity],
+                                       watch.abs_sum / watch.count)
             for metric in RATE_METRICS:
                 supported = {}
                 for name, stats in table.items():
@@ -125,7 +134,7 @@ class CoreCollector(Collector):
                     fig = parity(supported)
                     ratio.add_metric([attribute, metric], fig.ratio)
                     diff.add_metric([attribute, metric], fig.difference)
-        yield from (decisions, rates, waits, ratio, diff, tracked, overflow)
+        yield from (decisions, rates, waits, ratio, diff, tracked, overflow, bias, mae)
 
 
 def build_registry(core: AuditCore, lock: threading.Lock | None = None) -> CollectorRegistry:
