@@ -53,6 +53,10 @@ class CoreConfig:
     """Decisions (or outcomes, for outcome rates) a group needs before it is compared."""
     preferred_tiers: tuple[str, ...] = ("spot", "reserved")
     """``decision.tier`` values that count as the cheap or preferred resource."""
+    deserving_priority: int = 2
+    """Jobs at or above this ``job.priority`` deserve cheap compute most (equal opportunity)."""
+    old_hardware_below: int = 6
+    """``decision.hardware_generation`` below this counts as old hardware."""
     disparity_ratio_threshold: float = 0.8
     """Parity ratio below which a standing disparity is reported (four-fifths rule)."""
     confidence: float = 0.95
@@ -130,6 +134,9 @@ class CoreConfig:
                  "trend_alpha", "a number in (0, 0.5)", self.trend_alpha)
         _require(_is_number(self.trend_min_growth) and self.trend_min_growth >= 0,
                  "trend_min_growth", "a number >= 0", self.trend_min_growth)
+        for key in ("deserving_priority", "old_hardware_below"):
+            value = getattr(self, key)
+            _require(_is_int(value), key, "an integer", value)
         for key in ("evaluate_every", "dedup_horizon", "join_capacity", "drift_warmup",
                     "trend_window"):
             value = getattr(self, key)

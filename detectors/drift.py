@@ -44,10 +44,12 @@ __all__ = ["DRIFT_FACTORS", "MIN_DISPERSION_BATCHES", "MIN_EXPECTED", "Dispersio
 
 DRIFT_FACTORS: Final = {
     "preferred_rate": 0.7,
+    "preferred_rate_high_priority": 0.7,
     "queue_rate": 1.5,
     "reject_rate": 3.0,
     "preemption_rate": 3.0,
     "deadline_miss_rate": 3.0,
+    "old_hardware_rate": 1.5,
 }
 """Design change per rate: each CUSUM is tuned to the rate becoming ``factor ×`` expected.
 

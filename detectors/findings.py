@@ -24,8 +24,12 @@ _RATE_WORDS = {
     "reject_rate": ("rejection rate", "rose"),
     "preemption_rate": ("preemption rate", "rose"),
     "deadline_miss_rate": ("deadline-miss rate", "rose"),
+    "preferred_rate_high_priority": ("cheap-tier share of its high-priority jobs", "fell"),
+    "old_hardware_rate": ("share of old hardware", "rose"),
 }
-_SUPPORT_WORDS = {"deadline_miss_rate": "outcomes", "preferred_rate": "placements"}
+_SUPPORT_WORDS = {"deadline_miss_rate": "outcomes", "preferred_rate": "placements",
+                  "preferred_rate_high_priority": "high-priority placements",
+                  "old_hardware_rate": "placements"}
 
 
 def iso(ts: dt.datetime) -> str:

@@ -19,6 +19,7 @@ most ``max_groups`` groups; decisions for further values are counted in the over
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -32,12 +33,53 @@ OVERFLOW_GROUP: Final = "__other__"
 
 RATE_METRICS: Final = (
     "preferred_rate",
+    "preferred_rate_high_priority",
     "queue_rate",
     "reject_rate",
     "preemption_rate",
     "deadline_miss_rate",
+    "old_hardware_rate",
 )
-"""Rates tracked per group; ``preferred_rate`` is the favourable one."""
+"""Rates tracked per group; the two ``preferred_rate`` ones are favourable.
+
+``preferred_rate_high_priority`` is the cheap-tier share among the jobs that most deserve it
+(priority at or above the configured level): its parity gap is the equal-opportunity gap.
+"""
+
+WAIT_BUCKETS: Final = 64
+_WAIT_BASE: Final = 1.25
+_LOG_BASE: Final = math.log(_WAIT_BASE)
+
+
+def wait_bucket(seconds: float) -> int:
+    """Histogram bucket of a queue wait: 0 below 1 s, then one per factor of 1.25.
+
+    >>> [wait_bucket(s) for s in (0.2, 1.0, 1.3, 3600.0)]
+    [0, 1, 2, 37]
+    """
+    if seconds < 1.0:
+        return 0
+    return min(WAIT_BUCKETS - 1, int(math.log(seconds) / _LOG_BASE) + 1)
+
+
+def wait_quantile(histogram: list[int], q: float) -> float | None:
+    """The upper edge of the bucket holding quantile ``q`` (within a factor of 1.25).
+
+    >>> hist = [0] * WAIT_BUCKETS
+    >>> hist[wait_bucket(100.0)] = 95; hist[wait_bucket(3600.0)] = 5
+    >>> round(wait_quantile(hist, 0.95)), round(wait_quantile(hist, 0.99))
+    (108, 3852)
+    """
+    total = sum(histogram)
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for bucket, count in enumerate(histogram):
+        seen += count
+        if seen >= rank:
+            return 1.0 if bucket == 0 else _WAIT_BASE ** bucket
+    return _WAIT_BASE ** (WAIT_BUCKETS - 1)
 
 
 class GroupStats:
@@ -48,7 +90,10 @@ class GroupStats:
     (any action); ``preferred_rate`` is the share of its ``place`` decisions stating a tier that
     landed on a preferred (cheap) tier (undefined where schedulers send no tier); queue,
     reject and preemption rates are shares of all its decisions; ``deadline_miss_rate`` is
-    over joined outcomes that state ``deadline_met``.
+    over joined outcomes that state ``deadline_met``; ``old_hardware_rate`` is over its
+    ``place`` decisions stating a hardware generation. Queue waits (of ``place`` decisions)
+    go into a log-bucket histogram for quantiles; ``price_per_hour / requested cpu`` into a
+    running mean (cost per requested vCPU-hour).
     """
 
     __slots__ = (
@@ -58,6 +103,10 @@ class GroupStats:
         "decisions",
         "drift",
         "forecast",
+        "hp_preferred",
+        "hp_tiered",
+        "hw_n",
+        "hw_old",
         "name",
         "outcomes",
         "placed",
@@ -66,6 +115,9 @@ class GroupStats:
         "queued",
         "rejected",
         "tiered",
+        "unit_price_n",
+        "unit_price_sum",
+        "wait_hist",
         "wait_n",
         "wait_sum",
     )
@@ -82,6 +134,13 @@ class GroupStats:
         self.preferred = 0
         self.wait_n = 0
         self.wait_sum = 0.0
+        self.wait_hist = [0] * WAIT_BUCKETS
+        self.hp_tiered = 0
+        self.hp_preferred = 0
+        self.hw_n = 0
+        self.hw_old = 0
+        self.unit_price_n = 0
+        self.unit_price_sum = 0.0
         self.outcomes = 0
         self.deadline_n = 0
         self.deadline_missed = 0
@@ -107,7 +166,21 @@ class GroupStats:
             return self.preempted, self.decisions
         if metric == "deadline_miss_rate":
             return self.deadline_missed, self.deadline_n
+        if metric == "preferred_rate_high_priority":
+            return self.hp_preferred, self.hp_tiered
+        if metric == "old_hardware_rate":
+            return self.hw_old, self.hw_n
         raise ValueError(f"unknown rate metric {metric!r}; valid: {', '.join(RATE_METRICS)}")
+
+    @property
+    def wait_p95_s(self) -> float | None:
+        """95th percentile of queue wait (upper edge of its 1.25× bucket)."""
+        return wait_quantile(self.wait_hist, 0.95)
+
+    @property
+    def cost_per_cpu_hour(self) -> float | None:
+        """Mean price per hour per requested vCPU of its placements."""
+        return self.unit_price_sum / self.unit_price_n if self.unit_price_n else None
 
     @property
     def mean_queue_wait_s(self) -> float | None:

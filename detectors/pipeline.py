@@ -40,7 +40,7 @@ from detectors.findings import (
     override_alert,
 )
 from detectors.forecast import ForecastDrift, ForecastSignal
-from detectors.groups import EquityLedger, GroupStats
+from detectors.groups import EquityLedger, GroupStats, wait_bucket
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import OverrideWatch
 from detectors.sampler import AuditSampler
@@ -182,7 +182,17 @@ class AuditCore:
         tiered = action == "place" and decision.tier is not UNSET
         preferred = tiered and decision.tier in self._preferred
         wait = event.queue_wait_s if action == "place" else None
+        job = event.job
+        deserving = (job is not UNSET and job.priority is not UNSET
+                     and job.priority >= self.config.deserving_priority)
+        generation = decision.hardware_generation if action == "place" else UNSET
+        unit_price = None
+        if action == "place" and decision.price_per_hour is not UNSET and job is not UNSET:
+            requested = job.requested
+            if requested is not UNSET and requested.cpu is not UNSET and requested.cpu > 0:
+                unit_price = decision.price_per_hour / requested.cpu
         groups = self.ledger.resolve(event.attributes)
+        bucket = 0 if wait is None else wait_bucket(wait)
         for stats in groups:
             stats.decisions += 1
             if action == "place":
@@ -191,6 +201,17 @@ class AuditCore:
                     stats.tiered += 1
                     if preferred:
                         stats.preferred += 1
+                    if deserving:
+                        stats.hp_tiered += 1
+                        if preferred:
+                            stats.hp_preferred += 1
+                if generation is not UNSET:
+                    stats.hw_n += 1
+                    if generation < self.config.old_hardware_below:
+                        stats.hw_old += 1
+                if unit_price is not None:
+                    stats.unit_price_n += 1
+                    stats.unit_price_sum += unit_price
             elif action == "queue":
                 stats.queued += 1
             elif action == "preempt":
@@ -200,6 +221,7 @@ class AuditCore:
             if wait is not None:
                 stats.wait_n += 1
                 stats.wait_sum += wait
+                stats.wait_hist[bucket] += 1
         where = Where(event.decision_id, index, decided_at)
         self._last = where
         waiting = self.joiner.add_placement(event.decision_id, (groups, event), ts)

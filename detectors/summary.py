@@ -1,6 +1,8 @@
 """The ``fairness`` section of ``summary.json``: per attribute, per group, and disparity.
 
-For every audited attribute: each group's decision count, the rates of
+For every audited attribute: a ``spread`` block (max/min ratios of the groups' p95 queue
+wait and cost per requested vCPU-hour, and the group whose share of preemptions most exceeds
+its share of decisions, with that lift), and each group's decision count, the rates of
 :data:`~detectors.groups.RATE_METRICS` with their support and Wilson interval, the mean queue
 wait, its forecast errors (per quantity: outcomes, mean log residual ``bias_log`` and its
 ``actual_over_predicted`` ratio, mean absolute log error); then, per rate, the parity
@@ -36,6 +38,10 @@ def _group_entry(stats: GroupStats, z: float) -> dict[str, object]:
         entry[f"{metric}_support"] = den
     wait = stats.mean_queue_wait_s
     entry["mean_queue_wait_s"] = None if wait is None else _r(wait)
+    p95 = stats.wait_p95_s
+    entry["queue_wait_p95_s"] = None if p95 is None else _r(p95)
+    price = stats.cost_per_cpu_hour
+    entry["cost_per_cpu_hour"] = None if price is None else _r(price)
     forecast: dict[str, object] = {}
     for quantity, watch in (stats.forecast or {}).items():
         bias, mae = watch.bias, watch.mean_abs_error
@@ -86,12 +92,47 @@ def fairness_summary(ledger: EquityLedger, min_support: int, confidence: float,
                 "min_group": fig.min_group,
                 "max_group": fig.max_group,
             }
-            if metric == "preferred_rate":
+            if metric.startswith("preferred_rate"):
                 figures["four_fifths_violation"] = fig.ratio < ratio_threshold
             disparity[metric] = figures
         out[attribute] = {
             "groups": groups,
             "disparity": disparity,
+            "spread": _spread(table, min_support),
             "overflowed_decisions": ledger.overflowed[attribute],
         }
     return out
+
+
+def _ratio(values: dict[str, float]) -> dict[str, object] | None:
+    if len(values) < 2:
+        return None
+    low = min(values, key=lambda g: (values[g], g))
+    high = max(values, key=lambda g: (values[g], g))
+    ratio = values[high] / values[low] if values[low] > 0 else None
+    return {"max_over_min": None if ratio is None else _r(ratio), "min_group": low,
+            "max_group": high}
+
+
+def _spread(table: dict[str, GroupStats], min_support: int) -> dict[str, object]:
+    """How far apart the groups are on waits, prices and where preemptions land."""
+    supported = {n: s for n, s in table.items() if n != OVERFLOW_GROUP}
+    waits = {n: s.wait_p95_s for n, s in supported.items() if s.wait_n >= min_support}
+    prices = {n: s.cost_per_cpu_hour for n, s in supported.items()
+              if s.unit_price_n >= min_support}
+    decisions = sum(s.decisions for s in table.values())
+    preempted = sum(s.preempted for s in table.values())
+    concentration = None
+    if preempted and decisions:
+        lifts = {n: (s.preempted / preempted) / (s.decisions / decisions)
+                 for n, s in supported.items() if s.decisions >= min_support}
+        if lifts:
+            top = max(lifts, key=lambda g: (lifts[g], g))
+            concentration = {"group": top, "share_of_preemptions": _r(
+                supported[top].preempted / preempted), "share_of_decisions": _r(
+                supported[top].decisions / decisions), "lift": _r(lifts[top])}
+    return {
+        "queue_wait_p95_s": _ratio({n: w for n, w in waits.items() if w is not None}),
+        "cost_per_cpu_hour": _ratio({n: p for n, p in prices.items() if p is not None}),
+        "preemption_concentration": concentration,
+    }

@@ -97,6 +97,12 @@ class CoreCollector(Collector):
                                  labels=["attribute", "metric"])
         tracked = GaugeMetricFamily(m.TRACKED_GROUPS, "Groups tracked per attribute.",
                                     labels=["attribute"])
+        p95 = GaugeMetricFamily(m.GROUP_QUEUE_WAIT_P95, "95th percentile queue wait per group "
+                                "(seconds, within a factor of 1.25).",
+                                labels=["attribute", "group"])
+        unit_cost = GaugeMetricFamily(m.GROUP_CPU_HOUR_COST, "Mean price per hour per requested "
+                                      "vCPU of the group's placements (deployment currency).",
+                                      labels=["attribute", "group"])
         bias = GaugeMetricFamily(m.FORECAST_BIAS, "Mean log(actual / predicted) per group.",
                                  labels=["attribute", "group", "quantity"])
         mae = GaugeMetricFamily(m.FORECAST_MAE, "Mean |log(actual / predicted)| per group.",
@@ -119,6 +125,9 @@ class CoreCollector(Collector):
                         rates.add_metric([attribute, name, metric], num / den)
                 if stats.wait_n:
                     waits.add_metric([attribute, name], stats.wait_sum / stats.wait_n)
+                    p95.add_metric([attribute, name], stats.wait_p95_s or 0.0)
+                if stats.unit_price_n:
+                    unit_cost.add_metric([attribute, name], stats.cost_per_cpu_hour or 0.0)
                 for quantity, watch in (stats.forecast or {}).items():
                     if watch.count:
                         bias.add_metric([attribute, name, quantity], watch.sum / watch.count)
@@ -134,7 +143,8 @@ class CoreCollector(Collector):
                     fig = parity(supported)
                     ratio.add_metric([attribute, metric], fig.ratio)
                     diff.add_metric([attribute, metric], fig.difference)
-        yield from (decisions, rates, waits, ratio, diff, tracked, overflow, bias, mae)
+        yield from (decisions, rates, waits, p95, unit_cost, ratio, diff, tracked, overflow,
+                    bias, mae)
 
 
 def build_registry(core: AuditCore, lock: threading.Lock | None = None) -> CollectorRegistry:
