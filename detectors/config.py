@@ -59,6 +59,8 @@ class CoreConfig:
     """``decision.hardware_generation`` below this counts as old hardware."""
     disparity_ratio_threshold: float = 0.8
     """Parity ratio below which a standing disparity is reported (four-fifths rule)."""
+    wait_gap_limit: float = 0.12
+    """Relative gap in mean queue wait among groups of one priority class that is reported."""
     confidence: float = 0.95
     """Confidence level of the intervals that gate disparity findings."""
     evaluate_every: int = 1000
@@ -120,6 +122,8 @@ class CoreConfig:
                  and 0 < self.disparity_ratio_threshold <= 1,
                  "disparity_ratio_threshold", "a number in (0, 1]",
                  self.disparity_ratio_threshold)
+        _require(_is_number(self.wait_gap_limit) and self.wait_gap_limit > 0,
+                 "wait_gap_limit", "a number > 0", self.wait_gap_limit)
         _require(_is_number(self.confidence) and 0.5 <= self.confidence < 1,
                  "confidence", "a number in [0.5, 1)", self.confidence)
         _require(_is_number(self.false_alarms_per_million) and self.false_alarms_per_million > 0,

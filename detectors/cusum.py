@@ -5,17 +5,17 @@ each increment is a log-likelihood ratio, Lorden's bound gives an in-control ave
 of at least ``exp(threshold)`` steps, so a threshold of ``ln(ARL0)`` keeps the false-alarm rate
 at most ``1 / ARL0`` per step (:func:`threshold_for`).
 
->>> cusum = Cusum(threshold=5.0)
->>> steps = [bernoulli_llr(False, p0=0.6, p1=0.42) for _ in range(100)]   # 0.6 -> 0.0
->>> next(i for i, llr in enumerate(steps) if cusum.update(llr).drift_detected)
-13
+>>> cusum = Cusum(threshold=5.0)          # batch means of 25 events, N(0, 1) each
+>>> shifted = [gaussian_llr(1.0, mu0=0.0, mu1=1.0, variance=1 / 25)] * 10   # mean moved to 1
+>>> next(i for i, llr in enumerate(shifted) if cusum.update(llr).drift_detected)
+0
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["Cusum", "bernoulli_llr", "gaussian_llr", "threshold_for"]
+__all__ = ["Cusum", "gaussian_llr", "threshold_for"]
 
 
 def threshold_for(arl0: float) -> float:
@@ -27,15 +27,6 @@ def threshold_for(arl0: float) -> float:
     if arl0 <= 1:
         raise ValueError(f"arl0 must be > 1, got {arl0!r}")
     return math.log(arl0)
-
-
-def bernoulli_llr(x: bool, p0: float, p1: float) -> float:
-    """Log-likelihood ratio of one Bernoulli observation: rate ``p1`` against ``p0``.
-
-    >>> round(bernoulli_llr(True, 0.5, 0.25), 4), round(bernoulli_llr(False, 0.5, 0.25), 4)
-    (-0.6931, 0.4055)
-    """
-    return math.log(p1 / p0) if x else math.log((1 - p1) / (1 - p0))
 
 
 def gaussian_llr(observed: float, mu0: float, mu1: float, variance: float) -> float:

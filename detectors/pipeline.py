@@ -44,6 +44,7 @@ from detectors.groups import EquityLedger, GroupStats, wait_bucket
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import OverrideWatch
 from detectors.sampler import AuditSampler
+from detectors.wait_equity import WaitEquity
 
 __all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
 
@@ -97,6 +98,8 @@ class AuditCore:
                                  config.drift_prior, config.trend_window, config.trend_alpha,
                                  config.trend_min_growth)
         self.forecast = ForecastDrift(config.forecast_warmup)
+        self.wait_equity = WaitEquity(config.wait_gap_limit, config.confidence,
+                                      max(config.min_group_support, 2))
         self._forecast_watches = 0
         self._sampler = AuditSampler(config.audit_sample_rate, config.audit_sample_key,
                                      config.audit_always_overrides)
@@ -183,8 +186,8 @@ class AuditCore:
         preferred = tiered and decision.tier in self._preferred
         wait = event.queue_wait_s if action == "place" else None
         job = event.job
-        deserving = (job is not UNSET and job.priority is not UNSET
-                     and job.priority >= self.config.deserving_priority)
+        priority = None if job is UNSET or job.priority is UNSET else job.priority
+        deserving = priority is not None and priority >= self.config.deserving_priority
         generation = decision.hardware_generation if action == "place" else UNSET
         unit_price = None
         if action == "place" and decision.price_per_hour is not UNSET and job is not UNSET:
@@ -222,6 +225,8 @@ class AuditCore:
                 stats.wait_n += 1
                 stats.wait_sum += wait
                 stats.wait_hist[bucket] += 1
+                if priority is not None:
+                    self.wait_equity.add(stats.attribute, stats.name, priority, wait)
         where = Where(event.decision_id, index, decided_at)
         self._last = where
         waiting = self.joiner.add_placement(event.decision_id, (groups, event), ts)
@@ -346,6 +351,7 @@ class AuditCore:
                 self._fire(disparity_alert(finding, limit, self.config.confidence, where))
             if finding.ratio < limit:
                 below.add(key)
+        self.wait_equity.close_batch()
         for held in self.alert_book.open_keys:  # back at or above the limit (or now the best)
             if held[0] == "disparity" and held not in below:
                 self.alert_book.close(held)

@@ -7,7 +7,7 @@ deterministic, and it signals on a stream with a known change. Add a detector he
 add one to the core.
 
 >>> sorted(REGISTRY)
-['cusum_bernoulli', 'cusum_gaussian_batch', 'gap_trend']
+['cusum_gaussian_batch', 'gap_trend']
 
 The core's equity and forecast watches run these tests (batches in place of single values);
 their estimators (``Dispersion``) have their own doctests, and the whole core is tested on
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from detectors.amplification import GapTrend
-from detectors.cusum import Cusum, bernoulli_llr, gaussian_llr
+from detectors.cusum import Cusum, gaussian_llr
 
 __all__ = ["REGISTRY", "DetectorSpec"]
 
@@ -36,11 +36,6 @@ class DetectorSpec:
     """A value whose constant stream must never signal."""
     changed: float
     """A value whose constant stream, after ``in_control`` ones, must signal."""
-
-
-def _bernoulli(d: Cusum, x: float) -> bool:
-    """A cheap-tier share watched for a fall from 0.6 to 0.42 (x >= 0.5: cheap)."""
-    return bool(d.update(bernoulli_llr(x >= 0.5, 0.6, 0.42)).drift_detected)
 
 
 def _gaussian(d: Cusum, x: float) -> bool:
@@ -61,8 +56,6 @@ def _gap_trend() -> GapTrend:
 
 REGISTRY: Final[dict[str, DetectorSpec]] = {
     # the CUSUM as the equity and forecast watches drive it
-    "cusum_bernoulli": DetectorSpec(lambda: Cusum(threshold=8.0), _bernoulli,
-                                    in_control=1.0, changed=0.0),
     "cusum_gaussian_batch": DetectorSpec(lambda: Cusum(threshold=8.0), _gaussian,
                                          in_control=0.0, changed=1.0),
     # a shortfall that stays at its detected level is a step: never amplification

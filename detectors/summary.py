@@ -16,8 +16,9 @@ import math
 
 from detectors.fairness import parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS, EquityLedger, GroupStats
+from detectors.wait_equity import WaitEquity
 
-__all__ = ["fairness_summary"]
+__all__ = ["fairness_summary", "wait_gaps"]
 
 
 def _r(value: float) -> float:
@@ -136,3 +137,21 @@ def _spread(table: dict[str, GroupStats], min_support: int) -> dict[str, object]
         "cost_per_cpu_hour": _ratio({n: p for n, p in prices.items() if p is not None}),
         "preemption_concentration": concentration,
     }
+
+
+def wait_gaps(tracker: WaitEquity) -> dict[str, object]:
+    """The seed's scheduling-equity figure: relative mean-wait gaps within priority classes.
+
+    Per attribute and priority class: the longest- and shortest-waiting groups, the gap
+    ``longer / shorter − 1``, and whether it exceeds the limit with confidence (see
+    :mod:`detectors.wait_equity`; reported, not alerted on).
+    """
+    out: dict[str, object] = {"limit": tracker.limit, "comparisons": []}
+    rows = []
+    for g in tracker.evaluate():
+        rows.append({"attribute": g.attribute, "priority": g.priority, "group": g.group,
+                     "mean_wait_s": _r(g.mean_wait_s), "reference_group": g.reference_group,
+                     "reference_wait_s": _r(g.reference_wait_s), "gap": _r(g.gap),
+                     "support": g.support, "exceeds_limit_with_confidence": g.significant})
+    out["comparisons"] = rows
+    return out

@@ -14,7 +14,6 @@ Everything random comes from one ``random.Random(seed)``: the same seed gives th
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
 import math
 import random
@@ -24,15 +23,14 @@ from typing import Any
 import orjson
 
 from simulator import world
+from simulator.jobs import START, Job, outcome_event, placement_event, timestamp
 from simulator.scenarios import Scenario
 
 __all__ = ["LIVE_CHANGE_AT", "START", "Simulation"]
 
-START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-"""Simulated time 0; events are emitted from ``START + BURN_IN_S`` (2026-11-02) on."""
 BURN_IN_S = 86400.0
-"""The cluster runs a day unobserved first, so the output starts in steady state."""
-_START_EPOCH = START.timestamp()
+"""The cluster runs a day unobserved first, so the output starts in steady state: events are
+emitted from ``START + BURN_IN_S`` (2026-11-02) on."""
 _ARRIVAL, _FINISH, _RECLAIM, _SWEEP, _EMIT, _RETRY = range(6)
 _SLOWDOWN = {4: 1.25, 5: 1.1, 6: 1.0, 7: 1.0}
 _SWEEP_S = 300.0
@@ -43,30 +41,6 @@ _LOOP_SEED = 0.05
 _LOOP_GAIN = 0.005
 LIVE_CHANGE_AT = 20_000
 """Event index of the change in an endless (live) run."""
-
-
-def _ts(t: float) -> str:
-    moment = dt.datetime.fromtimestamp(_START_EPOCH + t, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class _Job:
-    __slots__ = ("attempts", "cls", "cpu", "deadline", "gpu", "job_id", "priority", "queued",
-                 "runtime", "submitted", "team")
-
-    def __init__(self, job_id: str, team: world.Team, cls: world.JobClass, priority: int,
-                 cpu: int, gpu: int, submitted: float, runtime: float, deadline: float) -> None:
-        self.job_id = job_id
-        self.team = team
-        self.cls = cls
-        self.priority = priority
-        self.cpu = cpu
-        self.gpu = gpu
-        self.submitted = submitted
-        self.runtime = runtime
-        self.deadline = deadline
-        self.attempts = 0
-        self.queued = False
 
 
 class Simulation:
@@ -93,9 +67,9 @@ class Simulation:
         self._out: list[bytes] = []
         self.reserved_free = world.RESERVED_CPUS
         self.spot_free = world.SPOT_CPUS
-        self._running_spot: dict[str, tuple[_Job, str, bool]] = {}
+        self._running_spot: dict[str, tuple[Job, str, bool]] = {}
         self._cancelled: set[str] = set()
-        self._queue: list[tuple[int, int, _Job]] = []
+        self._queue: list[tuple[int, int, Job]] = []
         self._deferral = {t.name: 0.0 for t in world.TEAMS}
         self._spend: dict[str, float] = {t.name: 0.0 for t in world.TEAMS}
         self._spent_at = 0.0
@@ -185,20 +159,20 @@ class Simulation:
         runtime = cls.median_runtime_s * math.exp(rng.gauss(0, cls.runtime_sigma))
         deadline = self.now + runtime * rng.uniform(*cls.slack) + 600.0
         self._jobs += 1
-        job = _Job(f"j-{self._jobs:07d}", team, cls, rng.choice(cls.priorities),
+        job = Job(f"j-{self._jobs:07d}", team, cls, rng.choice(cls.priorities),
                    rng.choice(cls.cpus), rng.choice(cls.gpus), self.now, runtime, deadline)
         self._decide(job)
 
-    def _targeted(self, job: _Job) -> bool:
+    def _targeted(self, job: Job) -> bool:
         return self.active and job.team.name == self.scenario.target_team
 
 
-    def _denied(self, job: _Job) -> bool:
+    def _denied(self, job: Job) -> bool:
         """Whether the changed policy withholds cheap capacity from this job (a fixed shift)."""
         deny = self.scenario.deny_cheap if self._targeted(job) else 0.0
         return deny > 0 and self.rng.random() < deny
 
-    def _hold_back(self, job: _Job) -> bool:
+    def _hold_back(self, job: Job) -> bool:
         """History-aware policy (``feedback_loop``): park jobs of teams it learned to defer.
 
         The scheduler keeps a per-team deferral score and parks a job with that probability
@@ -222,29 +196,29 @@ class Simulation:
         self._push(min(max(at_risk, self.now + 60.0), self.now + _MAX_QUEUE_S), _RETRY, job)
         return True
 
-    def _mark_queued(self, job: _Job) -> None:
+    def _mark_queued(self, job: Job) -> None:
         if not job.queued:
             job.queued = True
             self._decision(job, "queue", None, predicted_wait=60.0 * (1 + len(self._queue)))
 
-    def _cheap_tier(self, job: _Job) -> str | None:
+    def _cheap_tier(self, job: Job) -> str | None:
         if self.reserved_free >= job.cpu:
             return "reserved"
         if job.cls.interruptible and self.spot_free >= job.cpu:
             return "spot"
         return None
 
-    def _decide(self, job: _Job) -> None:
+    def _decide(self, job: Job) -> None:
         rng = self.rng
         if self.scenario.leak_override and self._targeted(job):
             override = {"by": "ops-oncall", "reason": f"capacity pin: {job.team.name}",
-                        "expires_at": _ts(self._leak_expires)}
+                        "expires_at": timestamp(self._leak_expires)}
             tier = "reserved" if self.reserved_free >= job.cpu else "on_demand"
             self._place(job, tier, override)
             return
         if rng.random() < world.OVERRIDE_RATE:
             override = {"by": "ops-oncall", "reason": f"deadline rescue {job.job_id}",
-                        "expires_at": _ts(self.now + 6 * 3600.0)}
+                        "expires_at": timestamp(self.now + 6 * 3600.0)}
             self._place(job, "on_demand", override)
             return
         if self._denied(job):
@@ -264,7 +238,7 @@ class Simulation:
         heapq.heappush(self._queue, (-job.priority, self._seq, job))
         self._seq += 1
 
-    def _escalate(self, job: _Job) -> None:
+    def _escalate(self, job: Job) -> None:
         """On-demand, unless the team is over its daily budget and the job is low priority."""
         if self._spend[job.team.name] > job.team.budget and job.priority < 2:
             self._decision(job, "reject", None)
@@ -319,12 +293,12 @@ class Simulation:
 
     # -- events --------------------------------------------------------------------------
 
-    def _count(self, job: _Job, key: str) -> None:
+    def _count(self, job: Job, key: str) -> None:
         phase = "after" if self.active else "before"
         team = self._measured[phase].setdefault(job.team.name, {})
         team[key] = team.get(key, 0) + 1
 
-    def _decision(self, job: _Job, action: str, tier: str | None, *, node: str | None = None,
+    def _decision(self, job: Job, action: str, tier: str | None, *, node: str | None = None,
                   predicted_wait: float | None = None, extra: dict[str, Any] | None = None,
                   override: dict[str, str] | None = None) -> str:
         self._decisions += 1
@@ -340,35 +314,8 @@ class Simulation:
             decision.update(extra)
         if predicted_wait is not None:
             decision["predicted_wait_s"] = round(predicted_wait, 1)
-        market = self._market[team.region]
-        event: dict[str, Any] = {
-            "event_type": "placement",
-            "schema_version": 1,
-            "decision_id": decision_id,
-            "job_id": job.job_id,
-            "decided_at": _ts(self.now),
-            "submitted_at": _ts(job.submitted),
-            "scheduler": {"name": "costsched", "version": "2.3.1", "policy": "spot-first"},
-            "attributes": {"team": team.name, "department": team.department,
-                           "region": team.region, "tenant_tier": team.tenant_tier},
-            "job": {
-                "job_class": job.cls.name,
-                "priority": job.priority,
-                "requested": {"cpu": job.cpu, "memory_gb": job.cpu * 4, "gpu": job.gpu},
-                "deadline": _ts(job.deadline),
-                "budget_code": team.budget_code,
-            },
-            "decision": decision,
-            "features": {
-                "spot_price": round(world.TIERS["spot"].cpu_hour * market, 6),
-                "on_demand_price": world.TIERS["on_demand"].cpu_hour,
-                "interruption_prob": round(min(0.5, 0.05 * market), 4),
-                "queue_depth": float(len(self._queue)),
-                "cheap_free_cpu": float(self.reserved_free + self.spot_free),
-            },
-        }
-        if override is not None:
-            event["override"] = override
+        event = placement_event(decision_id, job, self.now, decision, self._market[team.region],
+                                len(self._queue), self.reserved_free + self.spot_free, override)
         self._count(job, "decisions")
         self._count(job, action)
         if action == "place" and tier in ("spot", "reserved"):
@@ -376,7 +323,7 @@ class Simulation:
         self._emit(event)
         return decision_id
 
-    def _place(self, job: _Job, tier_name: str, override: dict[str, str] | None = None) -> None:
+    def _place(self, job: Job, tier_name: str, override: dict[str, str] | None = None) -> None:
         rng = self.rng
         tier = world.TIERS[tier_name]
         generation = rng.choice(tier.generations)
@@ -407,7 +354,7 @@ class Simulation:
         self._push(self.now + run, _FINISH,
                    (decision_id, job, tier_name, status, price, run, self.now >= BURN_IN_S))
 
-    def _finish(self, decision_id: str, job: _Job, tier: str, status: str, price: float,
+    def _finish(self, decision_id: str, job: Job, tier: str, status: str, price: float,
                 run: float, observed: bool) -> None:
         if decision_id in self._cancelled:
             self._cancelled.discard(decision_id)
@@ -424,23 +371,10 @@ class Simulation:
                           cost=price * run / 3600.0)
         self._dispatch()
 
-    def _outcome(self, decision_id: str, job: _Job, status: str, started: float,
+    def _outcome(self, decision_id: str, job: Job, status: str, started: float,
                  deadline_met: bool | None, cost: float | None = None) -> None:
-        event: dict[str, Any] = {
-            "event_type": "outcome",
-            "schema_version": 1,
-            "decision_id": decision_id,
-            "job_id": job.job_id,
-            "finished_at": _ts(self.now),
-            "started_at": _ts(started),
-            "status": status,
-            "actual_runtime_s": round(self.now - started, 1),
-        }
-        if cost is not None:
-            event["actual_cost"] = round(cost, 6)
-        if deadline_met is not None:
-            event["deadline_met"] = deadline_met
-        line = orjson.dumps(event)
+        line = orjson.dumps(outcome_event(decision_id, job, self.now, started, status,
+                                          deadline_met, cost))
         self._push(self.now + self.rng.uniform(*world.OUTCOME_LAG_S), _EMIT, line)
 
     # -- ground truth --------------------------------------------------------------------
@@ -457,15 +391,15 @@ class Simulation:
                 "metric": s.metric,
                 "expected_kinds": list(s.expected_kinds),
                 "from_event_index": self.change_index,
-                "from_time": None if self.change_time is None else _ts(self.change_time),
+                "from_time": None if self.change_time is None else timestamp(self.change_time),
             }
         return {
             "scenario": s.name,
             "description": s.description,
             "seed": self.seed,
             "events": self.emitted,
-            "start": _ts(BURN_IN_S),
-            "end": _ts(self.now),
+            "start": timestamp(BURN_IN_S),
+            "end": timestamp(self.now),
             "change": change,
             "team_shares": {t.name: t.share for t in world.TEAMS},
             "measured": self._measured,

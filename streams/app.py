@@ -22,7 +22,7 @@ from prometheus_client import generate_latest, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from detectors.pipeline import AuditContext, AuditCore
-from detectors.summary import fairness_summary
+from detectors.summary import fairness_summary, wait_gaps
 from streams.audit_store import SqliteAuditStore
 from streams.errors import PlacewatchError
 from streams.logs import log_event
@@ -173,6 +173,7 @@ class Placewatch:
             },
             "fairness": fairness_summary(core.ledger, cfg.min_group_support, cfg.confidence,
                                          cfg.disparity_ratio_threshold),
+            "scheduling_equity": wait_gaps(core.wait_equity),
         }
 
     # -- modes ----------------------------------------------------------------------------

@@ -11,28 +11,24 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
-from streams import bench as bench_mod
-from streams import detection_bench
 from streams.alibaba import DEFAULT_EPOCH, convert_pod_list
 from streams.app import create_app, sigterm_as_interrupt
 from streams.audit_store import published_head, verify_store
+from streams.bench_cli import bench_app
+from streams.cli_support import ERR, NoLive, State, progress, settings_for
 from streams.errors import PlacewatchError
-from streams.logs import configure_logging, log_event
-from streams.settings import Settings, load_settings
+from streams.logs import log_event
 from streams.sources import check_inputs, count_lines, file_events, paced
 
 __all__ = ["app", "main"]
 
 _LOG = logging.getLogger("placewatch")
-_ERR = Console(stderr=True)
 
 app = typer.Typer(
     name="placewatch",
@@ -49,18 +45,11 @@ app = typer.Typer(
 import_app = typer.Typer(help="Convert public traces into v1 contract events.",
                          no_args_is_help=True)
 audit_app = typer.Typer(help="Inspect and verify the audit store.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print their figures and a same-run baseline.",
-                        no_args_is_help=True)
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
-app.add_typer(bench_app, name="bench")
+app.add_typer(bench_app, name="bench")  # streams/bench_cli.py
 app.add_typer(config_app, name="config")
-
-
-class _State:
-    quiet = False
-    log_format: str | None = None
 
 
 ConfigOpt = Annotated[Path | None, typer.Option(
@@ -76,17 +65,8 @@ def _root(
         "--log-format", help="Log lines as 'text' or 'json' (default: setting log_format).")
     ] = None,
 ) -> None:
-    _State.quiet = quiet
-    _State.log_format = log_format
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    extra = {k: v for k, v in overrides.items() if v is not None}
-    if _State.log_format is not None:
-        extra["log_format"] = _State.log_format
-    settings = load_settings(config, overrides=extra)
-    configure_logging(settings.log_format, settings.log_level, _State.quiet)
-    return settings
+    State.quiet = quiet
+    State.log_format = log_format
 
 
 def _make_parent(path: Path) -> None:
@@ -94,11 +74,6 @@ def _make_parent(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PlacewatchError(f"cannot create {path.parent}: {exc}") from exc
-
-
-def _progress(total: int | None, what: str) -> Progress:
-    return Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=_ERR, disable=_State.quiet, transient=False)
 
 
 # -- simulate -------------------------------------------------------------------------------
@@ -123,13 +98,13 @@ def simulate(
     team's delays feed its next deferrals); step_change (a one-off shift); preemption_
     concentration; override_leak (an override that never expires).
     """
-    _settings(None)
+    settings_for(None)
     if scenario not in SCENARIOS:
         raise PlacewatchError(f"--scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     truth = truth or out.with_name(out.name.removesuffix(".jsonl") + ".truth.json")
     sim = Simulation(SCENARIOS[scenario], events, seed)
     _make_parent(out)
-    with out.open("wb") as handle, _progress(events, f"simulate {scenario}") as bar:
+    with out.open("wb") as handle, progress(events, f"simulate {scenario}") as bar:
         task = bar.add_task("events", total=events)
         for i, line in enumerate(sim, start=1):
             handle.write(line + b"\n")
@@ -159,7 +134,7 @@ def import_alibaba(
     outcomes at deletion_time, deleted Pending pods a `killed` outcome. Rows that cannot be
     converted are written with their reason to OUT.rejected.jsonl. See docs/importers.md.
     """
-    _settings(None)
+    settings_for(None)
     try:
         anchor = dt.datetime.fromisoformat(epoch.replace("Z", "+00:00"))
     except ValueError:
@@ -169,7 +144,7 @@ def import_alibaba(
     events, rejected = convert_pod_list(pod_list, anchor)
     written = 0
     _make_parent(out)
-    with out.open("wb") as handle, _progress(None, "import") as bar:
+    with out.open("wb") as handle, progress(None, "import") as bar:
         task = bar.add_task("events", total=None)
         for line in events:
             handle.write(line + b"\n")
@@ -200,17 +175,17 @@ def replay(
     (every rejected event with its reason and original bytes), metrics.prom and the audit
     store audit.sqlite. The same input and configuration give byte-identical results.
     """
-    settings = _settings(config)
+    settings = settings_for(config)
     check_inputs(files)
     placewatch = create_app(settings)
     placewatch.inputs = [f.name for f in files]
     total = count_lines(files)
-    with _progress(total, "replay") as bar:
+    with progress(total, "replay") as bar:
         task = bar.add_task("events", total=total)
         summary = placewatch.replay(file_events(files), out,
                                     progress=lambda n: bar.advance(task, n))
-    if not _State.quiet:
-        _ERR.print(_summary_table(summary))
+    if not State.quiet:
+        ERR.print(_summary_table(summary))
 
 
 def _summary_table(summary: dict[str, object]) -> Table:
@@ -248,7 +223,7 @@ def run(
     results to OUT when it stops. Ctrl-C or SIGTERM stops it cleanly. The default scenario,
     equity_drift, starts fair and withholds cheap compute from one team after 20,000 events.
     """
-    settings = _settings(config, metrics_port=metrics_port)
+    settings = settings_for(config, metrics_port=metrics_port)
     if scenario not in SCENARIOS:
         raise PlacewatchError(f"--scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     placewatch = create_app(settings)
@@ -266,9 +241,9 @@ def run(
                 f"{core.alerts_fired}[/]  sim time {at}")
 
     events = paced(scenario, seed, max_events, speedup)
-    show = not _State.quiet and _ERR.is_terminal
-    with sigterm_as_interrupt(), Live("", console=_ERR, refresh_per_second=4,
-                                      transient=True) if show else _NoLive() as live:
+    show = not State.quiet and ERR.is_terminal
+    with sigterm_as_interrupt(), Live("", console=ERR, refresh_per_second=4,
+                                      transient=True) if show else NoLive() as live:
         last = [0.0]
 
         def status(core: AuditCore) -> None:
@@ -282,19 +257,8 @@ def run(
                 last[0] = now
 
         summary = placewatch.run_live(events, out, status=status)
-    if not _State.quiet:
-        _ERR.print(_summary_table(summary))
-
-
-class _NoLive:
-    def __enter__(self) -> _NoLive:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, _: str) -> None:
-        return None
+    if not State.quiet:
+        ERR.print(_summary_table(summary))
 
 
 # -- audit ----------------------------------------------------------------------------------
@@ -313,7 +277,7 @@ def audit_verify(
     inserted, or when the head differs from the published one (records removed from the end);
     4 when the store cannot be read.
     """
-    _settings(None)
+    settings_for(None)
     anchor = "none"
     expect_records = None
     if expect_head is not None:
@@ -332,119 +296,12 @@ def audit_verify(
     raise typer.Exit(1)
 
 
-# -- bench ----------------------------------------------------------------------------------
-
-@bench_app.command("throughput")
-def bench_throughput(
-    events: Annotated[int, typer.Option(min=1000, help="Simulated events to push through.")
-                      ] = 200_000,
-    repeats: Annotated[int, typer.Option(min=1, help="Repeats per stage (best is kept).")] = 3,
-    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
-) -> None:
-    """Events per second of the embedded pipeline vs a floor (orjson + dict counter), same run."""
-    _settings(None)
-    with _ERR.status(f"simulating {events:,} events") if not _State.quiet else _NoLive():
-        lines = bench_mod.generate(events, seed)
-    with _ERR.status("measuring") if not _State.quiet else _NoLive():
-        results = bench_mod.run_throughput(lines, repeats)
-    floor = results[0].rate
-    table = Table(title=f"throughput, {events:,} events, best of {repeats}, one core")
-    for column in ("stage", "events/s", "µs/event", "ratio to floor"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
-    for r in results:
-        table.add_row(r.name, f"{r.rate:,.0f}", f"{1e6 / r.rate:.2f}", f"{r.rate / floor:.1%}")
-    console = Console(width=120)
-    console.print(table)
-    with _ERR.status("measuring memory per group") if not _State.quiet else _NoLive():
-        per_group, groups = bench_mod.group_memory(lines)
-    console.print(f"state per tracked group: {per_group / 1024:.1f} KiB (tracemalloc, {groups} "
-                  "groups of one attribute, every watch warmed up); groups per attribute are "
-                  "capped by max_groups_per_attribute (beyond it: the __other__ group and "
-                  "placewatch_group_overflow_decisions_total)")
-
-
-@bench_app.command("detection")
-def bench_detection(
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds per scenario.")] = 20,
-    events: Annotated[int, typer.Option(min=10_000, help="Events per run (the change is at "
-                                        "40%).")] = 100_000,
-    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 2,
-    scenario: Annotated[list[str] | None, typer.Option(
-        help="Only these scenarios (repeatable; default: all).")] = None,
-) -> None:
-    """Detection rate, delay and false alarms of the default detectors on every scenario.
-
-    Each scenario runs over SEEDS seeds. Delays are counted in the affected group's own
-    events (placements, or outcomes for forecasts) from the change to the first alert of the
-    scenario's kind that names team=genomics and its metric. Alerts before the change, and all
-    on baseline, are false alarms. The targets of issue 3 are checked at the end.
-    """
-    _settings(None)
-    chosen = scenario or list(SCENARIOS)
-    unknown = [s for s in chosen if s not in SCENARIOS]
-    if unknown:
-        raise PlacewatchError(f"--scenario: unknown {', '.join(unknown)}; valid: "
-                              f"{', '.join(SCENARIOS)}")
-    total = len(chosen) * seeds
-    with _progress(total, "bench detection") as bar:
-        task = bar.add_task("runs", total=total)
-        scores = detection_bench.run_detection(chosen, seeds, events, workers,
-                                               progress=lambda _: bar.advance(task))
-    rows = detection_bench.summarise(scores)
-    table = Table(title=f"detection quality: {seeds} seeds x {events:,} events per scenario")
-    for column in ("scenario", "detected", "delay p50", "delay p90", "named first",
-                   "amplification", "false alarms", "FA / M events (pre-change)",
-                   "related", "side effects"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
-
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.0f}"
-
-    for r in rows:
-        detected = "-" if r.scenario == "baseline" else f"{r.detected}/{r.runs}"
-        named = "-" if r.scenario == "baseline" else f"{r.named_target_first}/{r.runs}"
-        table.add_row(r.scenario, detected, fmt(r.delay_p50), fmt(r.delay_p90), named,
-                      f"{r.amplification_on_target}/{r.runs}", str(r.false_alarms),
-                      f"{r.false_alarms_per_million:.2f}", str(r.related), str(r.side_effects))
-    console = Console(width=200)
-    console.print(table)
-    by_name = {r.scenario: r for r in rows}
-    checks = []
-    if "baseline" in by_name:
-        b = by_name["baseline"]
-        checks.append(("baseline: <= 1 false alarm per million events",
-                       b.false_alarms_per_million <= 1.0,
-                       f"{b.false_alarms} in {b.events:,} events"))
-    if "equity_drift" in by_name:
-        e = by_name["equity_drift"]
-        checks.append(("equity_drift: detected within 400 group placements at p90, naming it",
-                       e.detected == e.runs and (e.delay_p90 or 1e9) <= 400,
-                       f"{e.detected}/{e.runs}, p90 {fmt(e.delay_p90)}"))
-    if "forecast_bias" in by_name:
-        f = by_name["forecast_bias"]
-        checks.append(("forecast_bias: forecast_drift within 300 group outcomes at p90",
-                       f.detected == f.runs and (f.delay_p90 or 1e9) <= 300,
-                       f"{f.detected}/{f.runs}, p90 {fmt(f.delay_p90)}"))
-    if "feedback_loop" in by_name:
-        fl = by_name["feedback_loop"]
-        checks.append(("feedback_loop: amplification in >= 90% of seeds",
-                       fl.amplification_on_target >= 0.9 * fl.runs,
-                       f"{fl.amplification_on_target}/{fl.runs}"))
-    if "step_change" in by_name:
-        st = by_name["step_change"]
-        checks.append(("step_change: amplification in <= 5% of seeds",
-                       st.amplification_on_target <= 0.05 * st.runs,
-                       f"{st.amplification_on_target}/{st.runs}"))
-    for text, ok, figure in checks:
-        console.print(f"{'PASS' if ok else 'FAIL'}  {text}: {figure}")
-
-
 # -- config ---------------------------------------------------------------------------------
 
 @config_app.command("show")
 def config_show(config: ConfigOpt = None) -> None:
     """Print the effective settings (defaults < file < environment) as JSON, secrets redacted."""
-    settings = _settings(config)
+    settings = settings_for(config)
     typer.echo(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode())
 
 
@@ -453,10 +310,10 @@ def main() -> None:
     try:
         app()
     except PlacewatchError as exc:
-        _ERR.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        ERR.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        _ERR.print("interrupted")
+        ERR.print("interrupted")
         sys.exit(130)
 
 

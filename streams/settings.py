@@ -130,7 +130,7 @@ def load_settings(config_file: Path | None = None,
     core_values = {k: _as_tuple(k, v) for k, v in values.items() if k in _CORE_KEYS}
     for key in ("orphan_wait_s", "placement_ttl_s", "override_max_age_s", "max_clock_jump_s",
                 "disparity_ratio_threshold", "confidence", "audit_sample_rate",
-                "false_alarms_per_million", "drift_prior", "trend_alpha",
+                "false_alarms_per_million", "drift_prior", "trend_alpha", "wait_gap_limit",
                 "trend_min_growth"):
         if isinstance(core_values.get(key), int) and not isinstance(core_values[key], bool):
             core_values[key] = float(core_values[key])
