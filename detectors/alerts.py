@@ -70,10 +70,6 @@ class AlertBook:
             return True
         return False
 
-    def is_open(self, key: AlertKey) -> bool:
-        """Whether the condition ``key`` is currently alerting."""
-        return key in self._open
-
     @property
     def open_keys(self) -> tuple[AlertKey, ...]:
         """Conditions alerting now, sorted."""

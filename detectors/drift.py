@@ -225,11 +225,6 @@ class RateWatch:
         self.trend: GapTrend | None = None
 
     @property
-    def warmed_up(self) -> bool:
-        """Whether the reference is learned and the CUSUM runs."""
-        return self.ratio is not None
-
-    @property
     def phi(self) -> float:
         """Overdispersion used by the test (see :class:`Dispersion`)."""
         return self.dispersion.value

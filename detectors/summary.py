@@ -146,7 +146,8 @@ def wait_gaps(tracker: WaitEquity) -> dict[str, object]:
     ``longer / shorter − 1``, and whether it exceeds the limit with confidence (see
     :mod:`detectors.wait_equity`; reported, not alerted on).
     """
-    out: dict[str, object] = {"limit": tracker.limit, "comparisons": []}
+    out: dict[str, object] = {"limit": tracker.limit, "comparisons": [],
+                              "waits_in_untracked_classes": tracker.untracked}
     rows = []
     for g in tracker.evaluate():
         rows.append({"attribute": g.attribute, "priority": g.priority, "group": g.group,

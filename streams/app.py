@@ -159,6 +159,7 @@ class Placewatch:
             "joined_outcomes": core.joined,
             "unmatched_placements": core.joiner.unmatched_placements,
             "clock_outliers": core.clock_outliers,
+            "untracked_attribute_keys": core.ledger.untracked_keys,
             "audited": core.audited,
             "alerts": core.alerts_fired,
             "alerts_by_kind": dict(sorted(core.alerts_by_kind.items())),
