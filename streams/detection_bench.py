@@ -113,14 +113,15 @@ def _is_related(alert: dict[str, Any], team: str) -> bool:
     return False
 
 
-def score_run(scenario: str, seed: int, events: int) -> RunScore:
-    """Simulate, run the default pipeline, and classify every alert (pure but CPU-heavy)."""
+def score_run(scenario: str, seed: int, events: int,
+              config: CoreConfig | None = None) -> RunScore:
+    """Simulate, run the pipeline, and classify every alert (pure but CPU-heavy)."""
     sim = Simulation(SCENARIOS[scenario], events, seed)
     lines = list(sim)
     truth = sim.truth
     change = truth["change"]
     change_index = change["from_event_index"] if change else None
-    core = AuditCore(CoreConfig())
+    core = AuditCore(config or CoreConfig())
     alerts = []
     for raw in lines:
         core.process(raw)
@@ -158,14 +159,15 @@ def score_run(scenario: str, seed: int, events: int) -> RunScore:
     return score
 
 
-def _score(args: tuple[str, int, int]) -> RunScore:
+def _score(args: tuple[str, int, int, CoreConfig]) -> RunScore:
     return score_run(*args)
 
 
 def run_detection(scenarios: Iterable[str], seeds: int, events: int, workers: int,
-                  progress: Any = None) -> list[RunScore]:
+                  progress: Any = None, config: CoreConfig | None = None) -> list[RunScore]:
     """Every (scenario, seed) run, in parallel processes."""
-    jobs = [(s, seed, events) for s in scenarios for seed in range(1, seeds + 1)]
+    core = config or CoreConfig()
+    jobs = [(s, seed, events, core) for s in scenarios for seed in range(1, seeds + 1)]
     out = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for score in pool.map(_score, jobs):
