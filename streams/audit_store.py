@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,8 +22,8 @@ import orjson
 
 from streams.errors import AuditStoreError
 
-__all__ = ["GENESIS", "AuditStore", "SqliteAuditStore", "VerifyResult", "published_head",
-           "verify_store"]
+__all__ = ["GENESIS", "AuditStore", "SqliteAuditStore", "VerifyResult", "canonical",
+           "export_records", "find_records", "published_head", "verify_store"]
 
 GENESIS = "0" * 64
 _SCHEMA = """
@@ -125,6 +126,48 @@ class VerifyResult:
     head: str
     problem: str = ""
     first_bad_seq: int | None = None
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise AuditStoreError(f"no audit store at {path}")
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
+
+
+def find_records(path: Path, decision_id: str) -> list[dict[str, object]]:
+    """Every record of one decision, with its position and hashes (usually one)."""
+    db = _read_only(path)
+    try:
+        rows = db.execute("SELECT seq, body, prev_hash, hash FROM records WHERE decision_id = ? "
+                          "ORDER BY seq", (decision_id,)).fetchall()
+    except sqlite3.Error as exc:
+        raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
+    finally:
+        db.close()
+    return [{"seq": seq, "prev_hash": prev, "hash": digest, "record": orjson.loads(body)}
+            for seq, body, prev, digest in rows]
+
+
+def export_records(path: Path) -> Iterator[bytes]:
+    """Every record as one JSON line: ``seq``, ``prev_hash``, ``hash`` and the record.
+
+    An outside auditor can re-check the chain from the export alone: ``hash`` is
+    SHA-256(``prev_hash`` ‖ ``seq`` as 8 big-endian bytes ‖ the record's canonical JSON with
+    sorted keys).
+    """
+    db = _read_only(path)
+    try:
+        for seq, body, prev, digest in db.execute(
+                "SELECT seq, body, prev_hash, hash FROM records ORDER BY seq"):
+            yield orjson.dumps({"seq": seq, "prev_hash": prev, "hash": digest,
+                                "record": orjson.Fragment(bytes(body))}) + b"\n"
+    except sqlite3.Error as exc:
+        raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
+    finally:
+        db.close()
 
 
 def published_head(store: Path) -> tuple[int, str] | None:

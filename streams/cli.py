@@ -19,7 +19,7 @@ from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
 from streams.alibaba import DEFAULT_EPOCH, convert_pod_list
 from streams.app import create_app, sigterm_as_interrupt
-from streams.audit_store import published_head, verify_store
+from streams.audit_store import export_records, find_records, published_head, verify_store
 from streams.bench_cli import bench_app
 from streams.cli_support import ERR, NoLive, State, progress, settings_for
 from streams.errors import PlacewatchError
@@ -69,7 +69,7 @@ def _root(
     State.log_format = log_format
 
 
-def _make_parent(path: Path) -> None:
+def make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -103,7 +103,7 @@ def simulate(
         raise PlacewatchError(f"--scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     truth = truth or out.with_name(out.name.removesuffix(".jsonl") + ".truth.json")
     sim = Simulation(SCENARIOS[scenario], events, seed)
-    _make_parent(out)
+    make_parent(out)
     with out.open("wb") as handle, progress(events, f"simulate {scenario}") as bar:
         task = bar.add_task("events", total=events)
         for i, line in enumerate(sim, start=1):
@@ -143,7 +143,7 @@ def import_alibaba(
         raise PlacewatchError("--epoch: needs a time zone (e.g. 2023-07-01T00:00:00Z)")
     events, rejected = convert_pod_list(pod_list, anchor)
     written = 0
-    _make_parent(out)
+    make_parent(out)
     with out.open("wb") as handle, progress(None, "import") as bar:
         task = bar.add_task("events", total=None)
         for line in events:
@@ -294,6 +294,57 @@ def audit_verify(
         return
     typer.echo(f"TAMPERED: {result.problem}", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    decision_id: Annotated[str, typer.Argument(help="The decision whose audit record to show.")],
+    store: Annotated[Path, typer.Option(help="Audit store (audit.sqlite in a run directory).",
+                                        dir_okay=False)] = Path("placewatch-data/audit.sqlite"),
+) -> None:
+    """Show one decision's audit record: why it was sampled, the event, the state around it."""
+    settings_for(None)
+    found = find_records(store, decision_id)
+    if not found:
+        typer.echo(f"no audit record for decision {decision_id} in {store} (was it sampled?)",
+                   err=True)
+        raise typer.Exit(1)
+    for entry in found:
+        record = entry["record"]
+        assert isinstance(record, dict)
+        lines = [f"decision {record.get('decision_id')}  (record {entry['seq']} of the chain)",
+                 f"  decided at      {record.get('decided_at')}",
+                 f"  input position  event {record.get('event_index')}",
+                 f"  sampled because {', '.join(record.get('sampled_because', []))} "
+                 f"(draw {record.get('sample_draw')})",
+                 f"  event sha256    {record.get('event_sha256')}",
+                 f"  config hash     {record.get('config_hash')}",
+                 f"  versions        {record.get('versions')}",
+                 "  groups at the time:"]
+        for attribute, state in (record.get("group_state") or {}).items():
+            lines.append(f"    {attribute}={state.get('group')}: {state.get('decisions')} "
+                         f"decisions, cheap-tier share {state.get('preferred_rate')}")
+        lines += [f"  chain           prev {entry['prev_hash']}", f"                  "
+                  f"this {entry['hash']}", "  event:", "    " + str(record.get("event"))]
+        typer.echo("\n".join(lines))
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file to write.",
+                                      dir_okay=False)],
+    store: Annotated[Path, typer.Option(help="Audit store (audit.sqlite in a run directory).",
+                                        dir_okay=False)] = Path("placewatch-data/audit.sqlite"),
+) -> None:
+    """Export every audit record, with its chain hashes, as JSON lines for an outside auditor."""
+    settings_for(None)
+    make_parent(out)
+    count = 0
+    with out.open("wb") as handle:
+        for line in export_records(store):
+            handle.write(line)
+            count += 1
+    log_event(_LOG, logging.INFO, "exported", records=count, out=str(out))
 
 
 # -- config ---------------------------------------------------------------------------------
