@@ -123,3 +123,22 @@ def test_show_and_export_let_an_outside_auditor_recheck_the_chain(run_dir: Path,
     assert decision in shown.stdout and "sampled because" in shown.stdout
     missing = placewatch("audit", "show", "d-nope", "--store", str(store))
     assert missing.returncode == 1 and "no audit record" in missing.stderr
+
+
+def test_audited_share_matches_the_rate_and_every_override_is_audited(run_dir: Path) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    db = sqlite3.connect(run_dir / "audit.sqlite")
+    records = [json.loads(bytes(b)) for (b,) in db.execute("SELECT body FROM records")]
+    db.close()
+    n = summary["placements"]
+    by_rate = sum("rate" in r["sampled_because"] for r in records)
+    p = summary["settings"]["audit_sample_rate"]
+    half_width = 2.576 * (p * (1 - p) / n) ** 0.5  # binomial 99% interval (normal approx.)
+    assert abs(by_rate / n - p) <= half_width, (by_rate, n)
+    events = [json.loads(line) for line in (run_dir.parent / "events.jsonl").read_text()
+              .splitlines()]
+    overridden = {e["decision_id"] for e in events
+                  if e["event_type"] == "placement" and "override" in e}
+    audited_overrides = {r["decision_id"] for r in records if "override" in r["sampled_because"]}
+    assert overridden and overridden == audited_overrides
+    assert summary["audited"] == len(records)
