@@ -23,14 +23,15 @@ from prometheus_client.registry import CollectorRegistry
 
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary, wait_gaps
-from streams.audit_store import SqliteAuditStore
+from streams.audit_store import SqliteAuditStore, canonical
 from streams.errors import PlacewatchError
 from streams.logs import log_event
 from streams.metrics import build_registry
 from streams.settings import Settings
 from streams.sinks import JsonLinesSink, alert_line, dead_letter_line
 
-__all__ = ["OUTPUT_FILES", "Placewatch", "create_app", "sigterm_as_interrupt", "versions"]
+__all__ = ["OUTPUT_FILES", "Placewatch", "create_app", "rederive_records", "sigterm_as_interrupt",
+           "versions"]
 
 OUTPUT_FILES = ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom",
                 "audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm")
@@ -220,6 +221,23 @@ class Placewatch:
             thread.join(timeout=5)
         log_event(_LOG, logging.INFO, "stopping", reason=stopped_by)
         return self._finish(out)
+
+
+def rederive_records(settings: Settings, events: Iterable[tuple[str, bytes]]
+                     ) -> dict[str, list[bytes]]:
+    """Run the core over archived events and return every audit record it writes, by decision.
+
+    The records come out exactly as the store holds them (canonical JSON), so an auditor can
+    compare bytes: same events, same configuration and same versions give the same records.
+    """
+    core = create_app(settings).core
+    out: dict[str, list[bytes]] = {}
+    for _, raw in events:
+        core.process(raw)
+        for record in core.drain().audit_records:
+            out.setdefault(str(record["decision_id"]), []).append(canonical(record))
+    core.finish()
+    return out
 
 
 def create_app(settings: Settings) -> Placewatch:

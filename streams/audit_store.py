@@ -23,7 +23,7 @@ import orjson
 from streams.errors import AuditStoreError
 
 __all__ = ["GENESIS", "AuditStore", "SqliteAuditStore", "VerifyResult", "canonical",
-           "export_records", "find_records", "published_head", "verify_store"]
+           "export_records", "find_records", "published_head", "stored_bodies", "verify_store"]
 
 GENESIS = "0" * 64
 _SCHEMA = """
@@ -128,6 +128,11 @@ class VerifyResult:
     first_bad_seq: int | None = None
 
 
+def _bytes(value: object) -> bytes:
+    """A stored body as bytes (a tampered row may hold text or another type)."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 def _read_only(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise AuditStoreError(f"no audit store at {path}")
@@ -147,8 +152,23 @@ def find_records(path: Path, decision_id: str) -> list[dict[str, object]]:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     finally:
         db.close()
-    return [{"seq": seq, "prev_hash": prev, "hash": digest, "record": orjson.loads(body)}
+    return [{"seq": seq, "prev_hash": prev, "hash": digest, "record": orjson.loads(_bytes(body))}
             for seq, body, prev, digest in rows]
+
+
+def stored_bodies(path: Path) -> dict[str, list[bytes]]:
+    """Every record's stored bytes, by decision, in chain order."""
+    db = _read_only(path)
+    try:
+        out: dict[str, list[bytes]] = {}
+        for decision_id, body in db.execute(
+                "SELECT decision_id, body FROM records ORDER BY seq"):
+            out.setdefault(decision_id, []).append(_bytes(body))
+        return out
+    except sqlite3.Error as exc:
+        raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
+    finally:
+        db.close()
 
 
 def export_records(path: Path) -> Iterator[bytes]:
@@ -163,7 +183,7 @@ def export_records(path: Path) -> Iterator[bytes]:
         for seq, body, prev, digest in db.execute(
                 "SELECT seq, body, prev_hash, hash FROM records ORDER BY seq"):
             yield orjson.dumps({"seq": seq, "prev_hash": prev, "hash": digest,
-                                "record": orjson.Fragment(bytes(body))}) + b"\n"
+                                "record": orjson.Fragment(_bytes(body))}) + b"\n"
     except sqlite3.Error as exc:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     finally:
@@ -206,7 +226,7 @@ def verify_store(path: Path, expect_head: str | None = None,
         if prev_hash != head:
             return VerifyResult(False, position - 1, head,
                                 f"{where}: does not link to the previous record", position)
-        content = body if isinstance(body, bytes) else str(body).encode()
+        content = _bytes(body)
         if not isinstance(body, bytes) or _link(head, seq, content) != stored:
             return VerifyResult(False, position - 1, head,
                                 f"{where}: content does not match its hash (edited)", position)

@@ -18,8 +18,14 @@ from rich.table import Table
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
 from streams.alibaba import DEFAULT_EPOCH, convert_pod_list
-from streams.app import create_app, sigterm_as_interrupt
-from streams.audit_store import export_records, find_records, published_head, verify_store
+from streams.app import create_app, rederive_records, sigterm_as_interrupt
+from streams.audit_store import (
+    export_records,
+    find_records,
+    published_head,
+    stored_bodies,
+    verify_store,
+)
 from streams.bench_cli import bench_app
 from streams.cli_support import ERR, NoLive, State, progress, settings_for
 from streams.errors import PlacewatchError
@@ -327,6 +333,49 @@ def audit_show(
         lines += [f"  chain           prev {entry['prev_hash']}", f"                  "
                   f"this {entry['hash']}", "  event:", "    " + str(record.get("event"))]
         typer.echo("\n".join(lines))
+
+
+@audit_app.command("replay")
+def audit_replay(
+    decisions: Annotated[list[str] | None, typer.Argument(
+        help="Decisions to re-derive (default: every record in the store).")] = None,
+    events: Annotated[list[Path] | None, typer.Option(
+        "--events", "-e", help="The archived event files the run read, in order (repeat).",
+        dir_okay=False)] = None,
+    store: Annotated[Path, typer.Option(help="Audit store (audit.sqlite in a run directory).",
+                                        dir_okay=False)] = Path("placewatch-data/audit.sqlite"),
+    config: ConfigOpt = None,
+) -> None:
+    """Re-derive audit records from the archived events and check they are bit-identical.
+
+    Runs the pipeline over the events with the given configuration, collects the audit
+    records it writes, and compares them byte for byte with the store. Exit 0 when every
+    requested record is reproduced; 1 naming each one that differs or is missing.
+    """
+    settings = settings_for(config)
+    if not events:
+        raise PlacewatchError("--events: give the event files the audited run read")
+    check_inputs(events)
+    stored = stored_bodies(store)
+    wanted = decisions or list(stored)
+    missing_here = [d for d in wanted if d not in stored]
+    if missing_here:
+        raise PlacewatchError(f"no audit record in {store} for: {', '.join(missing_here[:5])}")
+    first = orjson.loads(stored[wanted[0]][0])
+    if first.get("config_hash") != settings.config_hash:
+        raise PlacewatchError("the configuration differs from the audited run's (config_hash "
+                              f"{first.get('config_hash')} in the record, "
+                              f"{settings.config_hash} now): pass the same --config and "
+                              "PLACEWATCH_* settings")
+    rederived = rederive_records(settings, file_events(events))
+    bad = [d for d in wanted if rederived.get(d) != stored[d]]
+    for decision in bad[:20]:
+        reason = "not re-derived" if decision not in rederived else "differs"
+        typer.echo(f"NOT REPRODUCED: {decision}: {reason}", err=True)
+    if bad:
+        typer.echo(f"{len(wanted) - len(bad)} of {len(wanted)} records reproduced", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically")
 
 
 @audit_app.command("export")

@@ -142,3 +142,29 @@ def test_audited_share_matches_the_rate_and_every_override_is_audited(run_dir: P
     audited_overrides = {r["decision_id"] for r in records if "override" in r["sampled_because"]}
     assert overridden and overridden == audited_overrides
     assert summary["audited"] == len(records)
+
+
+def test_audit_replay_reproduces_every_record_bit_identically(run_dir: Path,
+                                                              tmp_path: Path) -> None:
+    store = run_dir / "audit.sqlite"
+    events = run_dir.parent / "events.jsonl"
+    result = placewatch("audit", "replay", "--events", str(events), "--store", str(store))
+    assert result.returncode == 0, result.stderr
+    assert "records reproduced bit-identically" in result.stdout
+    # a doctored store is caught record by record
+    copy = tmp_path / "audit.sqlite"
+    shutil.copyfile(store, copy)
+    db = sqlite3.connect(copy)
+    decision = db.execute("SELECT decision_id FROM records WHERE seq = 5").fetchone()[0]
+    db.execute("UPDATE records SET body = replace(body, '\"rate\"', '\"Rate\"') WHERE seq = 5")
+    db.commit()
+    db.close()
+    result = placewatch("audit", "replay", decision, "--events", str(events), "--store",
+                        str(copy))
+    assert result.returncode == 1 and f"NOT REPRODUCED: {decision}" in result.stderr
+    # another configuration cannot reproduce it, and says why
+    config = tmp_path / "other.toml"
+    config.write_text("audit_sample_rate = 0.05\n")
+    result = placewatch("audit", "replay", "--events", str(events), "--store", str(store),
+                        "--config", str(config))
+    assert result.returncode != 0 and "configuration differs" in result.stderr
