@@ -127,7 +127,7 @@ def simulate(
 @import_app.command("alibaba-gpu2023")
 def import_alibaba(
     pod_list: Annotated[Path, typer.Argument(help="openb_pod_list_*.csv from the trace.",
-                                             dir_okay=False)],
+                                             dir_okay=False, metavar="POD_LIST.csv")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Events file to write (.jsonl).",
                                       dir_okay=False)],
     epoch: Annotated[str, typer.Option(help="RFC 3339 time that trace second 0 maps to.")
@@ -170,7 +170,7 @@ def import_alibaba(
 @app.command()
 def replay(
     files: Annotated[list[Path], typer.Argument(help="Event files (.jsonl or .jsonl.gz), "
-                                                "processed in this order.")],
+                                                "processed in this order.", metavar="FILE")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the results.",
                                       file_okay=False)],
     config: ConfigOpt = None,
@@ -304,7 +304,8 @@ def audit_verify(
 
 @audit_app.command("show")
 def audit_show(
-    decision_id: Annotated[str, typer.Argument(help="The decision whose audit record to show.")],
+    decision_id: Annotated[str, typer.Argument(help="The decision whose audit record to show.",
+                                               metavar="DECISION_ID")],
     store: Annotated[Path, typer.Option(help="Audit store (audit.sqlite in a run directory).",
                                         dir_okay=False)] = Path("placewatch-data/audit.sqlite"),
 ) -> None:
@@ -338,7 +339,8 @@ def audit_show(
 @audit_app.command("replay")
 def audit_replay(
     decisions: Annotated[list[str] | None, typer.Argument(
-        help="Decisions to re-derive (default: every record in the store).")] = None,
+        help="Decisions to re-derive (default: every record in the store).",
+        metavar="DECISION_ID")] = None,
     events: Annotated[list[Path] | None, typer.Option(
         "--events", "-e", help="The archived event files the run read, in order (repeat).",
         dir_okay=False)] = None,
