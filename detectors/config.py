@@ -71,7 +71,7 @@ class CoreConfig:
     """Observations of a rate a group needs before its reference ratio is learned."""
     drift_min_batches: int = 5
     """Evaluations a group's warm-up spans at least (to measure its burstiness)."""
-    drift_prior: float = 100.0
+    drift_prior: float = 0.0
     """Pseudo-observations of parity that the reference ratio is shrunk with."""
     forecast_warmup: int = 100
     """Residuals a group needs before its forecast reference (median, MAD) is set."""

@@ -19,7 +19,8 @@ preemptions, is judged on enough data for the normal approximation).
 3. **Sequential test.** Each batch adds the Gaussian log-likelihood ratio of "rate is
    ``factor × expected``" against "rate is as expected" to a one-sided CUSUM. ``factor`` is a fall
    for the cheap-tier share, a rise for queueing, rejection, preemption and deadline misses. The
-   variance of the batch's shortfall is ``φ·p(1−p)/n`` plus the noise of the rest's own rate.
+   variance of the batch's shortfall is ``φ`` times what it would be for independent events:
+   ``p(1−p)/n`` plus the noise that the expectation inherits from the rest's own rate.
 4. **False alarms.** Every CUSUM's threshold is ``ln(D × B / budget)``. ``D`` is the number of
    sequential detectors running, ``B`` the batches per million events, and ``budget`` the allowed
    false alarms per million events for the whole family. By Lorden's bound each detector then
@@ -49,7 +50,7 @@ DRIFT_FACTORS: Final = {
     "reject_rate": 3.0,
     "preemption_rate": 3.0,
     "deadline_miss_rate": 3.0,
-    "old_hardware_rate": 1.5,
+    "old_hardware_rate": 2.0,
 }
 """Design change per rate: each CUSUM is tuned to the rate becoming ``factor ×`` expected.
 
@@ -102,6 +103,12 @@ def phi_upper(pearson_sum: float, batches: float) -> float:
     c = 2.0 / (9.0 * df)
     lower_quantile = df * (1.0 - c - _Z90 * math.sqrt(c)) ** 3
     return pearson_sum / max(lower_quantile, 1e-9)
+
+
+def _deviation_variance(n: int, p0: float, ratio: float, rest: float, rest_n: int) -> float:
+    """Variance of ``k − n·p0`` if events were independent: the group's binomial noise plus
+    the noise of the rest's rate that ``p0 = ratio × rest`` inherits."""
+    return n * p0 * (1 - p0) + n * n * ratio * ratio * max(rest * (1 - rest), _EPS) / rest_n
 
 
 class Dispersion:
@@ -210,7 +217,7 @@ class RateWatch:
         self.factor = DRIFT_FACTORS[metric]
         self.ratio: float | None = None
         self.dispersion = Dispersion()
-        self.warm: list[tuple[int, int, float]] = []
+        self.warm: list[tuple[int, int, float, int]] = []
         self.pending = [0, 0, 0, 0]  # group k, group n, rest k, rest n
         self.last_k = 0
         self.last_n = 0
@@ -295,7 +302,7 @@ class EquityDrift:
                 signals.append(signal)
 
     def _warm_up(self, watch: RateWatch, kb: int, nb: int, rest_k: int, rest_n: int) -> None:
-        watch.warm.append((kb, nb, rest_k / rest_n))
+        watch.warm.append((kb, nb, rest_k / rest_n, rest_n))
         n = sum(b[1] for b in watch.warm)
         if n < self.warmup or len(watch.warm) < self.min_batches:
             return
@@ -305,9 +312,10 @@ class EquityDrift:
             watch.warm.clear()  # nothing to compare with yet: start the warm-up again
             return
         ratio = (k + self.prior * rest) / (n + self.prior) / rest
-        for bk, bn, brest in watch.warm:
+        for bk, bn, brest, brest_n in watch.warm:
             p = min(max(ratio * brest, _EPS), 1 - _EPS)
-            watch.dispersion.learn(bk - bn * p, bn * p * (1 - p))
+            watch.dispersion.learn(bk - bn * p, _deviation_variance(bn, p, ratio, brest,
+                                                                    brest_n))
         watch.ratio = ratio
         watch.warm.clear()
 
@@ -316,10 +324,10 @@ class EquityDrift:
         assert watch.ratio is not None
         p0 = min(max(watch.ratio * rest, _EPS), 1 - _EPS)
         p1 = min(max(p0 * watch.factor, _EPS), 1 - _EPS)
-        variance = (watch.phi * p0 * (1 - p0) / nb
-                    + watch.ratio ** 2 * max(rest * (1 - rest), _EPS) / rest_n)
+        deviation = kb - nb * p0
+        deviation_variance = _deviation_variance(nb, p0, watch.ratio, rest, rest_n)
         observed = kb / nb
-        llr = gaussian_llr(observed, p0, p1, variance)
+        llr = gaussian_llr(observed, p0, p1, watch.phi * deviation_variance / (nb * nb))
         # how much *worse* than expected, whichever direction is worse for this rate
         batch = ((p0 - observed) if watch.factor < 1 else (observed - p0), nb,
                  watch.phi * p0 * (1 - p0))
@@ -344,10 +352,10 @@ class EquityDrift:
                                    observed, p0, nb, threshold)
             return None
         if not watch.dispersion.ready:  # still learning how bursty this group is
-            watch.dispersion.learn(kb - nb * p0, nb * p0 * (1 - p0))
+            watch.dispersion.learn(deviation, deviation_variance)
             return None
         cusum.update(llr)
-        watch.dispersion.observe(kb - nb * p0, nb * p0 * (1 - p0), cusum.at_zero)
+        watch.dispersion.observe(deviation, deviation_variance, cusum.at_zero)
         if cusum.at_zero:
             watch.run_k = watch.run_n = 0
             watch.run_expected = 0.0

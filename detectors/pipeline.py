@@ -276,10 +276,10 @@ class AuditCore:
         decision = placement.decision
         actual, predicted = outcome.actual_runtime_s, decision.predicted_runtime_s
         if actual is not UNSET and predicted is not UNSET and actual > 0 and predicted > 0:
-            out.append(("runtime", math.log(actual / predicted)))
+            out.append(("runtime", math.log(actual) - math.log(predicted)))
         actual, predicted = outcome.actual_cost, decision.predicted_cost
         if actual is not UNSET and predicted is not UNSET and actual > 0 and predicted > 0:
-            out.append(("cost", math.log(actual / predicted)))
+            out.append(("cost", math.log(actual) - math.log(predicted)))
         return out
 
     # -- findings ------------------------------------------------------------------------
@@ -293,6 +293,7 @@ class AuditCore:
         key = (signal.kind, signal.attribute, signal.group, signal.metric)
         if signal.kind == "recovered":
             self.alert_book.close(("equity_drift", *key[1:]))
+            self.alert_book.close(("amplification", *key[1:]))
         elif signal.kind == "amplification":
             if self.alert_book.open(key):
                 self._fire(amplification_alert(signal, where))

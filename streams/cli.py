@@ -297,6 +297,11 @@ def audit_verify(
     if result.ok:
         typer.echo(f"OK: {result.records} records, head {result.head} (checked against: "
                    f"{anchor})")
+        if expect_head is None:
+            typer.echo("WARNING: no published head to check against (no summary.json naming "
+                       "this store beside it, no --expect-head): records removed from the end "
+                       "together with their checkpoints cannot be detected. Pass the head "
+                       "from the run's summary or log with --expect-head.", err=True)
         return
     typer.echo(f"TAMPERED: {result.problem}", err=True)
     raise typer.Exit(1)
@@ -363,21 +368,29 @@ def audit_replay(
     missing_here = [d for d in wanted if d not in stored]
     if missing_here:
         raise PlacewatchError(f"no audit record in {store} for: {', '.join(missing_here[:5])}")
-    first = orjson.loads(stored[wanted[0]][0])
-    if first.get("config_hash") != settings.config_hash:
+    hashes = {orjson.loads(body).get("config_hash") for d in wanted for body in stored[d]}
+    if hashes != {settings.config_hash}:
         raise PlacewatchError("the configuration differs from the audited run's (config_hash "
-                              f"{first.get('config_hash')} in the record, "
+                              f"{', '.join(sorted(map(str, hashes)))} in the records, "
                               f"{settings.config_hash} now): pass the same --config and "
                               "PLACEWATCH_* settings")
     rederived = rederive_records(settings, file_events(events))
     bad = [d for d in wanted if rederived.get(d) != stored[d]]
+    # a complete store holds every record the events produce (only when checking them all)
+    absent = [] if decisions else [d for d in rederived if d not in stored]
     for decision in bad[:20]:
         reason = "not re-derived" if decision not in rederived else "differs"
         typer.echo(f"NOT REPRODUCED: {decision}: {reason}", err=True)
-    if bad:
-        typer.echo(f"{len(wanted) - len(bad)} of {len(wanted)} records reproduced", err=True)
+    for decision in absent[:20]:
+        typer.echo(f"MISSING FROM STORE: {decision}: the events produce a record for it",
+                   err=True)
+    if bad or absent:
+        typer.echo(f"{len(wanted) - len(bad)} of {len(wanted)} records reproduced; "
+                   f"{len(absent)} missing from the store", err=True)
         raise typer.Exit(1)
-    typer.echo(f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically")
+    typer.echo(f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically; the "
+               "store is complete" if not decisions else
+               f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically")
 
 
 @audit_app.command("export")

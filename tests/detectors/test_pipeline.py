@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 
 from detectors import AuditCore, CoreConfig, OutcomeJoiner, RecentIds
@@ -173,3 +174,16 @@ def test_core_state_pickles_mid_stream_and_resumes_identically() -> None:
         other = resumed.ledger.groups["team"][name]
         assert (other.decisions, other.preferred, other.outcomes) == (
             stats.decisions, stats.preferred, stats.outcomes)
+
+
+def test_extreme_forecast_ratios_neither_crash_nor_poison_the_bias() -> None:
+    core = _run([
+        line(placement("d-tiny", decision={"action": "place", "tier": "spot",
+                                            "predicted_runtime_s": 1e308})),
+        line(outcome("d-tiny", actual_runtime_s=5e-324)),
+        line(placement("d-huge", decision={"action": "place", "tier": "spot",
+                                            "predicted_runtime_s": 5e-324})),
+        line(outcome("d-huge", actual_runtime_s=1e308)),
+    ])
+    watch = core.ledger.groups["team"]["a"].forecast["runtime"]  # type: ignore[index]
+    assert watch.count == 2 and math.isfinite(watch.sum)

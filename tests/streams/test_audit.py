@@ -168,3 +168,28 @@ def test_audit_replay_reproduces_every_record_bit_identically(run_dir: Path,
     result = placewatch("audit", "replay", "--events", str(events), "--store", str(store),
                         "--config", str(config))
     assert result.returncode != 0 and "configuration differs" in result.stderr
+
+
+def test_replay_notices_a_record_missing_from_a_rechained_store(run_dir: Path,
+                                                                tmp_path: Path) -> None:
+    copy = tmp_path / "audit.sqlite"
+    shutil.copyfile(run_dir / "audit.sqlite", copy)
+    db = sqlite3.connect(copy)
+    gone = db.execute("SELECT decision_id FROM records WHERE seq = 10").fetchone()[0]
+    db.execute("DELETE FROM records WHERE seq = 10")
+    db.execute("DELETE FROM checkpoints")
+    rows = db.execute("SELECT seq, body FROM records ORDER BY seq").fetchall()
+    previous = "0" * 64
+    for new_seq, (old_seq, body) in enumerate(rows, start=1):  # forge a consistent chain
+        digest = hashlib.sha256(previous.encode() + new_seq.to_bytes(8, "big") + bytes(body))
+        db.execute("UPDATE records SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                   (-new_seq, previous, digest.hexdigest(), old_seq))
+        previous = digest.hexdigest()
+    db.execute("UPDATE records SET seq = -seq")
+    db.commit()
+    db.close()
+    verify = placewatch("audit", "verify", "--store", str(copy))
+    assert verify.returncode == 0 and "WARNING: no published head" in verify.stderr
+    result = placewatch("audit", "replay", "--events", str(run_dir.parent / "events.jsonl"),
+                        "--store", str(copy))
+    assert result.returncode == 1 and f"MISSING FROM STORE: {gone}" in result.stderr
