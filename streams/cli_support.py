@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streams.errors import PlacewatchError
 from streams.logs import configure_logging
 from streams.settings import Settings, load_settings
 
-__all__ = ["ERR", "NoLive", "State", "progress", "quiet", "settings_for"]
+__all__ = ["ERR", "ConfigOpt", "NoLive", "State", "make_parent", "progress", "quiet",
+           "settings_for"]
 
 ERR = Console(stderr=True)
 """Progress, status and errors go to stderr; results to stdout."""
+
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="TOML configuration file (keys: docs/configuration.md). "
+    "PLACEWATCH_* environment variables override it.", dir_okay=False)]
+
+
+def make_parent(path: Path) -> None:
+    """Create the directory a file will be written into, or say clearly why not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlacewatchError(f"cannot create {path.parent}: {exc}") from exc
 
 
 class State:
