@@ -30,7 +30,7 @@ import orjson
 
 from detectors.config import CoreConfig
 from detectors.pipeline import AuditCore
-from simulator import SCENARIOS, Simulation
+from simulator import SCENARIOS, Simulation, world
 
 __all__ = ["PRIMARY", "RunScore", "ScenarioScore", "run_detection", "score_run", "summarise"]
 
@@ -44,7 +44,15 @@ PRIMARY: dict[str, tuple[str, str]] = {
 }
 """Per scenario: the alert (kind, metric) that counts as detecting it."""
 
-_RELATED = {("department", "research"), ("region", "eu-west"), ("tenant_tier", "free")}
+
+
+def _related_groups(team: str) -> set[tuple[str, str]]:
+    """The (attribute, group) pairs that contain the team's jobs, from the simulated world."""
+    for t in world.TEAMS:
+        if t.name == team:
+            return {("department", t.department), ("region", t.region),
+                    ("tenant_tier", t.tenant_tier)}
+    return set()
 
 
 @dataclass
@@ -102,11 +110,12 @@ def _is_target_group(attribute: str | None, group: str | None, team: str) -> boo
 
 def _is_related(alert: dict[str, Any], team: str) -> bool:
     attribute, group = alert.get("attribute"), alert.get("group")
-    if (attribute, group) in _RELATED:
+    related = _related_groups(team)
+    if (attribute, group) in related:
         return True
     if attribute and "*" in attribute and group:
         return team in group.split("*") or any(
-            (a, g) in _RELATED for a, g in zip(attribute.split("*"), group.split("*"),
+            (a, g) in related for a, g in zip(attribute.split("*"), group.split("*"),
                                                 strict=False))
     if alert.get("kind") == "override_expired":
         return bool(alert.get("details", {}).get("attributes", {}).get("team") == team)
