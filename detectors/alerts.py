@@ -51,22 +51,26 @@ class Alert(msgspec.Struct, frozen=True, omit_defaults=False):
 class AlertBook:
     """Open/closed state per alert condition."""
 
-    __slots__ = ("_open",)
+    __slots__ = ("_open", "version")
 
     def __init__(self) -> None:
         self._open: set[AlertKey] = set()
+        self.version = 0
+        """Bumped whenever an alert opens or closes (lets callers cache derived views)."""
 
     def open(self, key: AlertKey) -> bool:
         """Mark ``key`` open; True if it was not open already (the alert should fire)."""
         if key in self._open:
             return False
         self._open.add(key)
+        self.version += 1
         return True
 
     def close(self, key: AlertKey) -> bool:
         """Mark ``key`` resolved; True if it was open."""
         if key in self._open:
             self._open.discard(key)
+            self.version += 1
             return True
         return False
 

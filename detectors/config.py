@@ -99,6 +99,29 @@ class CoreConfig:
     """Key of the hash that picks audited decisions; set a private one in production."""
     audit_always_overrides: bool = True
     """Deep-audit every overridden decision in addition to the sampled ones."""
+    audit_cost_threshold: float = 0.0
+    """Deep-audit every decision whose forecast cost is at least this; 0 turns it off."""
+    audit_open_alert_rate: float = 0.2
+    """Fraction of decisions deep-audited (same keyed draw) in groups with an alert open; 0 off."""
+    audit_redact_fields: tuple[str, ...] = ()
+    """Dotted event fields (``override.reason``) replaced by ``[redacted]`` in audit records."""
+    shadow_train_rate: float = 0.25
+    """Fraction of placements (keyed hash) the shadow scheduler learns from."""
+    shadow_min_examples: int = 200
+    """Decisions the shadow model learns before its counterfactual answers are given."""
+    audit_cpu_sizes: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+    """CPU requests a counterfactual may propose."""
+    audit_memory_sizes_gb: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0,
+                                                256.0)
+    """Memory requests (GB) a counterfactual may propose."""
+    audit_gpu_sizes: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0)
+    """GPU requests a counterfactual may propose."""
+    audit_deadline_extensions_h: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 24.0)
+    """Deadline extensions (hours) a counterfactual may propose."""
+    audit_max_changes: int = 3
+    """Most inputs one counterfactual may change (sparsity)."""
+    audit_alternatives: int = 3
+    """Counterfactuals kept per question (diversity)."""
 
     def __post_init__(self) -> None:
         if self.attributes is not None:
@@ -154,5 +177,29 @@ class CoreConfig:
                  "audit_sample_rate", "a number in [0, 1]", self.audit_sample_rate)
         _require(isinstance(self.audit_sample_key, str) and len(self.audit_sample_key) > 0,
                  "audit_sample_key", "a non-empty string", "<redacted>")
-        _require(isinstance(self.audit_always_overrides, bool),
-                 "audit_always_overrides", "true or false", self.audit_always_overrides)
+        _require(isinstance(self.audit_always_overrides, bool), "audit_always_overrides",
+                 "true or false", self.audit_always_overrides)
+        _require(_is_number(self.audit_open_alert_rate) and 0 <= self.audit_open_alert_rate <= 1,
+                 "audit_open_alert_rate", "a number in [0, 1]", self.audit_open_alert_rate)
+        _require(_is_number(self.audit_cost_threshold) and self.audit_cost_threshold >= 0,
+                 "audit_cost_threshold", "a number >= 0", self.audit_cost_threshold)
+        _require(isinstance(self.audit_redact_fields, tuple)
+                 and all(isinstance(f, str) and f and "" not in f.split(".")
+                         for f in self.audit_redact_fields),
+                 "audit_redact_fields", "a list of dotted field names such as override.reason",
+                 self.audit_redact_fields)
+        _require(_is_number(self.shadow_train_rate) and 0 <= self.shadow_train_rate <= 1,
+                 "shadow_train_rate", "a number in [0, 1]", self.shadow_train_rate)
+        _require(_is_int(self.shadow_min_examples) and self.shadow_min_examples >= 1,
+                 "shadow_min_examples", "an integer >= 1", self.shadow_min_examples)
+        for key in ("audit_cpu_sizes", "audit_memory_sizes_gb", "audit_gpu_sizes",
+                    "audit_deadline_extensions_h"):
+            ladder = getattr(self, key)
+            _require(isinstance(ladder, tuple) and len(ladder) > 0
+                     and all(_is_number(v) and v >= 0 for v in ladder)
+                     and list(ladder) == sorted(set(ladder)),
+                     key, "a non-empty ascending list of distinct numbers >= 0", ladder)
+        _require(_is_int(self.audit_max_changes) and 1 <= self.audit_max_changes <= 5,
+                 "audit_max_changes", "an integer in 1..5", self.audit_max_changes)
+        _require(_is_int(self.audit_alternatives) and self.audit_alternatives >= 1,
+                 "audit_alternatives", "an integer >= 1", self.audit_alternatives)

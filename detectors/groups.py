@@ -97,6 +97,7 @@ class GroupStats:
     """
 
     __slots__ = (
+        "alerts",
         "attribute",
         "deadline_missed",
         "deadline_n",
@@ -146,6 +147,8 @@ class GroupStats:
         self.deadline_missed = 0
         self.drift: dict[str, RateWatch] | None = None
         self.forecast: dict[str, ResidualWatch] | None = None
+        self.alerts: tuple[tuple[str, str | None, str | None, str], ...] = ()
+        """Alert conditions open on this group (kept by the core for audit sampling)."""
 
     def __getstate__(self) -> dict[str, object]:
         return {slot: getattr(self, slot) for slot in self.__slots__}
@@ -235,6 +238,7 @@ class EquityLedger:
         self.groups: dict[str, dict[str, GroupStats]] = {}
         self.overflowed: dict[str, int] = {}
         self.untracked_keys = 0
+        self._audited_keys: tuple[str, ...] | None = None
         for key in attributes or ():
             self._add_single(key)
         for first, second in attribute_pairs:
@@ -248,7 +252,18 @@ class EquityLedger:
         """Audited attributes (single keys, then pairs) in a stable order."""
         return tuple(self.groups)
 
+    @property
+    def audited_key_list(self) -> tuple[str, ...]:
+        """Event attribute keys that are audited, alone or in a pair, sorted (records and the
+        shadow model keep only these)."""
+        keys = self._audited_keys
+        if keys is None:
+            keys = self._audited_keys = tuple(sorted(set(
+                [k for k, _ in self._singles] + [p for _, a, b, _ in self._pairs for p in (a, b)])))
+        return keys
+
     def _add_single(self, key: str) -> None:
+        self._audited_keys = None
         self.groups[key] = {}
         self.overflowed[key] = 0
         self._singles.append((key, {}))

@@ -19,7 +19,6 @@ and hands them to its sinks. Every input event is accounted for exactly once::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Final
@@ -27,6 +26,7 @@ from typing import Final
 from detectors.alerts import Alert, AlertBook, AlertKey
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
+from detectors.deep_audit import Explain, Learn, LearnOutcome, WorkItem
 from detectors.disparity import StandingDisparity
 from detectors.drift import DriftSignal, EquityDrift
 from detectors.events import UNSET, Outcome, Override, Placement, Rejection, decode_event
@@ -36,7 +36,6 @@ from detectors.findings import (
     disparity_alert,
     drift_alert,
     forecast_alert,
-    iso,
     override_alert,
 )
 from detectors.forecast import ForecastDrift, ForecastSignal
@@ -49,6 +48,7 @@ from detectors.wait_equity import WaitEquity
 __all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
 
 _FORECAST_STATUSES: Final = frozenset({"succeeded", "timeout"})
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,8 @@ class Effects:
 
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    audit_records: list[dict[str, object]] = field(default_factory=list)
+    audit_work: list[WorkItem] = field(default_factory=list)
+    """Deep-audit work in stream order: what the shadow model learns and what it explains."""
 
 
 class AuditCore:
@@ -86,7 +87,8 @@ class AuditCore:
         self.context = context or AuditContext()
         self.ledger = EquityLedger(config.attributes, config.attribute_pairs,
                                    config.max_groups_per_attribute, config.max_attributes)
-        self.joiner: OutcomeJoiner[tuple[list[GroupStats], Placement], Outcome] = OutcomeJoiner(
+        self.joiner: OutcomeJoiner[tuple[list[GroupStats], Placement, bool], Outcome] = \
+            OutcomeJoiner(
             config.orphan_wait_s, config.placement_ttl_s, config.join_capacity)
         self.alert_book = AlertBook()
         self._placement_ids = RecentIds(config.dedup_horizon)
@@ -102,7 +104,10 @@ class AuditCore:
                                       max(config.min_group_support, 2))
         self._forecast_watches = 0
         self._sampler = AuditSampler(config.audit_sample_rate, config.audit_sample_key,
-                                     config.audit_always_overrides)
+                                     config.audit_always_overrides, config.shadow_train_rate,
+                                     config.audit_open_alert_rate)
+        self._alerted_groups: list[GroupStats] = []
+        self._alerted_version = -1
         self._preferred = frozenset(config.preferred_tiers)
         self._effects = Effects()
         self.events_in = 0
@@ -229,28 +234,38 @@ class AuditCore:
                     self.wait_equity.add(stats.attribute, stats.name, priority, wait)
         where = Where(event.decision_id, index, decided_at)
         self._last = where
-        waiting = self.joiner.add_placement(event.decision_id, (groups, event), ts)
+        config = self.config
+        decision_id = event.decision_id
+        draw, trains = self._sampler.draws(decision_id)
+        if trains:
+            self._effects.audit_work.append(Learn(raw, self.ledger.audited_key_list))
+        waiting = self.joiner.add_placement(decision_id, (groups, event, trains), ts)
         if waiting is not None:
-            self._apply_outcome(groups, event, waiting, where)
+            self._apply_outcome(groups, event, trains, waiting, where)
         override = event.override
         if override is not UNSET:
             self._check_override(event, override, index)
-        reasons = self._sampler.reasons(event.decision_id, override is not UNSET)
+        costly = (config.audit_cost_threshold > 0 and decision.predicted_cost is not UNSET
+                  and decision.predicted_cost >= config.audit_cost_threshold)
+        alerted = self._alerted_on(groups) if config.audit_open_alert_rate else []
+        reasons = self._sampler.reasons_for(draw, override is not UNSET, costly, bool(alerted))
         if reasons:
-            self._audit(event, raw, index, reasons, groups)
+            self._audit(raw, index, reasons, draw, groups, alerted)
 
     def _on_outcome(self, event: Outcome, index: int) -> None:
         self.outcomes += 1
         self._advance(event.finished_at.timestamp())
         held = self.joiner.add_outcome(event.decision_id, event, self.watermark)
         if held is not None:
-            self._apply_outcome(held[0], held[1], event,
+            self._apply_outcome(held[0], held[1], held[2], event,
                                 Where(event.decision_id, index, event.finished_at))
 
-    def _apply_outcome(self, groups: list[GroupStats], placement: Placement, outcome: Outcome,
-                       where: Where) -> None:
+    def _apply_outcome(self, groups: list[GroupStats], placement: Placement, trained: bool,
+                       outcome: Outcome, where: Where) -> None:
         self.joined += 1
         met = outcome.deadline_met
+        if trained and met is not UNSET:
+            self._effects.audit_work.append(LearnOutcome(placement.decision_id, met))
         residuals = self._residuals(placement, outcome)
         for stats in groups:
             stats.outcomes += 1
@@ -364,30 +379,36 @@ class AuditCore:
 
     # -- audit ---------------------------------------------------------------------------
 
-    def _audit(self, event: Placement, raw: bytes, index: int, reasons: tuple[str, ...],
-               groups: list[GroupStats]) -> None:
+    def _alerted_on(self, groups: list[GroupStats]) -> list[AlertKey]:
+        """Open alerts on any of these groups (each group's list is refreshed on change)."""
+        book = self.alert_book
+        if book.version != self._alerted_version:
+            for stats in self._alerted_groups:
+                stats.alerts = ()
+            by_group: dict[tuple[str, str], list[AlertKey]] = {}
+            for key in book.open_keys:
+                if key[1] is not None and key[2] is not None:
+                    by_group.setdefault((key[1], key[2]), []).append(key)
+            self._alerted_groups = []
+            for (attribute, name), keys in by_group.items():
+                held = self.ledger.groups.get(attribute, {}).get(name)
+                if held is not None:
+                    held.alerts = tuple(keys)
+                    self._alerted_groups.append(held)
+            self._alerted_version = book.version
+        if not self._alerted_groups:
+            return []
+        return [key for stats in groups for key in stats.alerts]
+
+    def _audit(self, raw: bytes, index: int, reasons: tuple[str, ...], draw: float,
+               groups: list[GroupStats], alerted: list[AlertKey]) -> None:
+        """Queue a deep audit: the raw event plus the state only the core knows right now."""
         self.audited += 1
-        state = {
-            stats.attribute: {
-                "group": stats.name, "decisions": stats.decisions, "placed": stats.placed,
-                "preferred_rate": (round(stats.preferred / stats.tiered, 6)
-                                   if stats.tiered else None),
-            }
-            for stats in groups
-        }
-        self._effects.audit_records.append({
-            "record_version": 1,
-            "decision_id": event.decision_id,
-            "event_index": index,
-            "decided_at": iso(event.decided_at),
-            "sampled_because": list(reasons),
-            "sample_draw": round(self._sampler.draw(event.decision_id), 9),
-            "event_sha256": hashlib.sha256(raw).hexdigest(),
-            "event": raw.decode("utf-8"),
-            "group_state": state,
-            "config_hash": self.context.config_hash,
-            "versions": dict(self.context.versions),
-        })
+        state = [(s.attribute, s.name, s.decisions, s.placed, s.preferred, s.tiered)
+                 for s in groups]
+        self._effects.audit_work.append(Explain(
+            raw, index, reasons, draw, self.ledger.audited_key_list, state,
+            tuple((k[0], k[1] or "", k[2] or "", k[3]) for k in alerted) if alerted else ()))
 
     # -- output --------------------------------------------------------------------------
 

@@ -23,14 +23,22 @@ from prometheus_client.registry import CollectorRegistry
 
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary, wait_gaps
-from streams.audit_store import SqliteAuditStore, canonical
+from streams.audit_store import SqliteAuditStore
+from streams.audit_worker import (
+    AuditorParams,
+    AuditStatus,
+    InlineAudits,
+    ProcessAudits,
+    Sealed,
+    make_auditor,
+)
 from streams.errors import PlacewatchError
 from streams.logs import log_event
 from streams.metrics import build_registry
 from streams.settings import Settings
 from streams.sinks import JsonLinesSink, alert_line, dead_letter_line
 
-__all__ = ["OUTPUT_FILES", "Placewatch", "create_app", "rederive_records", "sigterm_as_interrupt",
+__all__ = ["OUTPUT_FILES", "Placewatch", "create_app", "graceful_stop", "rederive_records",
            "versions"]
 
 OUTPUT_FILES = ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom",
@@ -42,7 +50,7 @@ _LOG = logging.getLogger("placewatch")
 def versions() -> tuple[tuple[str, str], ...]:
     """Code and library versions an audit record names."""
     out = [("python", platform.python_version())]
-    for dist in ("placewatch", "msgspec", "orjson"):
+    for dist in ("placewatch", "msgspec", "orjson", "river", "numpy"):
         try:
             out.append((dist, importlib.metadata.version(dist)))
         except importlib.metadata.PackageNotFoundError:
@@ -87,6 +95,28 @@ class Placewatch:
         self.registry = registry
         self.lock = lock
         self.inputs: list[str] = []
+        self.audit_status = AuditStatus()
+        self._audits: InlineAudits | ProcessAudits | None = None
+        self.stop_requested = threading.Event()
+        """Set by the first Ctrl-C or SIGTERM (:func:`graceful_stop`): finish the batch, stop."""
+
+    @property
+    def _identity(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What every audit record names: the configuration hash and the versions."""
+        return self.core.context.config_hash, self.core.context.versions
+
+    def _start_audits(self, live: bool) -> InlineAudits | ProcessAudits:
+        """Inline for replay (reproducible); a worker process for live runs unless configured."""
+        s = self.settings
+        mode = s.audit_worker if s.audit_worker != "auto" else ("process" if live else "inline")
+        if mode == "process":
+            audits: InlineAudits | ProcessAudits = ProcessAudits(
+                AuditorParams.from_config(s.core, s.currency, *self._identity), s.audit_backlog)
+        else:
+            audits = InlineAudits(make_auditor(s.core, s.currency, *self._identity))
+        self._audits = audits
+        self.audit_status = audits.status
+        return audits
 
     # -- the loop shared by every mode ----------------------------------------------------
 
@@ -96,11 +126,12 @@ class Placewatch:
         core = self.core
         batch: list[tuple[str, bytes]] = []
         iterator = iter(events)
-        while True:
+        stop = self.stop_requested
+        while not stop.is_set():
             batch.clear()
             for item in iterator:
                 batch.append(item)
-                if len(batch) >= _BATCH:
+                if len(batch) >= _BATCH or stop.is_set():
                     break
             if not batch:
                 return
@@ -117,9 +148,8 @@ class Placewatch:
         out.dead_letters.write([dead_letter_line(d, batch[d.event_index - first][0])
                                 for d in effects.dead_letters])
         out.alerts.write([alert_line(a) for a in effects.alerts])
-        for checkpoint in out.store.append(effects.audit_records):
-            log_event(_LOG, logging.DEBUG, "audit checkpoint", records=checkpoint[0],
-                      head=checkpoint[1])
+        assert self._audits is not None
+        self._store(out, self._audits.submit(effects.audit_work))
         if log_alerts:
             for alert in effects.alerts:
                 log_event(_LOG, logging.WARNING, alert.summary, alert=alert.alert,
@@ -127,10 +157,18 @@ class Placewatch:
                           metric=alert.metric, value=alert.value, at=alert.at,
                           decision_id=alert.decision_id)
 
+    @staticmethod
+    def _store(out: _Outputs, records: list[Sealed]) -> None:
+        for checkpoint in out.store.append_bodies(records):
+            log_event(_LOG, logging.DEBUG, "audit checkpoint", records=checkpoint[0],
+                      head=checkpoint[1])
+
     def _finish(self, out: _Outputs) -> dict[str, Any]:
         with self.lock:
             self.core.finish()
         self._write(out, self.core.events_in, [], log_alerts=False)
+        assert self._audits is not None
+        self._store(out, self._audits.close())
         records, head = out.store.checkpoint_now()
         summary = self.summary(records, head)
         (out.directory / "summary.json").write_bytes(
@@ -162,6 +200,8 @@ class Placewatch:
             "clock_outliers": core.clock_outliers,
             "untracked_attribute_keys": core.ledger.untracked_keys,
             "audited": core.audited,
+            "audit_deferred": self.audit_status.deferred,
+            "shadow_training_skipped": self.audit_status.training_skipped,
             "alerts": core.alerts_fired,
             "alerts_by_kind": dict(sorted(core.alerts_by_kind.items())),
             "audit_store": "audit.sqlite",
@@ -184,11 +224,13 @@ class Placewatch:
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
         out = _Outputs.create(out_dir)
+        audits = self._start_audits(live=False)
         try:
             for n in self._consume(events, out, log_alerts=False):
                 if progress is not None:
                     progress(n)
         except BaseException:
+            audits.close()
             out.close()
             raise
         return self._finish(out)
@@ -208,14 +250,22 @@ class Placewatch:
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
         out = _Outputs.create(out_dir)
+        try:
+            self._start_audits(live=True)
+        except BaseException:
+            out.close()
+            server.shutdown()
+            raise
         stopped_by = "end of input"
         try:
             for _ in self._consume(events, out, log_alerts=True):
                 if status is not None:
                     status(self.core)
-        except KeyboardInterrupt:
-            stopped_by = "interrupt"
+        except KeyboardInterrupt:  # a second signal: stop now, still write what we have
+            self.stop_requested.set()
         finally:
+            if self.stop_requested.is_set():
+                stopped_by = "interrupt"
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
@@ -231,12 +281,19 @@ def rederive_records(settings: Settings, events: Iterable[tuple[str, bytes]]
     compare bytes: same events, same configuration and same versions give the same records.
     """
     core = create_app(settings).core
+    audits = InlineAudits(make_auditor(settings.core, settings.currency,
+                                       core.context.config_hash, core.context.versions))
     out: dict[str, list[bytes]] = {}
+
+    def keep(work: list[Any]) -> None:
+        for decision_id, body in audits.submit(work):
+            out.setdefault(decision_id, []).append(body)
+
     for _, raw in events:
         core.process(raw)
-        for record in core.drain().audit_records:
-            out.setdefault(str(record["decision_id"]), []).append(canonical(record))
+        keep(core.drain().audit_work)
     core.finish()
+    keep(core.drain().audit_work)
     return out
 
 
@@ -245,20 +302,26 @@ def create_app(settings: Settings) -> Placewatch:
     context = AuditContext(config_hash=settings.config_hash, versions=versions())
     core = AuditCore(settings.core, context)
     lock = threading.Lock()
-    return Placewatch(settings, core, build_registry(core, lock), lock)
+    app = Placewatch(settings, core, registry := CollectorRegistry(auto_describe=False), lock)
+    build_registry(core, lock, registry, lambda: app.audit_status)
+    return app
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM (docker stop, systemd) stop a live run as cleanly as Ctrl-C."""
+def graceful_stop(app: Placewatch) -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM (docker stop, systemd) asks the run to stop after the
+    current event; it then finishes cleanly (deep audits in flight, outputs written). A second
+    signal interrupts at once."""
     import signal
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        if app.stop_requested.is_set():
+            raise KeyboardInterrupt
+        app.stop_requested.set()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
-
+        for sig, old in previous.items():
+            signal.signal(sig, old)

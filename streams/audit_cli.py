@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 
 from streams.app import rederive_records
 from streams.audit_store import (
+    add_hold,
     export_records,
     find_records,
+    holds,
     published_head,
+    purge,
+    release_hold,
     stored_bodies,
     verify_store,
 )
@@ -82,23 +87,81 @@ def audit_show(
                    err=True)
         raise typer.Exit(1)
     for entry in found:
-        record = entry["record"]
-        assert isinstance(record, dict)
-        lines = [f"decision {record.get('decision_id')}  (record {entry['seq']} of the chain)",
-                 f"  decided at      {record.get('decided_at')}",
-                 f"  input position  event {record.get('event_index')}",
-                 f"  sampled because {', '.join(record.get('sampled_because', []))} "
-                 f"(draw {record.get('sample_draw')})",
-                 f"  event sha256    {record.get('event_sha256')}",
-                 f"  config hash     {record.get('config_hash')}",
-                 f"  versions        {record.get('versions')}",
-                 "  groups at the time:"]
-        for attribute, state in (record.get("group_state") or {}).items():
-            lines.append(f"    {attribute}={state.get('group')}: {state.get('decisions')} "
-                         f"decisions, cheap-tier share {state.get('preferred_rate')}")
-        lines += [f"  chain           prev {entry['prev_hash']}", f"                  "
-                  f"this {entry['hash']}", "  event:", "    " + str(record.get("event"))]
-        typer.echo("\n".join(lines))
+        typer.echo(_readable(entry))
+
+
+def _readable(entry: dict[str, Any]) -> str:
+    """One record as a person reads it: what, why sampled, what if, and the proof."""
+    record = entry["record"]
+    if record is None:
+        return (f"record {entry['seq']} of the chain: purged under the retention policy "
+                f"(hash {entry['hash']} stays in the chain; see the purge record after it)")
+    decision = record.get("decision") or {}
+    lines = [f"decision {record.get('decision_id')}  (record {entry['seq']} of the chain)",
+             f"  decided at      {record.get('decided_at')}",
+             f"  decision        {decision.get('label')} (action {decision.get('action')}, "
+             f"preferred tier: {'yes' if decision.get('preferred') else 'no'})",
+             f"  input position  event {record.get('event_index')}",
+             f"  sampled because {', '.join(record.get('sampled_because', []))} "
+             f"(draw {record.get('sample_draw')})"]
+    if record.get("open_alerts"):
+        lines.append("  open alerts     " + "; ".join(
+            f"{k[0]} on {k[1]}={k[2]} ({k[3]})" for k in record["open_alerts"]))
+    lines.append("  groups at the time:")
+    for attribute, state in (record.get("group_state") or {}).items():
+        lines.append(f"    {attribute}={state.get('group')}: {state.get('decisions')} "
+                     f"decisions, cheap-tier share {state.get('preferred_rate')}")
+    lines += _explained(record)
+    lines += [f"  event sha256    {record.get('event_sha256')}",
+              f"  config hash     {record.get('config_hash')}",
+              f"  versions        {record.get('versions')}"]
+    if record.get("redacted_fields"):
+        lines.append(f"  redacted        {', '.join(record['redacted_fields'])}")
+    lines += [f"  chain           prev {entry['prev_hash']}",
+              f"                  this {entry['hash']}", "  event:",
+              "    " + str(record.get("event"))]
+    return "\n".join(lines)
+
+
+def _explained(record: dict[str, Any]) -> list[str]:
+    if record.get("deferred"):
+        return ["  explanations    deferred (the deep-audit backlog was full); "
+                "`placewatch audit replay` derives them from the archived events"]
+    explanations = record.get("explanations") or {}
+    model = record.get("shadow_model") or {}
+    lines = ["  cost drivers:"] + [f"    - {d}" for d in explanations.get("cost_drivers", [])]
+    shadow = explanations.get("shadow") or {}
+    if not shadow.get("ready"):
+        return [*lines, f"  shadow model    {shadow.get('note', 'not available')}"]
+    lines.append(f"  shadow model    predicts {shadow['predicted']} (p={shadow['probability']}, "
+                 f"{'agrees' if shadow['agrees'] else 'DISAGREES'}); {model.get('version')} "
+                 f"examples, recent accuracy {model.get('accuracy')}, sha256 "
+                 f"{str(model.get('sha256'))[:16]}…")
+    flips = explanations.get("group_flips") or {}
+    if flips.get("flipped"):
+        lines.append(f"  group flip      {len(flips['flipped'])} of {flips['checked']} other "
+                     "attribute values change the decision:")
+        lines += [f"    - as {f['attribute']}={f['value']}: {f['predicted']} (p={f['probability']})"
+                  for f in flips["flipped"]]
+    else:
+        lines.append(f"  group flip      none of {flips.get('checked', 0)} other attribute "
+                     "values changes the decision")
+    goals = {"preferred_tier": "to get a preferred tier", "deadline_met": "to meet the deadline"}
+    for goal, answer in (explanations.get("smallest_change") or {}).items():
+        wanted = goals.get(goal, goal)
+        if answer.get("already"):
+            lines.append(f"  smallest change {wanted}: none needed, the shadow scheduler would "
+                         "already give it (the real decision differs)")
+            continue
+        alternatives = answer.get("alternatives") or []
+        if not alternatives:
+            lines.append(f"  smallest change {wanted}: none within the allowed values")
+        else:
+            lines.append(f"  smallest change {wanted}:")
+        for alt in alternatives:
+            change = ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in alt["changes"].items())
+            lines.append(f"    - {change} (distance {alt['distance']}, p={alt['probability']})")
+    return lines
 
 
 @audit_app.command("replay")
@@ -128,14 +191,20 @@ def audit_replay(
     missing_here = [d for d in wanted if d not in stored]
     if missing_here:
         raise PlacewatchError(f"no audit record in {store} for: {', '.join(missing_here[:5])}")
-    hashes = {orjson.loads(body).get("config_hash") for d in wanted for body in stored[d]}
+    purged = [d for d in wanted if any(body is None for body in stored[d])]
+    if purged and decisions:
+        raise PlacewatchError(f"purged under the retention policy: {', '.join(purged[:5])}")
+    wanted = [d for d in wanted if d not in purged]
+    hashes = {orjson.loads(body).get("config_hash") for d in wanted for body in stored[d]
+              if body is not None}
     if hashes != {settings.config_hash}:
         raise PlacewatchError("the configuration differs from the audited run's (config_hash "
                               f"{', '.join(sorted(map(str, hashes)))} in the records, "
                               f"{settings.config_hash} now): pass the same --config and "
                               "PLACEWATCH_* settings")
     rederived = rederive_records(settings, file_events(events))
-    bad = [d for d in wanted if rederived.get(d) != stored[d]]
+    bad = [d for d in wanted if rederived.get(d) != stored[d]
+           and not _deferred_matches(rederived.get(d), stored[d])]
     # a complete store holds every record the events produce (only when checking them all)
     absent = [] if decisions else [d for d in rederived if d not in stored]
     for decision in bad[:20]:
@@ -148,24 +217,186 @@ def audit_replay(
         typer.echo(f"{len(wanted) - len(bad)} of {len(wanted)} records reproduced; "
                    f"{len(absent)} missing from the store", err=True)
         raise typer.Exit(1)
+    note = f" ({len(purged)} purged records skipped)" if purged else ""
     typer.echo(f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically; the "
-               "store is complete" if not decisions else
+               f"store is complete{note}" if not decisions else
                f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically")
+
+
+def _deferred_matches(rederived: list[bytes] | None, stored: list[bytes | None]) -> bool:
+    """A deferred record matches when everything it holds is what the full record says."""
+    if rederived is None or len(rederived) != len(stored):
+        return False
+    for full_bytes, body in zip(rederived, stored, strict=True):
+        if body is None:
+            return False
+        kept = orjson.loads(body)
+        if "deferred" not in kept:
+            if full_bytes != body:
+                return False
+            continue
+        full = orjson.loads(full_bytes)
+        if any(full.get(k) != v for k, v in kept.items() if k != "deferred"):
+            return False
+    return True
 
 
 @audit_app.command("export")
 def audit_export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file to write.",
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .jsonl, or .parquet.",
                                       dir_okay=False)],
     store: Annotated[Path, typer.Option(help="Audit store (audit.sqlite in a run directory).",
                                         dir_okay=False)] = Path("placewatch-data/audit.sqlite"),
 ) -> None:
-    """Export every audit record, with its chain hashes, as JSON lines for an outside auditor."""
+    """Export every audit record, with its chain hashes, for an outside auditor.
+
+    JSON lines (``.jsonl``) hold each record with ``seq``, ``prev_hash``, ``hash``,
+    ``body_sha256`` and ``body``, the exact text that was hashed. Parquet (``.parquet``) holds
+    the same columns plus flat ones for filtering (decision, time, sampled because, decision
+    label, shadow prediction, flips); ``body`` carries the full record.
+    """
     settings_for(None)
     make_parent(out)
-    count = 0
-    with out.open("wb") as handle:
-        for line in export_records(store):
-            handle.write(line)
-            count += 1
+    rows = export_records(store)
+    if out.suffix == ".parquet":
+        count = _write_parquet(out, rows)
+    elif out.suffix in (".jsonl", ".json", ".ndjson"):
+        count = 0
+        with out.open("wb") as handle:
+            for row in rows:
+                handle.write(orjson.dumps(row) + b"\n")
+                count += 1
+    else:
+        raise PlacewatchError(f"--out: use a .jsonl or .parquet file name, got {out.name}")
     log_event(_LOG, logging.INFO, "exported", records=count, out=str(out))
+
+
+def _write_parquet(out: Path, rows: Any) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, list[Any]] = {k: [] for k in (
+        "seq", "decision_id", "decided_at", "sampled_because", "decision_label", "preferred",
+        "shadow_predicted", "group_flips", "deferred", "purged", "prev_hash", "hash",
+        "body_sha256", "body")}
+    for row in rows:
+        record = row["record"] or {}
+        explanations = record.get("explanations") or {}
+        shadow = explanations.get("shadow") or {}
+        flips = (explanations.get("group_flips") or {}).get("flipped")
+        decision = record.get("decision") or {}
+        for key, value in (
+                ("seq", row["seq"]), ("decision_id", row["decision_id"]),
+                ("decided_at", record.get("decided_at")),
+                ("sampled_because", record.get("sampled_because")),
+                ("decision_label", decision.get("label")), ("preferred", decision.get("preferred")),
+                ("shadow_predicted", shadow.get("predicted")),
+                ("group_flips", None if flips is None else len(flips)),
+                ("deferred", "deferred" in record), ("purged", row["body"] is None),
+                ("prev_hash", row["prev_hash"]), ("hash", row["hash"]),
+                ("body_sha256", row["body_sha256"]), ("body", row["body"])):
+            columns[key].append(value)
+    schema = pa.schema([("seq", pa.int64()), ("decision_id", pa.string()),
+                        ("decided_at", pa.string()), ("sampled_because", pa.list_(pa.string())),
+                        ("decision_label", pa.string()), ("preferred", pa.bool_()),
+                        ("shadow_predicted", pa.string()), ("group_flips", pa.int64()),
+                        ("deferred", pa.bool_()), ("purged", pa.bool_()),
+                        ("prev_hash", pa.string()), ("hash", pa.string()),
+                        ("body_sha256", pa.string()), ("body", pa.string())])
+    pq.write_table(pa.table(columns, schema=schema), out)
+    return len(columns["seq"])
+
+
+def _now(value: str | None) -> str:
+    if value is not None:
+        return value
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+StoreOpt = Annotated[Path, typer.Option(help="Audit store (audit.sqlite in a run directory).",
+                                        dir_okay=False)]
+
+
+@audit_app.command("hold")
+def audit_hold(
+    reason: Annotated[str, typer.Option(help="Why the records must be kept (case, request).")],
+    store: StoreOpt = Path("placewatch-data/audit.sqlite"),
+    decision: Annotated[str | None, typer.Option(help="Hold one decision's records.")] = None,
+    group: Annotated[str | None, typer.Option(
+        help="Hold a group's records, as ATTRIBUTE=GROUP (team=genomics).")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help="Hold records decided at or after this ISO 8601 time.")] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="Hold records decided before this ISO 8601 time.")] = None,
+) -> None:
+    """Place a legal hold: matching records survive every purge until it is released.
+
+    Scopes combine (a group within a time range). The hold is itself a chained record.
+    """
+    settings_for(None)
+    attribute = value = None
+    if group is not None:
+        attribute, sep, value = group.partition("=")
+        if not sep or not attribute or not value:
+            raise PlacewatchError(f"--group: use ATTRIBUTE=GROUP, got {group!r}")
+    seq = add_hold(store, reason, _now(None), decision, attribute, value, start, end)
+    log_event(_LOG, logging.INFO, "legal hold placed", hold=seq, store=str(store))
+    typer.echo(f"hold {seq} placed")
+
+
+@audit_app.command("release")
+def audit_release(
+    hold: Annotated[int, typer.Argument(help="The hold's number (from `audit holds`).",
+                                        metavar="HOLD")],
+    reason: Annotated[str, typer.Option(help="Why the hold ends.")],
+    store: StoreOpt = Path("placewatch-data/audit.sqlite"),
+) -> None:
+    """Release a legal hold (recorded in the chain)."""
+    settings_for(None)
+    release_hold(store, hold, reason, _now(None))
+    typer.echo(f"hold {hold} released")
+
+
+@audit_app.command("holds")
+def audit_holds(store: StoreOpt = Path("placewatch-data/audit.sqlite")) -> None:
+    """List the legal holds in force."""
+    settings_for(None)
+    found = holds(store)
+    if not found:
+        typer.echo("no legal holds in force")
+    for h in found:
+        scope = ", ".join(f"{k}={v}" for k, v in (
+            ("decision", h.decision_id), ("group", f"{h.attribute}={h.group}" if h.attribute
+                                          else None), ("from", h.start), ("to", h.end)) if v)
+        typer.echo(f"hold {h.seq}: {scope} ({h.reason})")
+
+
+@audit_app.command("purge")
+def audit_purge(
+    store: StoreOpt = Path("placewatch-data/audit.sqlite"),
+    retention_days: Annotated[int | None, typer.Option(
+        help="Keep records this many days (default: the audit_retention_days setting, 400).",
+        min=1)] = None,
+    now: Annotated[str | None, typer.Option(
+        help="Purge as of this ISO 8601 time (default: now).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete the bodies of audit records older than the retention period.
+
+    Records under a legal hold are kept. The chain stays verifiable: each emptied record keeps
+    its hashes, and a purge record listing exactly which records were emptied is appended.
+    """
+    settings = settings_for(config)
+    days = retention_days or settings.audit_retention_days
+    at = _now(now)
+    try:
+        moment = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise PlacewatchError(f"--now: not an ISO 8601 time: {now!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    result = purge(store, days, moment)
+    log_event(_LOG, logging.INFO, "purge finished", purged=result.purged, held=result.held,
+              cutoff=result.cutoff, purge_record=result.purge_seq, store=str(store))
+    typer.echo(f"purged {result.purged} records decided before {result.cutoff}; "
+               f"{result.held} kept by legal holds")

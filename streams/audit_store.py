@@ -1,20 +1,28 @@
 """The append-only audit store: SQLite in WAL mode with a SHA-256 hash chain.
 
-Each record is stored as canonical JSON (sorted keys) with ``hash = SHA-256(prev_hash ‖ seq ‖
-body)``; every ``checkpoint_every`` records the chain head is also written to a checkpoint
-table and returned to the caller, which logs it and puts the final head in ``summary.json``.
-:func:`verify_store` walks the chain: an edited, removed, reordered or inserted record breaks
-it at that record. A truncated tail is caught by the checkpoints, unless they were removed too;
-against the head published outside the store (``summary.json`` beside it by default, or
-``--expect-head``), neither a truncated nor a rewritten store can pass.
+Each record is stored as canonical JSON (sorted keys) beside ``body_sha256 = SHA-256(body)``,
+and ``hash = SHA-256(prev_hash ‖ seq ‖ body_sha256)``; every ``checkpoint_every`` records the
+chain head is also written to a checkpoint table and returned to the caller, which logs it and
+puts the final head in ``summary.json``. :func:`verify_store` walks the chain: an edited,
+removed, reordered or inserted record breaks it at that record. A truncated tail is caught by
+the checkpoints, unless they were removed too; against the head published outside the store
+(``summary.json`` beside it by default, or ``--expect-head``), neither a truncated nor a
+rewritten store can pass.
+
+Because the chain links the bodies' hashes, retention can delete a body and keep the chain
+whole: :func:`purge` removes the bodies of records older than the retention period that no
+legal hold covers, and appends a ``purge`` record (itself chained) that lists exactly which
+records it emptied. Verification accepts an empty body only where a later purge record names
+it. Legal holds (:func:`add_hold`, :func:`release_hold`) are chained records too.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -22,15 +30,20 @@ import orjson
 
 from streams.errors import AuditStoreError
 
-__all__ = ["GENESIS", "AuditStore", "SqliteAuditStore", "VerifyResult", "canonical",
-           "export_records", "find_records", "published_head", "stored_bodies", "verify_store"]
+__all__ = ["CONTROL_IDS", "GENESIS", "AuditStore", "PurgeResult", "SqliteAuditStore",
+           "VerifyResult", "add_hold", "canonical", "export_records", "find_records", "holds",
+           "published_head", "purge", "release_hold", "stored_bodies", "verify_store"]
+
+CONTROL_IDS = ("__hold__", "__release__", "__purge__")
+"""``decision_id`` of the store's own records (legal holds, releases, purges)."""
 
 GENESIS = "0" * 64
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
     decision_id TEXT NOT NULL,
-    body BLOB NOT NULL,
+    body BLOB,
+    body_sha256 TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
@@ -39,8 +52,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, hash TEXT NOT N
 """
 
 
-def _link(prev_hash: str, seq: int, body: bytes) -> str:
-    return hashlib.sha256(prev_hash.encode() + seq.to_bytes(8, "big") + body).hexdigest()
+def _link(prev_hash: str, seq: int, body_sha256: str) -> str:
+    return hashlib.sha256(prev_hash.encode() + seq.to_bytes(8, "big")
+                          + body_sha256.encode()).hexdigest()
 
 
 def canonical(record: dict[str, object]) -> bytes:
@@ -60,11 +74,11 @@ class AuditStore(Protocol):
 
 
 class SqliteAuditStore:
-    """Embedded audit store; one writer."""
+    """Embedded audit store: one service writer, plus short-lived hold and purge writers."""
 
     def __init__(self, path: Path, checkpoint_every: int = 1000) -> None:
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -83,36 +97,58 @@ class SqliteAuditStore:
         return self._seq, self._hash
 
     def append(self, records: list[dict[str, object]]) -> list[tuple[int, str]]:
-        """Append in one transaction; return the checkpoints written."""
-        if not records:
+        """Append in one transaction; return the checkpoints written.
+
+        The head is re-read inside the write transaction, so another writer (``audit hold``,
+        ``audit purge``) may append to the same store while this one runs.
+        """
+        return self.append_bodies([(str(r["decision_id"]), canonical(r)) for r in records])
+
+    def append_bodies(self, bodies: list[tuple[str, bytes]]) -> list[tuple[int, str]]:
+        """:meth:`append` for records already in canonical form: ``(decision_id, body)``."""
+        if not bodies:
             return []
-        rows = []
-        checkpoints = []
-        seq, head = self._seq, self._hash
-        for record in records:
-            body = canonical(record)
-            seq += 1
-            new = _link(head, seq, body)
-            rows.append((seq, str(record["decision_id"]), body, head, new))
-            head = new
-            if seq % self._checkpoint_every == 0:
-                checkpoints.append((seq, head))
         try:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
-                self._db.executemany("INSERT INTO checkpoints VALUES (?, ?)", checkpoints)
+            return self._append(bodies, own_transaction=True)
         except sqlite3.Error as exc:
             raise AuditStoreError(f"audit store write failed: {exc}") from exc
+
+    def _append(self, bodies: list[tuple[str, bytes]], own_transaction: bool
+                ) -> list[tuple[int, str]]:
+        db = self._db
+        if own_transaction:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, head = (row[0], row[1]) if row else (0, GENESIS)
+            rows = []
+            checkpoints = []
+            for decision_id, body in bodies:
+                digest = hashlib.sha256(body).hexdigest()
+                seq += 1
+                new = _link(head, seq, digest)
+                rows.append((seq, decision_id, body, digest, head, new))
+                head = new
+                if seq % self._checkpoint_every == 0:
+                    checkpoints.append((seq, head))
+            db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO checkpoints VALUES (?, ?)", checkpoints)
+            if own_transaction:
+                db.execute("COMMIT")
+        except BaseException:
+            if own_transaction:
+                db.execute("ROLLBACK")
+            raise
         self._seq, self._hash = seq, head
         return checkpoints
 
     def checkpoint_now(self) -> tuple[int, str]:
         """Record the current head as a checkpoint (at shutdown)."""
-        if self._seq:
+        row = self._db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        if row:
+            self._seq, self._hash = row
             with self._db:
-                self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)",
-                                 (self._seq, self._hash))
+                self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", row)
         return self.head
 
     def close(self) -> None:
@@ -143,7 +179,10 @@ def _read_only(path: Path) -> sqlite3.Connection:
 
 
 def find_records(path: Path, decision_id: str) -> list[dict[str, object]]:
-    """Every record of one decision, with its position and hashes (usually one)."""
+    """Every record of one decision, with its position and hashes (usually one).
+
+    A purged record has ``record`` None and names the purge that emptied it.
+    """
     db = _read_only(path)
     try:
         rows = db.execute("SELECT seq, body, prev_hash, hash FROM records WHERE decision_id = ? "
@@ -152,18 +191,20 @@ def find_records(path: Path, decision_id: str) -> list[dict[str, object]]:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     finally:
         db.close()
-    return [{"seq": seq, "prev_hash": prev, "hash": digest, "record": orjson.loads(_bytes(body))}
+    return [{"seq": seq, "prev_hash": prev, "hash": digest,
+             "record": None if body is None else orjson.loads(_bytes(body))}
             for seq, body, prev, digest in rows]
 
 
-def stored_bodies(path: Path) -> dict[str, list[bytes]]:
-    """Every record's stored bytes, by decision, in chain order."""
+def stored_bodies(path: Path) -> dict[str, list[bytes | None]]:
+    """Every decision record's stored bytes (None once purged), by decision, in chain order."""
     db = _read_only(path)
     try:
-        out: dict[str, list[bytes]] = {}
+        out: dict[str, list[bytes | None]] = {}
         for decision_id, body in db.execute(
                 "SELECT decision_id, body FROM records ORDER BY seq"):
-            out.setdefault(decision_id, []).append(_bytes(body))
+            if decision_id not in CONTROL_IDS:
+                out.setdefault(decision_id, []).append(None if body is None else _bytes(body))
         return out
     except sqlite3.Error as exc:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
@@ -171,19 +212,23 @@ def stored_bodies(path: Path) -> dict[str, list[bytes]]:
         db.close()
 
 
-def export_records(path: Path) -> Iterator[bytes]:
-    """Every record as one JSON line: ``seq``, ``prev_hash``, ``hash`` and the record.
+def export_records(path: Path) -> Iterator[dict[str, object]]:
+    """Every record with its chain fields: ``seq``, ``prev_hash``, ``hash``, ``body_sha256``,
+    ``body`` (the exact stored text, None once purged) and ``record`` (parsed).
 
-    An outside auditor can re-check the chain from the export alone: ``hash`` is
-    SHA-256(``prev_hash`` ‖ ``seq`` as 8 big-endian bytes ‖ the record's canonical JSON with
-    sorted keys).
+    An outside auditor can re-check the chain from the export alone: ``body_sha256`` is
+    SHA-256 of ``body`` as UTF-8 and ``hash`` is SHA-256(``prev_hash`` ‖ ``seq`` as 8
+    big-endian bytes ‖ ``body_sha256``), both hashes entering as their hex text.
     """
     db = _read_only(path)
     try:
-        for seq, body, prev, digest in db.execute(
-                "SELECT seq, body, prev_hash, hash FROM records ORDER BY seq"):
-            yield orjson.dumps({"seq": seq, "prev_hash": prev, "hash": digest,
-                                "record": orjson.Fragment(_bytes(body))}) + b"\n"
+        for seq, decision_id, body, body_sha, prev, digest in db.execute(
+                "SELECT seq, decision_id, body, body_sha256, prev_hash, hash FROM records "
+                "ORDER BY seq"):
+            text = None if body is None else _bytes(body).decode("utf-8")
+            yield {"seq": seq, "decision_id": decision_id, "prev_hash": prev, "hash": digest,
+                   "body_sha256": body_sha, "body": text,
+                   "record": None if text is None else orjson.loads(text)}
     except sqlite3.Error as exc:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     finally:
@@ -203,6 +248,10 @@ def published_head(store: Path) -> tuple[int, str] | None:
         return None
 
 
+def _fail(position: int, head: str, problem: str, bad: int | None) -> VerifyResult:
+    return VerifyResult(False, position - 1, head, problem, bad)
+
+
 def verify_store(path: Path, expect_head: str | None = None,
                  expect_records: int | None = None) -> VerifyResult:
     """Walk the whole chain; report the first record (by position) that does not fit."""
@@ -210,49 +259,271 @@ def verify_store(path: Path, expect_head: str | None = None,
         raise AuditStoreError(f"no audit store at {path}")
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        rows = db.execute("SELECT seq, decision_id, body, prev_hash, hash FROM records "
-                          "ORDER BY rowid").fetchall()
+        rows = db.execute("SELECT seq, decision_id, body, body_sha256, prev_hash, hash "
+                          "FROM records ORDER BY rowid").fetchall()
         checkpoints = dict(db.execute("SELECT seq, hash FROM checkpoints").fetchall())
         db.close()
     except sqlite3.Error as exc:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     head = GENESIS
-    for position, (seq, decision_id, body, prev_hash, stored) in enumerate(rows, start=1):
+    emptied: dict[int, int] = {}  # purged seq -> position where its body went missing
+    for position, (seq, decision_id, body, body_sha, prev_hash, stored) in enumerate(
+            rows, start=1):
         where = f"record {position} (seq {seq}, decision {decision_id})"
         if seq != position:
-            return VerifyResult(False, position - 1, head,
-                                f"{where}: expected seq {position}: a record was removed, "
-                                "inserted or moved", position)
+            return _fail(position, head, f"{where}: expected seq {position}: a record was "
+                         "removed, inserted or moved", position)
         if prev_hash != head:
-            return VerifyResult(False, position - 1, head,
-                                f"{where}: does not link to the previous record", position)
-        content = _bytes(body)
-        if not isinstance(body, bytes) or _link(head, seq, content) != stored:
-            return VerifyResult(False, position - 1, head,
-                                f"{where}: content does not match its hash (edited)", position)
-        try:
-            if orjson.loads(content).get("decision_id") != decision_id:
-                raise ValueError
-        except (orjson.JSONDecodeError, ValueError, AttributeError):
-            return VerifyResult(False, position - 1, head,
-                                f"{where}: body does not name this decision", position)
+            return _fail(position, head, f"{where}: does not link to the previous record",
+                         position)
+        if not isinstance(body_sha, str) or _link(head, seq, body_sha) != stored:
+            return _fail(position, head, f"{where}: content does not match its hash (edited)",
+                         position)
+        if body is None:
+            if decision_id in CONTROL_IDS:
+                return _fail(position, head, f"{where}: a hold or purge record was emptied",
+                             position)
+            emptied[seq] = position
+        else:
+            content = _bytes(body)
+            if not isinstance(body, bytes) or hashlib.sha256(content).hexdigest() != body_sha:
+                return _fail(position, head, f"{where}: content does not match its hash "
+                             "(edited)", position)
+            try:
+                data = orjson.loads(content)
+                if data.get("decision_id") != decision_id:
+                    raise ValueError
+            except (orjson.JSONDecodeError, ValueError, AttributeError):
+                return _fail(position, head, f"{where}: body does not name this decision",
+                             position)
+            if decision_id == "__purge__":
+                for purged in _expand(data.get("purged", [])):
+                    emptied.pop(purged, None)
         if seq in checkpoints and checkpoints[seq] != stored:
-            return VerifyResult(False, position - 1, head,
-                                f"{where}: differs from checkpoint {seq}", position)
+            return _fail(position, head, f"{where}: differs from checkpoint {seq}", position)
         head = stored
+    if emptied:
+        seq, position = min(emptied.items())
+        return _fail(position, head, f"record {position} (seq {seq}): its body was deleted but "
+                     "no purge record names it", position)
     count = len(rows)
     beyond = sorted(s for s in checkpoints if s > count)
     if beyond:
         return VerifyResult(False, count, head,
                             f"store ends at record {count} but checkpoint {beyond[0]} exists: "
                             "records were removed from the end", count + 1)
-    if expect_records is not None and expect_records != count:
+    if expect_records is not None and expect_records > count:
         return VerifyResult(False, count, head,
                             f"the store holds {count} records but {expect_records} were "
-                            "published: records were removed from the end or appended",
-                            min(count, expect_records) + 1)
-    if expect_head is not None and expect_head != head:
+                            "published: records were removed from the end",
+                            count + 1)
+    if expect_records is not None and expect_head is not None:
+        later = [r for r in rows[expect_records:] if r[1] not in CONTROL_IDS]
+        if later:
+            position = int(str(later[0][0]))
+            return VerifyResult(False, count, head,
+                                f"record {position} (decision {later[0][1]}) was appended after "
+                                f"the published head ({expect_records} records); only legal "
+                                "holds and purges may follow it", position)
+        at = _head_at(rows, expect_records)
+        if at != expect_head:
+            return VerifyResult(False, count, head,
+                                f"record {expect_records} hashes to {at}, not the published "
+                                f"head {expect_head}: the store was rewritten", None)
+    elif expect_head is not None and expect_head != head:
         return VerifyResult(False, count, head,
                             f"head {head} is not the published {expect_head}: the store "
                             "was rewritten or records were removed from the end", None)
     return VerifyResult(True, count, head)
+
+
+def _head_at(rows: list[tuple[object, ...]], records: int) -> str:
+    return GENESIS if records == 0 else str(rows[records - 1][5])
+
+
+def _ranges(seqs: list[int]) -> list[list[int]]:
+    """Sorted sequence numbers as inclusive ``[first, last]`` runs."""
+    out: list[list[int]] = []
+    for seq in sorted(seqs):
+        if out and out[-1][1] == seq - 1:
+            out[-1][1] = seq
+        else:
+            out.append([seq, seq])
+    return out
+
+
+def _expand(ranges: object) -> Iterator[int]:
+    if isinstance(ranges, list):
+        for run in ranges:
+            if isinstance(run, list) and len(run) == 2 and all(isinstance(v, int) for v in run):
+                yield from range(run[0], run[1] + 1)
+
+
+# -- retention and legal hold ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A legal hold: it blocks purging of the records it covers until released."""
+
+    seq: int
+    reason: str
+    decision_id: str | None = None
+    attribute: str | None = None
+    group: str | None = None
+    start: str | None = None
+    end: str | None = None
+
+    def covers(self, record: dict[str, object]) -> bool:
+        if self.decision_id is not None and record.get("decision_id") != self.decision_id:
+            return False
+        if self.attribute is not None:
+            state = record.get("group_state")
+            if not isinstance(state, dict):
+                return False
+            entry = state.get(self.attribute)
+            if not isinstance(entry, dict) or entry.get("group") != self.group:
+                return False
+        decided = str(record.get("decided_at", ""))
+        if self.start is not None and _when(decided) < _when(self.start):
+            return False
+        return not (self.end is not None and _when(decided) >= _when(self.end))
+
+
+def _when(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise AuditStoreError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _writer(path: Path) -> SqliteAuditStore:
+    if not path.is_file():
+        raise AuditStoreError(f"no audit store at {path}")
+    return SqliteAuditStore(path)
+
+
+def holds(path: Path) -> list[Hold]:
+    """Legal holds in force (added and not released), oldest first."""
+    db = _read_only(path)
+    try:
+        rows = db.execute("SELECT seq, decision_id, body FROM records WHERE decision_id IN "
+                          "('__hold__', '__release__') ORDER BY seq").fetchall()
+    except sqlite3.Error as exc:
+        raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
+    finally:
+        db.close()
+    active: dict[int, Hold] = {}
+    for seq, kind, body in rows:
+        data = orjson.loads(_bytes(body))
+        if kind == "__hold__":
+            scope = data.get("scope", {})
+            active[seq] = Hold(seq, str(data.get("reason", "")), scope.get("decision_id"),
+                               scope.get("attribute"), scope.get("group"), scope.get("from"),
+                               scope.get("to"))
+        else:
+            active.pop(int(data.get("hold", -1)), None)
+    return list(active.values())
+
+
+def add_hold(path: Path, reason: str, at: str, decision_id: str | None = None,
+             attribute: str | None = None, group: str | None = None,
+             start: str | None = None, end: str | None = None) -> int:
+    """Record a legal hold (chained); return its sequence number."""
+    if not reason.strip():
+        raise AuditStoreError("a legal hold needs a reason")
+    if (attribute is None) != (group is None):
+        raise AuditStoreError("a group hold needs both the attribute and the group")
+    if decision_id is None and attribute is None and start is None and end is None:
+        raise AuditStoreError("a legal hold needs a scope: a decision, a group or a time range")
+    for value in (start, end, at):
+        if value is not None:
+            _when(value)
+    scope = {k: v for k, v in (("decision_id", decision_id), ("attribute", attribute),
+                               ("group", group), ("from", start), ("to", end)) if v is not None}
+    store = _writer(path)
+    try:
+        store.append([{"decision_id": "__hold__", "kind": "legal_hold", "reason": reason,
+                       "scope": scope, "at": at}])
+        return store.head[0]
+    finally:
+        store.close()
+
+
+def release_hold(path: Path, hold_seq: int, reason: str, at: str) -> None:
+    """Record the release of a hold (chained)."""
+    if not any(h.seq == hold_seq for h in holds(path)):
+        raise AuditStoreError(f"no legal hold in force with seq {hold_seq}")
+    store = _writer(path)
+    try:
+        store.append([{"decision_id": "__release__", "kind": "hold_released",
+                       "hold": hold_seq, "reason": reason, "at": at}])
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    purged: int
+    held: int
+    cutoff: str
+    purge_seq: int | None
+    held_by: dict[int, int] = field(default_factory=dict)
+
+
+def purge(path: Path, retention_days: int, now: dt.datetime) -> PurgeResult:
+    """Empty the bodies of decision records decided before ``now - retention_days``.
+
+    Records a legal hold covers are kept. The purge is one transaction: the bodies are
+    removed and a ``__purge__`` record naming every emptied record (as runs of ``seq``) and the
+    holds that kept others is appended to the chain, so the deletion itself is verifiable.
+    """
+    if retention_days < 1:
+        raise AuditStoreError(f"retention must be at least 1 day, got {retention_days}")
+    cutoff = now - dt.timedelta(days=retention_days)
+    active = holds(path)
+    db = _read_only(path)
+    try:
+        rows = db.execute("SELECT seq, body FROM records WHERE body IS NOT NULL AND "
+                          "decision_id NOT IN ('__hold__', '__release__', '__purge__') "
+                          "ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    chosen: list[int] = []
+    held_by: dict[int, int] = {}
+    for seq, body in rows:
+        record = orjson.loads(_bytes(body))
+        if _when(str(record.get("decided_at"))) >= cutoff:
+            continue
+        hold = next((h for h in active if h.covers(record)), None)
+        if hold is not None:
+            held_by[hold.seq] = held_by.get(hold.seq, 0) + 1
+            continue
+        chosen.append(seq)
+    stamp = cutoff.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if not chosen:
+        return PurgeResult(0, sum(held_by.values()), stamp, None, held_by)
+    store = _writer(path)
+    try:
+        db = store._db
+        db.execute("BEGIN IMMEDIATE")  # bodies go and the purge record comes in one commit
+        try:
+            for first, last in _ranges(chosen):
+                db.execute("UPDATE records SET body = NULL WHERE seq BETWEEN ? AND ? AND "
+                           "decision_id NOT IN ('__hold__', '__release__', '__purge__')",
+                           (first, last))
+            record = {"decision_id": "__purge__", "kind": "retention_purge",
+                      "retention_days": retention_days, "cutoff": stamp,
+                      "at": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+                      "purged": _ranges(chosen), "purged_count": len(chosen),
+                      "kept_by_holds": {str(k): v for k, v in sorted(held_by.items())}}
+            store._append([("__purge__", canonical(record))], own_transaction=False)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return PurgeResult(len(chosen), sum(held_by.values()), stamp, store.head[0], held_by)
+    except sqlite3.Error as exc:
+        raise AuditStoreError(f"purge failed: {exc}") from exc
+    finally:
+        store.close()

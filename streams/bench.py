@@ -7,7 +7,8 @@ runs over the same bytes, interleaved and repeated, and the best of the repeats 
 * floor: ``orjson.loads`` plus a dict counter of ``event_type`` (ENGINEERING.md §4);
 * ingest: the core with no audited attribute and no sampling: decode, validate, dedup, join;
 * full: the core as configured by default: plus equity ledgers, disparity checks, override
-  watch and the one-in-fifty audit record.
+  watch and the audit work it queues (the deep audits themselves run beside the path, in a
+  worker: ``placewatch bench audit`` measures them).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def run_throughput(lines: list[bytes], repeats: int = 3) -> list[StageResult]:
     """Best-of-``repeats`` time per stage, stages interleaved within each repeat."""
     full = CoreConfig()
     ingest = dataclasses.replace(full, attributes=(), audit_sample_rate=0.0,
-                                 audit_always_overrides=False)
+                                 audit_always_overrides=False, shadow_train_rate=0.0,
+                                 audit_open_alert_rate=0.0)
     stages: dict[str, Callable[[list[bytes]], None]] = {
         "floor (orjson + dict counter)": _floor,
         "ingest (decode, validate, dedup, join)": _core_stage(ingest),

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from simulator import SCENARIOS
+from streams import audit_bench, detection_bench
 from streams import bench as bench_mod
-from streams import detection_bench
 from streams.cli_support import ERR, NoLive, progress, quiet, settings_for
 from streams.errors import PlacewatchError
 
@@ -48,6 +50,61 @@ def bench_throughput(
                   "groups of one attribute, every watch warmed up); groups per attribute are "
                   "capped by max_groups_per_attribute (beyond it: the __other__ group and "
                   "placewatch_group_overflow_decisions_total)")
+
+
+@bench_app.command("audit")
+def bench_audit(
+    events: Annotated[int, typer.Option(min=5000, help="Simulated events to push through.")
+                      ] = 100_000,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
+    scenario: Annotated[str, typer.Option(help="Simulator scenario.")] = "equity_drift",
+    backlog: Annotated[int, typer.Option(min=1, help="Deep-audit backlog of the worker.")
+                       ] = 1000,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (the median ratio is judged).")
+                      ] = 3,
+) -> None:
+    """Decision-path latency with deep audits on versus off (same run), and the deep audit's
+    own cost per sampled decision. Targets: <= 8% added at p99; <= 1 ms per deep audit at p99.
+    """
+    settings_for(None)
+    if scenario not in SCENARIOS:
+        raise PlacewatchError(f"--scenario: unknown {scenario}; valid: {', '.join(SCENARIOS)}")
+    with ERR.status(f"simulating {events:,} events") if not quiet() else NoLive():
+        lines = bench_mod.generate(events, seed, scenario)
+    results = []
+    with ERR.status("measuring") if not quiet() else NoLive(), \
+            tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(rounds):
+            results.append(audit_bench.run_audit_bench(
+                lines, Path(scratch) / f"audit{round_}.sqlite", backlog=backlog))
+    table = Table(title=f"decision-path latency per event (µs), {events:,} events ({scenario}), "
+                        "audit off vs on (worker process), interleaved in one run")
+    for column in ("round", "off p50", "on p50", "off p99", "on p99", "p99 on/off",
+                   "off p99.9", "on p99.9", "off mean", "on mean"):
+        table.add_column(column, justify="right")
+    ratios = []
+    for number, result in enumerate(results, start=1):
+        off = result.quantiles(result.off_ns)
+        on = result.quantiles(result.on_ns)
+        ratios.append(on[1] / off[1])
+        table.add_row(str(number), f"{off[0]:.2f}", f"{on[0]:.2f}", f"{off[1]:.2f}",
+                      f"{on[1]:.2f}", f"{on[1] / off[1]:.3f}", f"{off[2]:.0f}", f"{on[2]:.0f}",
+                      f"{off[3]:.2f}", f"{on[3]:.2f}")
+    console = Console(width=140)
+    console.print(table)
+    last = results[-1]
+    explain = last.quantiles(np.concatenate([r.explain_ns for r in results]))
+    console.print(f"deep audit per sampled decision ({len(last.explain_ns):,} per round): "
+                  f"p50 {explain[0]:.0f} µs, p99 {explain[1]:.0f} µs, p99.9 {explain[2]:.0f} "
+                  f"µs; audited {last.audited:,}; deferred {sum(r.deferred for r in results)}, "
+                  f"training examples skipped {sum(r.training_skipped for r in results)} "
+                  "(all rounds)")
+    added = float(np.median(ratios)) - 1
+    console.print(f"{'PASS' if added <= 0.08 else 'FAIL'}  audit adds <= 8% at p99 (median of "
+                  f"{rounds} rounds): {added:+.1%}")
+    console.print(f"{'PASS' if explain[1] <= 1000 else 'FAIL'}  deep audit <= 1 ms at p99: "
+                  f"{explain[1]:.0f} µs (stretch 50 µs: "
+                  f"{'met' if explain[1] <= 50 else 'not met'})")
 
 
 @bench_app.command("detection")

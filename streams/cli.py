@@ -18,7 +18,7 @@ from rich.table import Table
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
 from streams.alibaba import DEFAULT_EPOCH, convert_pod_list
-from streams.app import create_app, sigterm_as_interrupt
+from streams.app import create_app, graceful_stop
 from streams.audit_cli import audit_app
 from streams.bench_cli import bench_app
 from streams.cli_support import ERR, ConfigOpt, NoLive, State, make_parent, progress, settings_for
@@ -229,7 +229,7 @@ def run(
 
     events = paced(scenario, seed, max_events, speedup)
     show = not State.quiet and ERR.is_terminal
-    with sigterm_as_interrupt(), Live("", console=ERR, refresh_per_second=4,
+    with graceful_stop(placewatch), Live("", console=ERR, refresh_per_second=4,
                                       transient=True) if show else NoLive() as live:
         last = [0.0]
 

@@ -9,7 +9,7 @@ configuration: at most ``max_attributes + len(attribute_pairs)`` attributes, eac
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,6 +21,7 @@ from detectors.fairness import parity
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
 from detectors.pipeline import AuditCore
 from streams import metric_names as m
+from streams.audit_worker import AuditStatus
 
 __all__ = ["CoreCollector", "build_registry"]
 
@@ -28,9 +29,11 @@ __all__ = ["CoreCollector", "build_registry"]
 class CoreCollector(Collector):
     """Reads an :class:`AuditCore` under ``lock`` (shared with the thread feeding it)."""
 
-    def __init__(self, core: AuditCore, lock: AbstractContextManager[object] | None = None):
+    def __init__(self, core: AuditCore, lock: AbstractContextManager[object] | None = None,
+                 audit_status: Callable[[], AuditStatus] | None = None):
         self._core = core
         self._lock = lock or nullcontext()
+        self._audit_status = audit_status
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -63,6 +66,8 @@ class CoreCollector(Collector):
         pending.add_metric(["outcome"], core.joiner.waiting_outcomes)
         yield pending
         yield CounterMetricFamily(m.AUDITS, "Decisions deep-audited.", value=core.audited)
+        if self._audit_status is not None:
+            yield from self._audit_families(self._audit_status())
         alerts = CounterMetricFamily(m.ALERTS, "Alerts fired, by kind.", labels=["kind"])
         open_alerts = GaugeMetricFamily(m.ALERTS_OPEN, "Alert conditions holding now.",
                                         labels=["kind"])
@@ -78,6 +83,31 @@ class CoreCollector(Collector):
         if core.watermark != float("-inf"):
             yield GaugeMetricFamily(m.EVENT_TIME, "Latest event time seen (Unix seconds).",
                                     value=core.watermark)
+
+    @staticmethod
+    def _audit_families(status: AuditStatus) -> Iterator[Metric]:
+        yield CounterMetricFamily(m.AUDITS_EXPLAINED, "Sampled decisions explained in full.",
+                                  value=status.explained)
+        yield CounterMetricFamily(m.AUDITS_DEFERRED, "Sampled decisions recorded without "
+                                  "explanations because the deep-audit backlog was full.",
+                                  value=status.deferred)
+        yield GaugeMetricFamily(m.AUDIT_BACKLOG, "Sampled decisions waiting to be explained.",
+                                value=status.backlog)
+        yield CounterMetricFamily(m.SHADOW_SKIPPED, "Training examples the shadow model "
+                                  "skipped because the deep-audit worker was behind.",
+                                  value=status.training_skipped)
+        examples = GaugeMetricFamily(m.SHADOW_EXAMPLES, "Examples each audit model has learned.",
+                                     labels=["model"])
+        accuracy = GaugeMetricFamily(m.SHADOW_ACCURACY, "Prequential accuracy of each audit "
+                                     "model over its last 1,000 examples.", labels=["model"])
+        for model, count, value in (
+                ("shadow", status.shadow_examples, status.shadow_accuracy),
+                ("deadline", status.deadline_examples, status.deadline_accuracy)):
+            examples.add_metric([model], count)
+            if value is not None:
+                accuracy.add_metric([model], value)
+        yield examples
+        yield accuracy
 
     def _group_families(self) -> Iterator[Metric]:
         core = self._core
@@ -147,8 +177,10 @@ class CoreCollector(Collector):
                     bias, mae)
 
 
-def build_registry(core: AuditCore, lock: threading.Lock | None = None) -> CollectorRegistry:
+def build_registry(core: AuditCore, lock: threading.Lock | None = None,
+                   registry: CollectorRegistry | None = None,
+                   audit_status: Callable[[], AuditStatus] | None = None) -> CollectorRegistry:
     """A registry holding only placewatch's collector (no process metrics: deterministic)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(CoreCollector(core, lock))
+    registry = registry or CollectorRegistry(auto_describe=False)
+    registry.register(CoreCollector(core, lock, audit_status))
     return registry

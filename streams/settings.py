@@ -41,6 +41,13 @@ class Settings:
     log_format: str = "text"
     """``text`` (human, coloured) or ``json`` (one object per line)."""
     log_level: str = "INFO"
+    audit_worker: str = "auto"
+    """Where deep audits run: ``inline``, ``process``, or ``auto`` (replay inline, live runs in
+    a worker process)."""
+    audit_backlog: int = 1000
+    audit_retention_days: int = 400
+    """Days audit records are kept before ``audit purge`` may delete them (legal holds aside)."""
+    """Sampled decisions a worker may hold unexplained before new ones are recorded deferred."""
     source: str = ""
     """Where the settings came from, for the log (never their values)."""
 
@@ -68,7 +75,13 @@ def _as_tuple(key: str, value: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: must be a list of two-key lists, got {value!r}")
         return tuple(tuple(p) if isinstance(p, list) else p for p in value)
-    if key in ("attributes", "preferred_tiers"):
+    if key in ("audit_cpu_sizes", "audit_memory_sizes_gb", "audit_gpu_sizes",
+               "audit_deadline_extensions_h"):
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list of numbers, got {value!r}")
+        return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                     for v in value)
+    if key in ("attributes", "preferred_tiers", "audit_redact_fields"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
@@ -131,7 +144,8 @@ def load_settings(config_file: Path | None = None,
     for key in ("orphan_wait_s", "placement_ttl_s", "override_max_age_s", "max_clock_jump_s",
                 "disparity_ratio_threshold", "confidence", "audit_sample_rate",
                 "false_alarms_per_million", "drift_prior", "trend_alpha", "wait_gap_limit",
-                "trend_min_growth"):
+                "trend_min_growth", "audit_cost_threshold", "shadow_train_rate",
+                "audit_open_alert_rate"):
         if isinstance(core_values.get(key), int) and not isinstance(core_values[key], bool):
             core_values[key] = float(core_values[key])
     try:
@@ -147,6 +161,15 @@ def load_settings(config_file: Path | None = None,
     level = str(shell.get("log_level", "INFO")).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log_level: must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    worker = shell.get("audit_worker", "auto")
+    if worker not in ("auto", "inline", "process"):
+        raise ConfigError(f"audit_worker: must be 'auto', 'inline' or 'process', got {worker!r}")
+    backlog = shell.get("audit_backlog", 1000)
+    if not isinstance(backlog, int) or isinstance(backlog, bool) or backlog < 1:
+        raise ConfigError(f"audit_backlog: must be an integer >= 1, got {backlog!r}")
+    retention = shell.get("audit_retention_days", 400)
+    if not isinstance(retention, int) or isinstance(retention, bool) or retention < 1:
+        raise ConfigError(f"audit_retention_days: must be an integer >= 1, got {retention!r}")
     currency = shell.get("currency", "USD")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise ConfigError(f"currency: must be a three-letter code such as USD, got {currency!r}")
@@ -157,5 +180,8 @@ def load_settings(config_file: Path | None = None,
         currency=currency.upper(),
         log_format=shell.get("log_format", "text"),
         log_level=level,
+        audit_worker=worker,
+        audit_backlog=backlog,
+        audit_retention_days=retention,
         source=" < ".join(sources),
     )

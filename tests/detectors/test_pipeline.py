@@ -7,6 +7,7 @@ import math
 import pickle
 
 from detectors import AuditCore, CoreConfig, OutcomeJoiner, RecentIds
+from detectors.deep_audit import Explain
 from tests.helpers import BAD_INPUTS, line, outcome, placement
 
 
@@ -151,8 +152,10 @@ def test_no_disparity_alert_below_minimum_support() -> None:
 
 def test_audit_sample_is_deterministic_and_near_the_rate() -> None:
     lines = [line(placement(f"d-{i}")) for i in range(5000)]
-    first = [r["decision_id"] for r in _run(lines).drain().audit_records]
-    second = [r["decision_id"] for r in _run(lines).drain().audit_records]
+    first = [w.raw for w in _run(lines).drain().audit_work
+             if isinstance(w, Explain)]
+    second = [w.raw for w in _run(lines).drain().audit_work
+              if isinstance(w, Explain)]
     assert first == second
     assert 60 <= len(first) <= 145  # 99.9% binomial interval around 100
 

@@ -1,0 +1,485 @@
+"""Deep audit of one sampled decision: the shadow scheduler's view, counterfactuals, cost drivers.
+
+The core does not explain decisions itself: it queues work items in stream order
+(:class:`Learn` for a keyed subsample of placements, :class:`LearnOutcome` for their joined
+outcomes, :class:`Explain` for each sampled decision). A :class:`DeepAuditor` applies them in
+that order, inline (file replay) or in a worker beside the main flow (live), and in both cases
+an :class:`Explain` is answered by the models as they stood after exactly the items before it,
+so a replay of the same events writes the same record. Everything here is pure and
+deterministic; the record names the models' version (examples learned) and weight hash.
+
+Each record answers three questions for its decision:
+
+- **Group flip.** The same job with each other known value of each audited attribute: would the
+  shadow scheduler decide differently? Flips are listed.
+- **Smallest change** (:mod:`detectors.counterfactual`): the least change to the job's own
+  inputs that the shadow scheduler would have answered with a preferred tier, and, when the
+  deadline model expects a miss, that it expects to meet the deadline.
+- **Cost drivers.** The decision's forecast cost split into runtime, size and rate, each set
+  against the typical (geometric mean) placement, largest first, in plain words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Final
+
+import msgspec
+import numpy as np
+import orjson
+
+from detectors.counterfactual import Alternative, SearchSpace, smallest_changes
+from detectors.events import UNSET, Placement, decode_event
+from detectors.findings import iso
+from detectors.shadow import (
+    DeadlineModel,
+    JobInputs,
+    ShadowModel,
+    featurize,
+    input_columns,
+    label_of,
+)
+
+__all__ = ["AuditRequest", "DeepAuditor", "Explain", "Learn", "LearnOutcome", "RequestBuilder",
+           "WorkItem", "base_record", "deferred_record", "job_inputs"]
+
+RECORD_VERSION: Final = 2
+_FIXED_COLUMNS: Final = ("cpu", "mem", "gpu", "slack", "late", "slack_ratio")
+_MAX_CLASSES: Final = 32
+_MAX_CONTEXT: Final = 32
+"""Keys of an event's ``features`` (decision context) the shadow model uses, at most."""
+_PENDING_OUTCOMES: Final = 100_000
+"""Learned placements remembered while their outcome is awaited (oldest forgotten first)."""
+
+
+def job_inputs(event: Placement, keys: frozenset[str] | tuple[str, ...]) -> JobInputs:
+    """What the scheduler knew about the job; only the attributes in ``keys`` are kept."""
+    job = event.job
+    cpu = memory = gpu = slack = runtime = None
+    job_class = priority = None
+    if job is not UNSET:
+        requested = job.requested
+        if requested is not UNSET:
+            cpu = None if requested.cpu is UNSET else requested.cpu
+            memory = None if requested.memory_gb is UNSET else requested.memory_gb
+            gpu = None if requested.gpu is UNSET else requested.gpu
+        if job.deadline is not UNSET:
+            slack = (job.deadline - event.decided_at).total_seconds() / 3600.0
+        job_class = None if job.job_class is UNSET else job.job_class
+        priority = None if job.priority is UNSET else job.priority
+    predicted = event.decision.predicted_runtime_s
+    if predicted is not UNSET:
+        runtime = predicted / 3600.0
+    attributes = tuple(sorted((k, v) for k, v in event.attributes.items() if k in keys))
+    context: tuple[tuple[str, float], ...] = ()
+    if event.features is not UNSET:
+        context = tuple(sorted(event.features.items())[:_MAX_CONTEXT])
+    return JobInputs(cpu, memory, gpu, slack, runtime, job_class, priority, attributes, context)
+
+
+def _stored_event(event: Placement, raw: bytes, keys: tuple[str, ...],
+                  fields: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The event text a record keeps: unaudited attributes dropped, configured fields redacted."""
+    extra = sorted(k for k in event.attributes if k not in keys)
+    if not extra and not fields:
+        return raw.decode("utf-8"), ()
+    data = orjson.loads(raw)
+    redacted = [f"attributes.{k}" for k in extra]
+    for key in extra:
+        del data["attributes"][key]
+    for path in fields:
+        *parents, leaf = path.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            node[leaf] = "[redacted]"
+            redacted.append(path)
+    return orjson.dumps(data).decode("utf-8"), tuple(redacted)
+
+
+class RequestBuilder:
+    """Turns an :class:`Explain` item into the full :class:`AuditRequest` (pure)."""
+
+    def __init__(self, preferred_tiers: tuple[str, ...], redact_fields: tuple[str, ...] = (),
+                 config_hash: str = "", versions: tuple[tuple[str, str], ...] = ()) -> None:
+        self.preferred = frozenset(preferred_tiers)
+        self.redact_fields = redact_fields
+        self.config_hash = config_hash
+        self.versions = versions
+
+    def placement(self, raw: bytes) -> Placement:
+        event = decode_event(raw)
+        if not isinstance(event, Placement):  # the core decoded it once already
+            raise ValueError("audit work must carry a valid placement event")
+        return event
+
+    def request(self, item: Explain) -> AuditRequest:
+        event = self.placement(item.raw)
+        decision = event.decision
+        tier = decision.tier if decision.tier is not UNSET else None
+        stored, redacted = _stored_event(event, item.raw, item.keys, self.redact_fields)
+        return AuditRequest(
+            decision_id=event.decision_id,
+            event_index=item.event_index,
+            decided_at=iso(event.decided_at),
+            reasons=item.reasons,
+            sample_draw=round(item.sample_draw, 9),
+            event_sha256=hashlib.sha256(item.raw).hexdigest(),
+            event=stored,
+            redacted=redacted,
+            inputs=job_inputs(event, item.keys),
+            action=decision.action,
+            label=label_of(decision.action, tier),
+            preferred=decision.action == "place" and tier in self.preferred,
+            price_per_hour=(None if decision.price_per_hour is UNSET
+                            else decision.price_per_hour),
+            predicted_cost=None if decision.predicted_cost is UNSET else decision.predicted_cost,
+            group_state={
+                attribute: {"group": name, "decisions": decisions, "placed": placed,
+                            "preferred_rate": round(preferred / tiered, 6) if tiered else None}
+                for attribute, name, decisions, placed, preferred, tiered in item.groups},
+            open_alerts=item.open_alerts,
+            config_hash=self.config_hash,
+            versions=self.versions,
+        )
+
+
+class AuditRequest(msgspec.Struct, frozen=True):
+    """Everything the core knew about a sampled decision, at the moment it was decided."""
+
+    decision_id: str
+    event_index: int
+    decided_at: str
+    reasons: tuple[str, ...]
+    sample_draw: float
+    event_sha256: str
+    """SHA-256 of the event's original bytes (before any redaction)."""
+    event: str
+    """The event as stored: the original text, or with configured fields redacted."""
+    redacted: tuple[str, ...]
+    inputs: JobInputs
+    action: str
+    label: str
+    preferred: bool
+    price_per_hour: float | None
+    predicted_cost: float | None
+    group_state: dict[str, dict[str, object]]
+    open_alerts: tuple[tuple[str, str, str, str], ...]
+    """(kind, attribute, group, metric) of alerts open on this decision's groups."""
+    config_hash: str
+    versions: tuple[tuple[str, str], ...]
+
+
+class Learn(msgspec.Struct, frozen=True, tag="learn", array_like=True):
+    """A placement the shadow model learns from: its raw bytes and the audited keys."""
+
+    raw: bytes
+    keys: tuple[str, ...]
+
+
+class LearnOutcome(msgspec.Struct, frozen=True, tag="outcome", array_like=True):
+    """Whether a placement the shadow model learned from met its deadline."""
+
+    decision_id: str
+    met: bool
+
+
+class Explain(msgspec.Struct, frozen=True, tag="explain", array_like=True):
+    """A sampled decision: its raw bytes plus what only the core knew at that moment."""
+
+    raw: bytes
+    event_index: int
+    reasons: tuple[str, ...]
+    sample_draw: float
+    keys: tuple[str, ...]
+    groups: list[tuple[str, str, int, int, int, int]]
+    """Per group of the decision: (attribute, group, decisions, placed, preferred, tiered)."""
+    open_alerts: tuple[tuple[str, str, str, str], ...]
+
+
+WorkItem = Learn | LearnOutcome | Explain
+
+
+def base_record(request: AuditRequest) -> dict[str, object]:
+    """The record fields that need no model: what was decided, why sampled, in which state."""
+    return {
+        "record_version": RECORD_VERSION,
+        "decision_id": request.decision_id,
+        "event_index": request.event_index,
+        "decided_at": request.decided_at,
+        "sampled_because": list(request.reasons),
+        "sample_draw": request.sample_draw,
+        "event_sha256": request.event_sha256,
+        "event": request.event,
+        "redacted_fields": list(request.redacted),
+        "decision": {"action": request.action, "label": request.label,
+                     "preferred": request.preferred},
+        "group_state": request.group_state,
+        "open_alerts": [list(key) for key in request.open_alerts],
+        "config_hash": request.config_hash,
+        "versions": dict(request.versions),
+    }
+
+
+def deferred_record(request: AuditRequest, backlog: int) -> dict[str, object]:
+    """The record written when the deep-audit backlog is full: complete except explanations.
+
+    ``audit replay`` can still derive the explanations from the archived events later.
+    """
+    record = base_record(request)
+    record["deferred"] = {"reason": "deep-audit backlog full", "backlog": backlog}
+    return record
+
+
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.2f} {currency}" if value >= 0.01 else f"{value:.4f} {currency}"
+
+
+class _Typical:
+    """Running geometric mean of a positive quantity."""
+
+    __slots__ = ("n", "total")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+
+    def add(self, value: float | None) -> None:
+        if value is not None and value > 0 and math.isfinite(value):
+            self.n += 1
+            self.total += math.log(value)
+
+    @property
+    def value(self) -> float | None:
+        return math.exp(self.total / self.n) if self.n else None
+
+
+class DeepAuditor:
+    """Owns the shadow and deadline models and answers :class:`Explain` items.
+
+    Parameters: the tiers that count as preferred, the counterfactual :class:`SearchSpace`,
+    the currency used in plain-words text, the least examples a model needs before it is used
+    (``min_examples``), how many values per attribute it remembers (``max_values``) and tries in
+    a group flip (``flip_values``), and the models' SGD learning rate.
+    """
+
+    def __init__(self, preferred_tiers: tuple[str, ...], space: SearchSpace | None = None,
+                 currency: str = "USD", min_examples: int = 200, max_values: int = 64,
+                 flip_values: int = 8, learning_rate: float = 0.1,
+                 builder: RequestBuilder | None = None) -> None:
+        if not preferred_tiers:
+            raise ValueError("preferred_tiers must name at least one tier")
+        if min_examples < 1 or max_values < 1 or flip_values < 1:
+            raise ValueError("min_examples, max_values and flip_values must be >= 1")
+        self.preferred = frozenset(preferred_tiers)
+        self.space = space or SearchSpace()
+        self.currency = currency
+        self.min_examples = min_examples
+        self.max_values = max_values
+        self.flip_values = flip_values
+        self.shadow = ShadowModel(learning_rate)
+        self.deadline = DeadlineModel(learning_rate)
+        self._values: dict[str, dict[str, int]] = {}
+        self._classes: dict[str, int] = {}
+        self._cpu = _Typical()
+        self._runtime = _Typical()
+        self._rate = _Typical()
+        self.explained = 0
+        self.builder = builder or RequestBuilder(preferred_tiers)
+        self._awaiting: dict[str, JobInputs] = {}
+
+    # -- learning ------------------------------------------------------------------------
+
+    def apply(self, item: WorkItem) -> dict[str, object] | None:
+        """Apply one work item; an :class:`Explain` returns its finished record."""
+        if isinstance(item, Learn):
+            event = self.builder.placement(item.raw)
+            inputs = job_inputs(event, item.keys)
+            decision = event.decision
+            self.learn(inputs, label_of(decision.action, decision.tier or None),
+                       None if decision.price_per_hour is UNSET else decision.price_per_hour)
+            awaiting = self._awaiting
+            awaiting[event.decision_id] = inputs
+            if len(awaiting) > _PENDING_OUTCOMES:
+                del awaiting[next(iter(awaiting))]
+            return None
+        if isinstance(item, LearnOutcome):
+            if item.decision_id in self._awaiting:
+                learned = self._awaiting.pop(item.decision_id)
+                self.deadline.update(featurize(learned), item.met)
+            return None
+        return self.explain(self.builder.request(item))
+
+    def learn(self, inputs: JobInputs, label: str, price_per_hour: float | None) -> None:
+        self.shadow.update(featurize(inputs), label)
+        for key, value in inputs.attributes:
+            values = self._values.setdefault(key, {})
+            if value in values or len(values) < self.max_values:
+                values[value] = values.get(value, 0) + 1
+        if inputs.job_class is not None and (inputs.job_class in self._classes
+                                             or len(self._classes) < _MAX_CLASSES):
+            self._classes[inputs.job_class] = self._classes.get(inputs.job_class, 0) + 1
+        if price_per_hour is not None and inputs.cpu:
+            self._cpu.add(inputs.cpu)
+            self._runtime.add(inputs.runtime_h)
+            self._rate.add(price_per_hour / inputs.cpu)
+
+    # -- explaining ----------------------------------------------------------------------
+
+    def _flip_values(self, attribute: str) -> list[str]:
+        counts = self._values.get(attribute, {})
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [value for value, _ in ranked[:self.flip_values]]
+
+    def explain(self, request: AuditRequest) -> dict[str, object]:
+        self.explained += 1
+        record = base_record(request)
+        record["shadow_model"] = {"version": self.shadow.version, "sha256": self.shadow.digest(),
+                                  "accuracy": _round(self.shadow.accuracy),
+                                  "labels": sorted(self.shadow.labels)}
+        record["deadline_model"] = {"version": self.deadline.version,
+                                    "sha256": self.deadline.digest(),
+                                    "accuracy": _round(self.deadline.accuracy)}
+        record["explanations"] = self._explanations(request)
+        return record
+
+    def _explanations(self, request: AuditRequest) -> dict[str, object]:
+        inputs = request.inputs
+        x = featurize(inputs)
+        flips = [(key, value, alt) for key, value in inputs.attributes
+                 for alt in self._flip_values(key) if alt != value]
+        columns = list(dict.fromkeys([*x, *_FIXED_COLUMNS, *(f"class={c}" for c in self._classes),
+                                      *(f"attr:{k}={a}" for k, _, a in flips)]))
+        index = {c: i for i, c in enumerate(columns)}
+        base = np.zeros(len(columns))
+        for column, value in x.items():
+            base[index[column]] = value
+        out: dict[str, object] = {"cost_drivers": self._cost_drivers(request)}
+        if self.shadow.version < self.min_examples:
+            out["shadow"] = {"ready": False,
+                             "note": f"the shadow model has learned {self.shadow.version} "
+                                     f"decisions; it answers from {self.min_examples}"}
+            return out
+        labels = self.shadow.labels
+        preferred = np.array([label in self.preferred for label in labels])
+        weights = self.shadow.matrix(columns)
+        probabilities = ShadowModel.probabilities(base[None, :], weights)[0]
+        predicted = labels[int(np.argmax(probabilities))]
+        out["shadow"] = {
+            "ready": True, "predicted": predicted, "actual": request.label,
+            "agrees": predicted == request.label,
+            "probability": _round(float(probabilities.max())),
+            "preferred_probability": _round(float(probabilities[preferred].sum())),
+        }
+        out["group_flips"] = self._group_flips(weights, index, base, flips, predicted)
+        wants: dict[str, object] = {}
+        inputs_map: dict[str, object] = {
+            "cpu": inputs.cpu, "memory_gb": inputs.memory_gb, "gpu": inputs.gpu,
+            "deadline": inputs.slack_h, "job_class": inputs.job_class}
+        classes = sorted(self._classes)
+
+        def columns_of(name: str, value: object) -> dict[str, float]:
+            return input_columns(name, value, inputs.runtime_h)
+
+        if not request.preferred:
+            if predicted in self.preferred:
+                wants["preferred_tier"] = {"already": True, "alternatives": []}
+            else:
+                found = smallest_changes(
+                    self.space, inputs_map, classes, columns_of, columns, base, weights,
+                    lambda logits: preferred[np.argmax(logits, axis=1)],
+                    lambda logits: _softmax(logits)[:, preferred].sum(axis=1))
+                wants["preferred_tier"] = {"already": False, "alternatives": _alts(found)}
+        if self.deadline.version >= self.min_examples and inputs.slack_h is not None:
+            vector = self.deadline.vector(columns)
+            met = float(self.deadline.scores(columns, base[None, :], vector)[0])
+            if met < 0.5:
+                intercept = self.deadline.intercept
+
+                def met_probability(logits: np.ndarray) -> np.ndarray:
+                    z = np.clip(logits[:, 0] + intercept, -30.0, 30.0)
+                    out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+                    return out
+
+                found = smallest_changes(
+                    self.space, inputs_map, classes, columns_of, columns, base,
+                    vector[None, :], lambda logits: logits[:, 0] + intercept >= 0.0,
+                    met_probability)
+                wants["deadline_met"] = {"probability_now": _round(met),
+                                         "alternatives": _alts(found)}
+        out["smallest_change"] = wants
+        return out
+
+    def _group_flips(self, weights: np.ndarray, index: dict[str, int], base: np.ndarray,
+                     flips: list[tuple[str, str, str]], predicted: str) -> dict[str, object]:
+        if not flips:
+            return {"checked": 0, "flipped": []}
+        rows = np.repeat(base[None, :], len(flips), axis=0)
+        for row, (key, value, alt) in enumerate(flips):
+            own = index.get(f"attr:{key}={value}")
+            if own is not None:
+                rows[row, own] = 0.0
+            rows[row, index[f"attr:{key}={alt}"]] = 1.0
+        scores = ShadowModel.probabilities(rows, weights)
+        labels = self.shadow.labels
+        best = scores.argmax(axis=1)
+        flipped = []
+        for changed in np.flatnonzero(np.array(labels)[best] != predicted):
+            key, _, alt = flips[changed]
+            flipped.append({"attribute": key, "value": alt, "predicted": labels[best[changed]],
+                            "probability": _round(float(scores[changed, best[changed]]))})
+        return {"checked": len(flips), "flipped": flipped}
+
+    def _cost_drivers(self, request: AuditRequest) -> list[str]:
+        if request.action != "place":
+            verb = {"queue": "queued", "reject": "rejected", "preempt": "preempted"}
+            return [f"No cost: the job was {verb.get(request.action, request.action)}, "
+                    "not placed."]
+        inputs = request.inputs
+        price, runtime, cpu = request.price_per_hour, inputs.runtime_h, inputs.cpu
+        if price is None or runtime is None or not cpu or runtime <= 0:
+            return ["Cost unknown: the event has no price_per_hour, runtime forecast or cpu "
+                    "request."]
+        cost = request.predicted_cost if request.predicted_cost is not None else price * runtime
+        typical_runtime, typical_cpu, typical_rate = (
+            self._runtime.value, self._cpu.value, self._rate.value)
+        if typical_runtime is None or typical_cpu is None or typical_rate is None:
+            return [f"Forecast cost {_money(cost, self.currency)}; no typical placement to "
+                    "compare with yet."]
+        rate = price / cpu
+        gpu = " (GPUs included)" if inputs.gpu else ""
+        factors = [
+            (runtime / typical_runtime,
+             f"Runtime: forecast {runtime:.2f} h, {{f}} the typical {typical_runtime:.2f} h"),
+            (cpu / typical_cpu, f"Size: {cpu:g} CPUs, {{f}} the typical {typical_cpu:.1f}"),
+            (rate / typical_rate,
+             f"Rate: {rate:.4f} {self.currency} per CPU-hour on {request.label}{gpu}, "
+             f"{{f}} the typical {typical_rate:.4f}"),
+        ]
+        factors.sort(key=lambda f: -abs(math.log(f[0])))
+        out = []
+        for factor, text in factors:
+            times = f"{factor:.1f}×" if factor >= 1 else f"{factor:.2f}×"
+            alt = cost / factor
+            out.append(text.format(f=times) + f": at the typical value it would cost "
+                       f"{_money(alt, self.currency)} instead of {_money(cost, self.currency)}.")
+        return out
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    out: np.ndarray = z
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def _alts(found: list[Alternative]) -> list[dict[str, object]]:
+    return [{"changes": a.changes, "changed": len(a.changes), "distance": a.distance,
+             "probability": a.score} for a in found]

@@ -1,0 +1,280 @@
+"""Where deep audits run: inline (replay, reproducible) or in a worker process (live).
+
+Both take the core's audit work in stream order and give back finished audit records.
+
+- :class:`InlineAudits` applies every item at once. File replay and ``audit replay`` use it:
+  nothing is ever deferred, so the same events always give the same records.
+- :class:`ProcessAudits` runs a :class:`~detectors.deep_audit.DeepAuditor` in a separate
+  process, so the event path never waits for a counterfactual search (Python threads would
+  share one interpreter lock). Work goes over a local pipe as msgpack (no pickle), in one
+  message per batch. The backlog is bounded: when ``backlog`` sampled decisions are still
+  being explained, the next one is written at once as a *deferred* record (everything but the
+  explanations, which ``audit replay`` can derive later) and counted; when the worker is
+  further behind than ``backlog × 50`` items, training examples are skipped and counted (the
+  records name the model version they were explained with, so the difference is visible).
+  Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+import msgspec
+
+from detectors.config import CoreConfig
+from detectors.counterfactual import SearchSpace
+from detectors.deep_audit import (
+    DeepAuditor,
+    Explain,
+    Learn,
+    LearnOutcome,
+    RequestBuilder,
+    WorkItem,
+    deferred_record,
+)
+from streams.audit_store import canonical
+from streams.errors import PlacewatchError
+
+__all__ = ["AuditStatus", "InlineAudits", "ProcessAudits", "Sealed", "make_auditor"]
+
+Sealed = tuple[str, bytes]
+"""A finished record as the store keeps it: ``(decision_id, canonical JSON)``."""
+
+
+def _seal(record: dict[str, object]) -> Sealed:
+    return str(record["decision_id"]), canonical(record)
+
+_ITEMS: Final = msgspec.msgpack.Decoder(list[Learn | LearnOutcome | Explain])
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_RESULT: Final = msgspec.msgpack.Decoder(dict[str, Any])
+_START_TIMEOUT_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditorParams:
+    """How to build a :class:`DeepAuditor` (plain values: crosses the process boundary)."""
+
+    preferred_tiers: tuple[str, ...]
+    currency: str
+    min_examples: int
+    cpu: tuple[float, ...]
+    memory_gb: tuple[float, ...]
+    gpu: tuple[float, ...]
+    deadline_h: tuple[float, ...]
+    max_changes: int
+    alternatives: int
+    redact_fields: tuple[str, ...]
+    config_hash: str
+    versions: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_config(cls, config: CoreConfig, currency: str, config_hash: str = "",
+                    versions: tuple[tuple[str, str], ...] = ()) -> AuditorParams:
+        return cls(config.preferred_tiers, currency, config.shadow_min_examples,
+                   config.audit_cpu_sizes, config.audit_memory_sizes_gb, config.audit_gpu_sizes,
+                   config.audit_deadline_extensions_h, config.audit_max_changes,
+                   config.audit_alternatives, config.audit_redact_fields, config_hash, versions)
+
+    def builder(self) -> RequestBuilder:
+        return RequestBuilder(self.preferred_tiers, self.redact_fields, self.config_hash,
+                              self.versions)
+
+    def build(self) -> DeepAuditor:
+        space = SearchSpace(self.cpu, self.memory_gb, self.gpu, self.deadline_h,
+                            self.max_changes, self.alternatives)
+        return DeepAuditor(self.preferred_tiers, space, self.currency, self.min_examples,
+                           builder=self.builder())
+
+
+def make_auditor(config: CoreConfig, currency: str, config_hash: str = "",
+                 versions: tuple[tuple[str, str], ...] = ()) -> DeepAuditor:
+    return AuditorParams.from_config(config, currency, config_hash, versions).build()
+
+
+@dataclass(slots=True)
+class AuditStatus:
+    """What the metrics report about deep audits."""
+
+    explained: int = 0
+    deferred: int = 0
+    training_skipped: int = 0
+    backlog: int = 0
+    shadow_examples: int = 0
+    shadow_accuracy: float | None = None
+    deadline_examples: int = 0
+    deadline_accuracy: float | None = None
+
+
+def _model_status(auditor: DeepAuditor) -> dict[str, Any]:
+    return {"shadow_examples": auditor.shadow.version,
+            "shadow_accuracy": auditor.shadow.accuracy,
+            "deadline_examples": auditor.deadline.version,
+            "deadline_accuracy": auditor.deadline.accuracy}
+
+
+class InlineAudits:
+    """Applies audit work synchronously (reproducible; used by replay)."""
+
+    def __init__(self, auditor: DeepAuditor) -> None:
+        self.auditor = auditor
+        self.status = AuditStatus()
+
+    def submit(self, items: list[WorkItem]) -> list[Sealed]:
+        records = []
+        for item in items:
+            record = self.auditor.apply(item)
+            if record is not None:
+                records.append(_seal(record))
+        if items:
+            self.status.explained += len(records)
+            for key, value in _model_status(self.auditor).items():
+                setattr(self.status, key, value)
+        return records
+
+    def close(self) -> list[Sealed]:
+        return []
+
+
+def _params(payload: dict[str, Any]) -> AuditorParams:
+    def plain(value: Any) -> Any:
+        return tuple(plain(v) for v in value) if isinstance(value, list) else value
+    return AuditorParams(**{k: plain(v) for k, v in payload.items()})
+
+
+def _serve(conn: multiprocessing.connection.Connection, params: dict[str, Any]) -> None:
+    """The worker process: apply batches in order, send back records and model status.
+
+    A reader thread takes every batch off the pipe as soon as it arrives, so the parent's
+    send never waits for a deep audit to finish (the parent bounds what is in flight). It
+    ignores Ctrl-C and SIGTERM: the parent decides when to stop and drains it first.
+    """
+    import queue
+    import signal
+    import sys
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.setswitchinterval(0.0005)  # let the reader in promptly between deep audits
+    auditor = _params(params).build()
+    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                payload = conn.recv_bytes()
+            except (EOFError, OSError):
+                inbox.put(None)
+                return
+            inbox.put(payload)
+            if not payload:
+                return
+
+    threading.Thread(target=read, name="audit-reader", daemon=True).start()
+    conn.send_bytes(b"ready")
+    while True:
+        payload = inbox.get()
+        if payload is None:
+            return
+        if not payload:
+            conn.send_bytes(_ENCODER.encode({"done": 0, "records": [], "final": True}))
+            return
+        items = _ITEMS.decode(payload)
+        records = [_seal(r) for r in (auditor.apply(item) for item in items) if r is not None]
+        conn.send_bytes(_ENCODER.encode({"done": len(items), "explained": len(records),
+                                         "records": records, **_model_status(auditor)}))
+
+
+class ProcessAudits:
+    """Deep audits in a worker process, beside the event path, with a bounded backlog."""
+
+    def __init__(self, params: AuditorParams, backlog: int = 1000) -> None:
+        if backlog < 1:
+            raise ValueError(f"backlog must be >= 1, got {backlog}")
+        self.backlog = backlog
+        self.status = AuditStatus()
+        self._builder = params.builder()
+        self._pending_items = 0
+        self._pending_explains: list[int] = []  # explains per batch in flight
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        payload = msgspec.to_builtins(asdict(params))
+        self._process = context.Process(target=_serve, args=(child, payload),
+                                        name="placewatch-deep-audit", daemon=True)
+        try:
+            self._process.start()
+        except OSError as exc:
+            raise PlacewatchError(f"cannot start the deep-audit worker: {exc}") from exc
+        child.close()
+        try:  # the worker imports numpy and river first: do not let the event path wait on it
+            if not self._conn.poll(_START_TIMEOUT_S) or self._conn.recv_bytes() != b"ready":
+                raise PlacewatchError("the deep-audit worker did not start within "
+                                      f"{_START_TIMEOUT_S:.0f} s")
+        except (EOFError, OSError) as exc:
+            raise PlacewatchError(f"the deep-audit worker failed to start: {exc}") from exc
+
+    def _receive(self, block: bool) -> list[Sealed]:
+        records: list[Sealed] = []
+        while self._pending_explains and (block or self._conn.poll()):
+            try:
+                result = _RESULT.decode(self._conn.recv_bytes())
+            except EOFError:
+                raise PlacewatchError("the deep-audit worker stopped unexpectedly") from None
+            self._pending_items -= result["done"]
+            self._pending_explains.pop(0)
+            records.extend((str(d), bytes(b)) for d, b in result["records"])
+            self.status.explained += result["explained"]
+            for key in ("shadow_examples", "shadow_accuracy", "deadline_examples",
+                        "deadline_accuracy"):
+                setattr(self.status, key, result[key])
+            block = False
+        self.status.backlog = sum(self._pending_explains)
+        return records
+
+    def submit(self, items: list[WorkItem]) -> list[Sealed]:
+        """Send a batch; return deferred records now and whatever the worker has finished."""
+        records = self._receive(block=False)
+        if not items:
+            return records
+        in_flight = sum(self._pending_explains)
+        send: list[WorkItem] = []
+        explains = 0
+        for item in items:
+            if isinstance(item, Explain):
+                if in_flight + explains >= self.backlog:
+                    self.status.deferred += 1
+                    records.append(_seal(deferred_record(self._builder.request(item),
+                                                         self.backlog)))
+                    continue
+                explains += 1
+            elif self._pending_items + len(send) >= self.backlog * 50:
+                self.status.training_skipped += 1
+                continue
+            send.append(item)
+        if send:
+            try:
+                self._conn.send_bytes(_ENCODER.encode(send))
+            except OSError as exc:
+                raise PlacewatchError(f"the deep-audit worker stopped unexpectedly: {exc}"
+                                      ) from exc
+            self._pending_items += len(send)
+            self._pending_explains.append(explains)
+        self.status.backlog = sum(self._pending_explains)
+        return records
+
+    def close(self) -> list[Sealed]:
+        """Wait for every record in flight, then stop the worker."""
+        records = self._receive(block=True) if self._pending_explains else []
+        while self._pending_explains:
+            records.extend(self._receive(block=True))
+        try:
+            self._conn.send_bytes(b"")
+            self._conn.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        self._conn.close()
+        self._process.join(timeout=10)
+        return records

@@ -1,0 +1,198 @@
+"""Deep audits in the shell: the worker process, the bounded backlog, redaction, stratified
+sampling, retention with legal holds, and the Parquet export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from detectors import AuditCore, CoreConfig
+from detectors.deep_audit import Explain
+from simulator import SCENARIOS, Simulation
+from streams.audit_store import holds, purge, verify_store
+from streams.audit_worker import AuditorParams, InlineAudits, ProcessAudits
+from tests.helpers import placewatch
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("deep") / "events.jsonl"
+    path.write_bytes(b"".join(raw + b"\n" for raw in
+                              Simulation(SCENARIOS["equity_drift"], 30_000, seed=4)))
+    return path
+
+
+def _bodies(store: Path) -> dict[str, bytes]:
+    db = sqlite3.connect(store)
+    try:
+        return {d: bytes(b) for d, b in db.execute("SELECT decision_id, body FROM records")}
+    finally:
+        db.close()
+
+
+def test_worker_process_writes_the_same_records_as_inline(events: Path, tmp_path: Path) -> None:
+    inline = tmp_path / "inline"
+    worker = tmp_path / "worker"
+    assert placewatch("--quiet", "replay", str(events), "--out", str(inline)).returncode == 0
+    result = placewatch("--quiet", "replay", str(events), "--out", str(worker),
+                        env={**os.environ, "PLACEWATCH_AUDIT_WORKER": "process"})
+    assert result.returncode == 0, result.stderr
+    a, b = _bodies(inline / "audit.sqlite"), _bodies(worker / "audit.sqlite")
+    assert len(a) > 300 and a == b
+    summary = json.loads((worker / "summary.json").read_text())
+    assert summary["audit_deferred"] == 0 and summary["shadow_training_skipped"] == 0
+    metrics = (worker / "metrics.prom").read_text()
+    assert 'placewatch_audit_model_accuracy{model="shadow"}' in metrics
+
+
+def _requests(count: int) -> list[Explain]:
+    core = AuditCore(CoreConfig(audit_sample_rate=1.0))
+    out: list[Explain] = []
+    for raw in Simulation(SCENARIOS["baseline"], 400, seed=1):
+        core.process(raw)
+        out += [w for w in core.drain().audit_work if isinstance(w, Explain)]
+    return out[:count]
+
+
+def test_a_full_backlog_defers_and_counts_never_drops() -> None:
+    items = _requests(40)
+    audits = ProcessAudits(AuditorParams.from_config(CoreConfig(), "USD"), backlog=5)
+    try:
+        now = audits.submit(list(items))
+    finally:
+        later = audits.close()
+    records = [json.loads(body) for _, body in now + later]
+    assert sorted(r["decision_id"] for r in records) == sorted(json.loads(i.raw)["decision_id"]
+                                                                for i in items)
+    deferred = [r for r in records if "deferred" in r]
+    assert len(deferred) == 35 and audits.status.deferred == 35
+    assert all("explanations" not in r and r["event_sha256"] for r in deferred)
+    assert audits.status.explained == 5
+    # the same requests inline: nothing deferred, same fields where the deferred ones have them
+    full = InlineAudits(AuditorParams.from_config(CoreConfig(), "USD").build()).submit(items)
+    by_id = {d: json.loads(body) for d, body in full}
+    for record in deferred:
+        assert all(by_id[record["decision_id"]][k] == v for k, v in record.items()
+                   if k != "deferred")
+
+
+def test_records_keep_only_audited_attributes_and_redact_free_text(events: Path,
+                                                                   tmp_path: Path) -> None:
+    config = tmp_path / "private.toml"
+    config.write_text('attributes = ["team"]\naudit_redact_fields = ["override.reason", '
+                      '"override.by", "job.budget_code"]\naudit_sample_rate = 0.05\n')
+    out = tmp_path / "run"
+    result = placewatch("--quiet", "replay", str(events), "--out", str(out), "--config",
+                        str(config))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(b) for b in _bodies(out / "audit.sqlite").values()]
+    assert records
+    for record in records:
+        event = json.loads(record["event"])
+        assert set(event["attributes"]) == {"team"}
+        assert event["job"]["budget_code"] == "[redacted]"
+        assert "attributes.department" in record["redacted_fields"]
+        assert set(record["group_state"]) == {"team"}
+        if "override" in event:
+            assert event["override"]["reason"] == "[redacted]"
+    metrics = (out / "metrics.prom").read_text()
+    assert 'attribute="department"' not in metrics and 'attribute="team"' in metrics
+    replay = placewatch("audit", "replay", "--events", str(events), "--store",
+                        str(out / "audit.sqlite"), "--config", str(config))
+    assert replay.returncode == 0, replay.stderr
+
+
+def test_audited_share_is_the_rate_plus_the_stratified_additions(events: Path,
+                                                                 tmp_path: Path) -> None:
+    config = tmp_path / "strata.toml"
+    config.write_text("audit_cost_threshold = 2.0\naudit_open_alert_rate = 0.1\n")
+    out = tmp_path / "run"
+    assert placewatch("--quiet", "replay", str(events), "--out", str(out), "--config",
+                      str(config)).returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads(b) for b in _bodies(out / "audit.sqlite").values()]
+    n = summary["placements"]
+    reasons = [set(r["sampled_because"]) for r in records]
+    by_rate = sum("rate" in r for r in reasons)
+    half = 2.576 * math.sqrt(0.02 * 0.98 / n)
+    assert abs(by_rate / n - 0.02) <= half
+    placements = [json.loads(line) for line in events.read_text().splitlines()
+                  if '"placement"' in line]
+    costly = {p["decision_id"] for p in placements
+              if p["decision"].get("predicted_cost", 0) >= 2.0}
+    assert costly and costly == {r["decision_id"] for r in records
+                                 if "cost" in r["sampled_because"]}
+    alerted = [r for r in records if "open_alert" in r["sampled_because"]]
+    assert alerted and all(r["open_alerts"] and r["sample_draw"] < 0.1 for r in alerted)
+    assert all(r["sampled_because"] for r in records)
+    assert summary["audited"] == len(records)
+
+
+def test_purge_respects_legal_holds_and_stays_verifiable(events: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert placewatch("--quiet", "replay", str(events), "--out", str(out)).returncode == 0
+    store = out / "audit.sqlite"
+    records = {d: json.loads(b) for d, b in _bodies(store).items()}
+    first = min(records.values(), key=lambda r: r["decided_at"])
+    genomics = [d for d, r in records.items()
+                if r["group_state"].get("team", {}).get("group") == "genomics"]
+    hold = placewatch("audit", "hold", "--store", str(store), "--group", "team=genomics",
+                      "--reason", "case 2026-114")
+    assert hold.returncode == 0, hold.stderr
+    one = placewatch("audit", "hold", "--store", str(store), "--decision",
+                     first["decision_id"], "--reason", "auditor request")
+    assert one.returncode == 0 and len(holds(store)) == 2
+    # the simulated week is long past by now: with 1 day's retention everything else goes
+    result = purge(store, 1, dt.datetime(2027, 6, 1, tzinfo=dt.UTC))
+    kept = set(genomics) | {first["decision_id"]}
+    assert result.purged == len(records) - len(kept) and result.held == len(kept)
+    verified = placewatch("audit", "verify", "--store", str(store))
+    assert verified.returncode == 0, verified.stderr
+    left = {d: b for d, b in _bodies_or_none(store).items() if not d.startswith("__")}
+    assert {d for d, b in left.items() if b is not None} == kept
+    shown = placewatch("audit", "show", next(d for d in records if d not in kept),
+                       "--store", str(store))
+    assert shown.returncode == 0 and "purged under the retention policy" in shown.stdout
+    replay = placewatch("audit", "replay", "--events", str(events), "--store", str(store))
+    assert replay.returncode == 0 and "purged records skipped" in replay.stdout, replay.stderr
+    # a body deleted outside a purge is caught
+    db = sqlite3.connect(store)
+    db.execute("UPDATE records SET body = NULL WHERE decision_id = ?", (first["decision_id"],))
+    db.commit()
+    db.close()
+    broken = verify_store(store)
+    assert not broken.ok and "no purge record names it" in broken.problem
+
+
+def _bodies_or_none(store: Path) -> dict[str, bytes | None]:
+    db = sqlite3.connect(store)
+    try:
+        return {d: None if b is None else bytes(b)
+                for d, b in db.execute("SELECT decision_id, body FROM records")}
+    finally:
+        db.close()
+
+
+def test_parquet_export_holds_every_record_and_its_hashes(events: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "run"
+    assert placewatch("--quiet", "replay", str(events), "--out", str(out)).returncode == 0
+    target = tmp_path / "audit.parquet"
+    result = placewatch("audit", "export", "--store", str(out / "audit.sqlite"), "--out",
+                        str(target))
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(target).to_pylist()
+    bodies = _bodies(out / "audit.sqlite")
+    assert len(table) == len(bodies)
+    for row in table:
+        assert row["body"].encode() == bodies[row["decision_id"]]
+        assert json.loads(row["body"])["decision"]["label"] == row["decision_label"]
+    assert placewatch("audit", "export", "--store", str(out / "audit.sqlite"), "--out",
+                      str(tmp_path / "x.csv")).returncode != 0
