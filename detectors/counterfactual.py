@@ -30,6 +30,7 @@ two or fewer:
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -147,40 +148,57 @@ def smallest_changes(space: SearchSpace, inputs: Mapping[str, object], job_class
                     matrix[row, index[column]] = new.get(column, 0.0) - base.get(column, 0.0)
         delta_out[name] = matrix @ weights.T
     names = list(options)
-    outputs = len(base_out)
-    steps = {n: np.array([o[2] for o in options[n]]) for n in names}
-    for size in range(1, min(space.max_changes, len(names)) + 1):
-        blocks = []
-        for combo in itertools.combinations(names, size):
-            shape = tuple(len(options[n]) for n in combo)
-            total = np.broadcast_to(base_out, (*shape, outputs)).copy()
-            distance = np.zeros(shape, dtype=np.int64)
-            for axis, name in enumerate(combo):
-                view = [1] * size
-                view[axis] = shape[axis]
-                total += delta_out[name].reshape(*view, outputs)
-                distance = distance + steps[name].reshape(view)
-            blocks.append((combo, shape, total.reshape(-1, outputs), distance.reshape(-1)))
-        every = np.concatenate([b[2] for b in blocks])
-        mask = wanted(every)
+    if not names:
+        return []
+    deltas = np.vstack([delta_out[n] for n in names])  # one row per (input, allowed value)
+    steps = np.concatenate([np.array([o[2] for o in options[n]]) for n in names])
+    owner, pick = _owners(tuple(len(options[n]) for n in names))
+    for rows in _combinations(tuple(len(options[n]) for n in names), space.max_changes):
+        total = base_out + deltas[rows].sum(axis=0)  # candidates × outputs
+        mask = wanted(total)
         if not mask.any():
             continue
-        distances = np.concatenate([b[3] for b in blocks])
+        distances = steps[rows].sum(axis=0)
         feasible = np.flatnonzero(mask)
         nearest = feasible[distances[feasible] <= distances[feasible].min() + _SLACK]
-        scores = score(every[nearest])
+        scores = score(total[nearest])
         order = np.lexsort((-scores, distances[nearest]))[:_SHORTLIST]
-        starts = np.cumsum([0] + [len(b[2]) for b in blocks])
-        block_of = np.searchsorted(starts, nearest[order], side="right") - 1
         found: list[tuple[int, tuple[str, ...], tuple[int, ...], float]] = []
-        for position, block, probability in zip(nearest[order], block_of, scores[order],
-                                                strict=True):
-            combo, shape, _, _ = blocks[block]
-            picks = np.unravel_index(int(position - starts[block]), shape)
-            found.append((int(distances[position]), combo, tuple(int(p) for p in picks),
-                          float(probability)))
+        for position, probability in zip(nearest[order], scores[order], strict=True):
+            chosen = rows[:, position]
+            found.append((int(distances[position]), tuple(names[owner[r]] for r in chosen),
+                          tuple(int(pick[r]) for r in chosen), float(probability)))
         return _diverse(found, options, inputs, space.alternatives)
     return []
+
+
+@functools.lru_cache(maxsize=256)
+def _owners(counts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For each option row: which input it changes, and which of that input's values it is."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    pick = np.concatenate([np.arange(c) for c in counts])
+    return owner, pick
+
+
+@functools.lru_cache(maxsize=256)
+def _combinations(counts: tuple[int, ...], max_changes: int) -> tuple[np.ndarray, ...]:
+    """Per number of changed inputs (1, 2, ...): an index table (size × candidates) of option
+    rows, one row per changed input, every combination of distinct inputs and their values.
+
+    Depends only on how many values each input has, so it is cached across searches.
+    """
+    starts = np.cumsum((0, *counts))
+    tables = []
+    for size in range(1, min(max_changes, len(counts)) + 1):
+        columns = []
+        for combo in itertools.combinations(range(len(counts)), size):
+            grids = np.meshgrid(*[np.arange(starts[i], starts[i + 1]) for i in combo],
+                                indexing="ij")
+            columns.append(np.stack([g.reshape(-1) for g in grids]))
+        table = np.concatenate(columns, axis=1)
+        table.setflags(write=False)
+        tables.append(table)
+    return tuple(tables)
 
 
 def _diverse(found: list[tuple[int, tuple[str, ...], tuple[int, ...], float]],
