@@ -63,7 +63,12 @@ class AuditSampler:
         return int.from_bytes(self._digest(decision_id)[8:], "big") / _SCALE < self._train
 
     def draws(self, decision_id: str) -> tuple[float, bool]:
-        """The audit draw and whether the shadow model learns from it, from one hash."""
+        """The audit draw and whether the shadow model learns from it, from one hash.
+
+        With every rate at zero no hash is computed (the draw is then 1.0: never sampled).
+        """
+        if not (self._threshold or self._train or self._alert_rate):
+            return 1.0, False
         digest = self._digest(decision_id)
         return (int.from_bytes(digest[:8], "big") / _SCALE,
                 int.from_bytes(digest[8:], "big") / _SCALE < self._train)
