@@ -63,7 +63,7 @@ class CoreConfig:
     """Relative gap in mean queue wait among groups of one priority class that is reported."""
     confidence: float = 0.95
     """Confidence level of the intervals that gate disparity findings."""
-    evaluate_every: int = 1000
+    evaluate_every: int = 500
     """Events between two evaluations of the standing disparity checks."""
     false_alarms_per_million: float = 1.0
     """Budget of false drift alarms per million events, for all sequential detectors together."""

@@ -15,12 +15,13 @@ preemptions, is judged on enough data for the normal approximation).
    (budgets run out, spot capacity is reclaimed in waves), so a group's events are not
    independent; ``φ`` (:class:`Dispersion`) widens the test by as much as the data show,
    measured per batch and per block of four batches, from batches confirmed in control. The
-   test uses its 90% upper confidence bound and waits for ``MIN_DISPERSION_BATCHES`` of them.
-3. **Sequential test.** Each batch adds the Gaussian log-likelihood ratio of "rate is
-   ``factor × expected``" against "rate is as expected" to a one-sided CUSUM. ``factor`` is a fall
-   for the cheap-tier share, a rise for queueing, rejection, preemption and deadline misses. The
-   variance of the batch's shortfall is ``φ`` times what it would be for independent events:
-   ``p(1−p)/n`` plus the noise that the expectation inherits from the rest's own rate.
+   test uses its 95% upper confidence bound and waits for ``MIN_DISPERSION_BATCHES`` of them.
+3. **Sequential test.** Each batch adds the binomial log-likelihood ratio of "rate is
+   ``factor × expected``" against "rate is as expected" to a one-sided CUSUM, as a
+   quasi-likelihood: divided by ``φ`` and by how much the noise that the expectation inherits
+   from the rest's own rate widens the batch's variance beyond ``p(1−p)/n``. ``factor`` is a
+   fall for the cheap-tier share, a rise for queueing, rejection, preemption and deadline
+   misses.
 4. **False alarms.** Every CUSUM's threshold is ``ln(D × B / budget)``. ``D`` is the number of
    sequential detectors running, ``B`` the batches per million events, and ``budget`` the allowed
    false alarms per million events for the whole family. By Lorden's bound each detector then
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from detectors.amplification import GapTrend
-from detectors.cusum import Cusum, gaussian_llr
+from detectors.cusum import Cusum
 from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
 
 __all__ = ["DRIFT_FACTORS", "MIN_DISPERSION_BATCHES", "MIN_EXPECTED", "Dispersion",
@@ -66,7 +67,7 @@ _PHI_MEMORY: Final = 0.98
 _HELD_MAX: Final = 200
 MIN_DISPERSION_BATCHES: Final = 5
 """In-control batches a detector learns its dispersion from before it may signal."""
-_Z90: Final = 1.2815515655446004
+_Z_PHI: Final = 1.6448536269514722  # one-sided 95%
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +92,17 @@ class DriftSignal:
 
 
 def phi_upper(pearson_sum: float, batches: float) -> float:
-    """90% upper confidence bound of a dispersion ``φ`` from a sum of squared Pearson residuals.
+    """95% upper confidence bound of a dispersion ``φ`` from a sum of squared Pearson residuals.
 
     ``pearson_sum / φ`` is about chi-square with ``batches − 1`` degrees of freedom; its 10%
     quantile comes from the Wilson–Hilferty approximation.
 
     >>> round(phi_upper(9.0, 10), 3)      # a point estimate of 1.0 from 10 batches
-    2.157
+    2.715
     """
     df = max(batches - 1.0, 1.0)
     c = 2.0 / (9.0 * df)
-    lower_quantile = df * (1.0 - c - _Z90 * math.sqrt(c)) ** 3
+    lower_quantile = df * (1.0 - c - _Z_PHI * math.sqrt(c)) ** 3
     return pearson_sum / max(lower_quantile, 1e-9)
 
 
@@ -118,15 +119,15 @@ class Dispersion:
     independence. Squared standardised deviations are averaged per batch, and also per block
     of ``BLOCK`` consecutive batches, which shows a dependence that outlasts one batch (a
     budget that stays exhausted, a load regime). :attr:`value` is the larger of the two
-    90% upper bounds, never less than 1. Batches are held back while the detector's CUSUM is
+    95% upper bounds, never less than 1. Batches are held back while the detector's CUSUM is
     above zero and learned once it returns there (:meth:`observe`), or dropped on an alarm
     (:meth:`drop_held`), so a change in progress cannot inflate ``φ``.
 
     >>> d = Dispersion()
     >>> for dev in [1.0, -1.0] * 20:        # independent-looking: point estimate 1.0
     ...     d.observe(dev, 1.0, in_control=True)
-    >>> d.ready, round(d.value, 2)         # the 90% bound from ~27 effective batches
-    (True, 1.55)
+    >>> d.ready, round(d.value, 2)         # the 95% bound from ~27 effective batches
+    (True, 1.74)
     """
 
     __slots__ = ("block", "block_dev", "block_var", "held", "single", "size")
@@ -148,7 +149,7 @@ class Dispersion:
 
     @property
     def value(self) -> float:
-        """``φ`` for the test: at least 1, the per-batch 90% bound, and the per-block estimate."""
+        """``φ`` for the test: at least 1, the per-batch 95% bound, and the per-block estimate."""
         phi = 1.0
         total, count = self.single
         if count >= 2:
@@ -327,7 +328,11 @@ class EquityDrift:
         deviation = kb - nb * p0
         deviation_variance = _deviation_variance(nb, p0, watch.ratio, rest, rest_n)
         observed = kb / nb
-        llr = gaussian_llr(observed, p0, p1, watch.phi * deviation_variance / (nb * nb))
+        # the batch's binomial log-likelihood ratio, as a quasi-likelihood: divided by the
+        # overdispersion and by how much the rest's own noise widens the expectation
+        inflation = deviation_variance / (nb * p0 * (1 - p0))
+        llr = (kb * math.log(p1 / p0) + (nb - kb) * math.log((1 - p1) / (1 - p0))) \
+            / (watch.phi * inflation)
         # how much *worse* than expected, whichever direction is worse for this rate
         batch = ((p0 - observed) if watch.factor < 1 else (observed - p0), nb,
                  watch.phi * p0 * (1 - p0))

@@ -12,7 +12,7 @@ Method, in sentences a reviewer can follow:
 3. **Batches and dependence.** Standardised residuals are averaged per batch (between two
    evaluations), pooled until a batch holds ``min_batch`` outcomes. Forecast errors move
    together with load and hardware mix, so they are not independent. The variance of a
-   batch mean is ``φ / n``, where ``φ`` is the 90% upper confidence bound of the batch means'
+   batch mean is ``φ / n``, where ``φ`` is the 95% upper confidence bound of the batch means'
    dispersion over batches confirmed in control (never less than 1), as for equity drift.
 4. **Sequential test.** A two-sided CUSUM on the batch means' Gaussian log-likelihood ratio,
    tuned to a shift of ``shift`` scales, signals a bias in either direction. Its threshold
