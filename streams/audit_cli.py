@@ -208,8 +208,8 @@ def audit_replay(
     # a complete store holds every record the events produce (only when checking them all)
     absent = [] if decisions else [d for d in rederived if d not in stored]
     for decision in bad[:20]:
-        reason = "not re-derived" if decision not in rederived else "differs"
-        typer.echo(f"NOT REPRODUCED: {decision}: {reason}", err=True)
+        typer.echo(f"NOT REPRODUCED: {decision}: {_why(rederived.get(decision), stored[decision])}",
+                   err=True)
     for decision in absent[:20]:
         typer.echo(f"MISSING FROM STORE: {decision}: the events produce a record for it",
                    err=True)
@@ -221,6 +221,27 @@ def audit_replay(
     typer.echo(f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically; the "
                f"store is complete{note}" if not decisions else
                f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically")
+
+
+def _why(rederived: list[bytes] | None, stored: list[bytes | None]) -> str:
+    """Why a stored record differs from the re-derived one, as far as the records tell."""
+    if rederived is None:
+        return "the events produce no record for it"
+    if len(rederived) != len(stored):
+        return f"{len(stored)} records stored, {len(rederived)} re-derived"
+    for new_bytes, body in zip(rederived, stored, strict=True):
+        if body is None or new_bytes == body:
+            continue
+        old, new = orjson.loads(body), orjson.loads(new_bytes)
+        was = (old.get("shadow_model") or {}).get("version")
+        now = (new.get("shadow_model") or {}).get("version")
+        if was is not None and was != now:
+            return (f"explained by a shadow model that had learned {was} examples, re-derived "
+                    f"with {now}: the live worker skipped training examples under load "
+                    "(placewatch_shadow_training_skipped_total)")
+        fields = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return "differs in " + ", ".join(fields)
+    return "differs"
 
 
 def _deferred_matches(rederived: list[bytes] | None, stored: list[bytes | None]) -> bool:
