@@ -82,8 +82,8 @@ def _stored_event(event: Placement, raw: bytes, keys: tuple[str, ...],
                   fields: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     """The event text a record keeps: unaudited attributes dropped, configured fields redacted."""
     extra = sorted(k for k in event.attributes if k not in keys)
-    if not extra and not fields:
-        return raw.decode("utf-8"), ()
+    if not extra and not fields and raw.count(b'"attributes"') == 1:
+        return raw.decode("utf-8"), ()  # the original text (a duplicated key is re-written)
     data = orjson.loads(raw)
     redacted = [f"attributes.{k}" for k in extra]
     for key in extra:
@@ -287,6 +287,8 @@ class DeepAuditor:
         self._runtime = _Typical()
         self._rate = _Typical()
         self.explained = 0
+        self.failed = 0
+        """Sampled decisions whose explanation failed (recorded with the error instead)."""
         self.builder = builder or RequestBuilder(preferred_tiers)
         self._awaiting: dict[str, JobInputs] = {}
 
@@ -310,7 +312,14 @@ class DeepAuditor:
                 learned = self._awaiting.pop(item.decision_id)
                 self.deadline.update(featurize(learned), item.met)
             return None
-        return self.explain(self.builder.request(item))
+        request = self.builder.request(item)
+        try:
+            return self.explain(request)
+        except (ArithmeticError, ValueError) as exc:  # one odd event must not stop the audit
+            self.failed += 1
+            record = base_record(request)
+            record["explanations"] = {"error": f"{type(exc).__name__}: {exc}"}
+            return record
 
     def learn(self, inputs: JobInputs, label: str, price_per_hour: float | None) -> None:
         self.shadow.update(featurize(inputs), label)
@@ -439,9 +448,10 @@ class DeepAuditor:
                     "not placed."]
         inputs = request.inputs
         price, runtime, cpu = request.price_per_hour, inputs.runtime_h, inputs.cpu
-        if price is None or runtime is None or not cpu or runtime <= 0:
-            return ["Cost unknown: the event has no price_per_hour, runtime forecast or cpu "
-                    "request."]
+        if not (price and runtime and cpu and price > 0 and runtime > 0 and cpu > 0
+                and math.isfinite(price * runtime * cpu)):
+            return ["Cost not split: the event lacks a positive price_per_hour, runtime "
+                    "forecast or cpu request."]
         cost = request.predicted_cost if request.predicted_cost is not None else price * runtime
         typical_runtime, typical_cpu, typical_rate = (
             self._runtime.value, self._cpu.value, self._rate.value)
@@ -458,6 +468,9 @@ class DeepAuditor:
              f"Rate: {rate:.4f} {self.currency} per CPU-hour on {request.label}{gpu}, "
              f"{{f}} the typical {typical_rate:.4f}"),
         ]
+        if not all(0 < f[0] < math.inf for f in factors) or not cost > 0:
+            return [f"Forecast cost {_money(max(cost, 0.0), self.currency)}; too far from a "
+                    "typical placement to split."]
         factors.sort(key=lambda f: -abs(math.log(f[0])))
         out = []
         for factor, text in factors:

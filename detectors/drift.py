@@ -94,7 +94,7 @@ class DriftSignal:
 def phi_upper(pearson_sum: float, batches: float) -> float:
     """95% upper confidence bound of a dispersion ``φ`` from a sum of squared Pearson residuals.
 
-    ``pearson_sum / φ`` is about chi-square with ``batches − 1`` degrees of freedom; its 10%
+    ``pearson_sum / φ`` is about chi-square with ``batches − 1`` degrees of freedom; its 5%
     quantile comes from the Wilson–Hilferty approximation.
 
     >>> round(phi_upper(9.0, 10), 3)      # a point estimate of 1.0 from 10 batches
@@ -324,7 +324,10 @@ class EquityDrift:
               rest_n: int, threshold: float) -> DriftSignal | None:
         assert watch.ratio is not None
         p0 = min(max(watch.ratio * rest, _EPS), 1 - _EPS)
-        p1 = min(max(p0 * watch.factor, _EPS), 1 - _EPS)
+        # the alternative: ``factor ×`` expected, but a rise never past halfway to certainty
+        # (a high base rate cannot triple; the ratio would then point the wrong way)
+        p1 = p0 * watch.factor if watch.factor < 1 else min(p0 * watch.factor, (1 + p0) / 2)
+        p1 = min(max(p1, _EPS), 1 - _EPS)
         deviation = kb - nb * p0
         deviation_variance = _deviation_variance(nb, p0, watch.ratio, rest, rest_n)
         observed = kb / nb

@@ -247,10 +247,11 @@ class AuditCore:
             self._check_override(event, override, index)
         costly = (config.audit_cost_threshold > 0 and decision.predicted_cost is not UNSET
                   and decision.predicted_cost >= config.audit_cost_threshold)
-        alerted = self._alerted_on(groups) if config.audit_open_alert_rate else []
+        alerted = self._alerted_on(groups) if config.audit_open_alert_rate else None
         reasons = self._sampler.reasons_for(draw, override is not UNSET, costly, bool(alerted))
         if reasons:
-            self._audit(raw, index, reasons, draw, groups, alerted)
+            self._audit(raw, index, reasons, self._sampler.draw(decision_id), groups,
+                        self._alerted_on(groups) if alerted is None else alerted)
 
     def _on_outcome(self, event: Outcome, index: int) -> None:
         self.outcomes += 1

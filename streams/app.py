@@ -11,6 +11,7 @@ import contextlib
 import importlib.metadata
 import logging
 import platform
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -72,21 +73,48 @@ class _Outputs:
     store: SqliteAuditStore
 
     @classmethod
-    def create(cls, directory: Path) -> _Outputs:
+    def create(cls, directory: Path, resume: bool) -> _Outputs:
+        """Open a run directory. ``resume`` (a live service restarting) continues its audit
+        chain and appends to its alert and dead-letter files; otherwise (a replay) they are
+        started afresh, but an audit store that already holds records is never deleted."""
+        store = directory / "audit.sqlite"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            for name in OUTPUT_FILES:
-                (directory / name).unlink(missing_ok=True)
+            held = _records_in(store)
+            if held and not resume:
+                raise PlacewatchError(
+                    f"{store} already holds {held} audit records (kept for "
+                    "audit_retention_days, perhaps under legal hold): replay into another "
+                    "--out, or move the store away first")
+            if not resume:
+                for name in OUTPUT_FILES:
+                    (directory / name).unlink(missing_ok=True)
         except OSError as exc:
             raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
-        return cls(directory, JsonLinesSink(directory / "alerts.jsonl"),
-                   JsonLinesSink(directory / "dead_letter.jsonl"),
-                   SqliteAuditStore(directory / "audit.sqlite"))
+        return cls(directory, JsonLinesSink(directory / "alerts.jsonl", append=resume),
+                   JsonLinesSink(directory / "dead_letter.jsonl", append=resume),
+                   SqliteAuditStore(store))
 
     def close(self) -> None:
         self.alerts.close()
         self.dead_letters.close()
         self.store.close()
+
+
+def _records_in(store: Path) -> int:
+    """Records an existing audit store holds (0 when there is none or it is empty)."""
+    if not store.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise PlacewatchError(f"{store} exists but cannot be read as an audit store ({exc}); "
+                              "it is left untouched: move it away or choose another --out"
+                              ) from exc
 
 
 class Placewatch:
@@ -141,9 +169,14 @@ class Placewatch:
             if not batch:
                 return
             first = core.events_in
-            with self.lock:
-                for _, raw in batch:
-                    core.process(raw)
+            try:
+                with self.lock:
+                    for _, raw in batch:
+                        core.process(raw)
+            except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
+                self.stop_requested.set()
+                self._write(out, first, batch, log_alerts)
+                raise
             self._write(out, first, batch, log_alerts)
             yield len(batch)
 
@@ -231,7 +264,7 @@ class Placewatch:
     def replay(self, events: Iterable[tuple[str, bytes]], out_dir: Path,
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
-        out = _Outputs.create(out_dir)
+        out = _Outputs.create(out_dir, resume=False)
         audits = self._start_audits(live=False)
         try:
             for n in self._consume(events, out, log_alerts=False):
@@ -257,7 +290,7 @@ class Placewatch:
         port = server.server_address[1]
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
-        out = _Outputs.create(out_dir)
+        out = _Outputs.create(out_dir, resume=True)
         try:
             self._start_audits(live=True)
         except BaseException:
@@ -294,7 +327,7 @@ def rederive_records(settings: Settings, events: Iterable[tuple[str, bytes]]
     out: dict[str, list[bytes]] = {}
 
     def keep(work: list[Any]) -> None:
-        for decision_id, body in audits.submit(work):
+        for decision_id, _, body in audits.submit(work):
             out.setdefault(decision_id, []).append(body)
 
     for _, raw in events:

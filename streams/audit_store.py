@@ -24,10 +24,11 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
+from detectors.groups import group_name
 from streams.errors import AuditStoreError
 
 __all__ = ["CONTROL_IDS", "GENESIS", "AuditStore", "PurgeResult", "SqliteAuditStore",
@@ -42,6 +43,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
     decision_id TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
     body BLOB,
     body_sha256 TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
@@ -52,14 +54,26 @@ CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, hash TEXT NOT N
 """
 
 
-def _link(prev_hash: str, seq: int, body_sha256: str) -> str:
-    return hashlib.sha256(prev_hash.encode() + seq.to_bytes(8, "big")
-                          + body_sha256.encode()).hexdigest()
+def _link(prev_hash: str, seq: int, body_sha256: str, decision_id: str, decided_at: str) -> str:
+    """``SHA-256(prev_hash ‖ seq ‖ body_sha256 ‖ decision_id ‖ 0x00 ‖ decided_at)``: hashes as
+    hex text, ``seq`` as 8 big-endian bytes, strings as UTF-8. The decision and its time are
+    chained outside the body, so they stay protected after a purge empties it."""
+    return hashlib.sha256(prev_hash.encode() + seq.to_bytes(8, "big") + body_sha256.encode()
+                          + decision_id.encode() + b"\x00" + decided_at.encode()).hexdigest()
 
 
 def canonical(record: dict[str, object]) -> bytes:
     """The exact bytes stored and hashed for a record."""
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def seal(record: dict[str, object]) -> tuple[str, str, bytes]:
+    """A record as the store takes it: ``(decision_id, decided_at, canonical body)``.
+
+    Holds and purges use their ``at`` time as ``decided_at``.
+    """
+    return (str(record["decision_id"]), str(record.get("decided_at", record.get("at", ""))),
+            canonical(record))
 
 
 class AuditStore(Protocol):
@@ -102,10 +116,10 @@ class SqliteAuditStore:
         The head is re-read inside the write transaction, so another writer (``audit hold``,
         ``audit purge``) may append to the same store while this one runs.
         """
-        return self.append_bodies([(str(r["decision_id"]), canonical(r)) for r in records])
+        return self.append_bodies([seal(r) for r in records])
 
-    def append_bodies(self, bodies: list[tuple[str, bytes]]) -> list[tuple[int, str]]:
-        """:meth:`append` for records already in canonical form: ``(decision_id, body)``."""
+    def append_bodies(self, bodies: list[tuple[str, str, bytes]]) -> list[tuple[int, str]]:
+        """:meth:`append` for sealed records: ``(decision_id, decided_at, canonical body)``."""
         if not bodies:
             return []
         try:
@@ -113,7 +127,7 @@ class SqliteAuditStore:
         except sqlite3.Error as exc:
             raise AuditStoreError(f"audit store write failed: {exc}") from exc
 
-    def _append(self, bodies: list[tuple[str, bytes]], own_transaction: bool
+    def _append(self, bodies: list[tuple[str, str, bytes]], own_transaction: bool
                 ) -> list[tuple[int, str]]:
         db = self._db
         if own_transaction:
@@ -123,15 +137,15 @@ class SqliteAuditStore:
             seq, head = (row[0], row[1]) if row else (0, GENESIS)
             rows = []
             checkpoints = []
-            for decision_id, body in bodies:
+            for decision_id, decided_at, body in bodies:
                 digest = hashlib.sha256(body).hexdigest()
                 seq += 1
-                new = _link(head, seq, digest)
-                rows.append((seq, decision_id, body, digest, head, new))
+                new = _link(head, seq, digest, decision_id, decided_at)
+                rows.append((seq, decision_id, decided_at, body, digest, head, new))
                 head = new
                 if seq % self._checkpoint_every == 0:
                     checkpoints.append((seq, head))
-            db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             db.executemany("INSERT INTO checkpoints VALUES (?, ?)", checkpoints)
             if own_transaction:
                 db.execute("COMMIT")
@@ -218,15 +232,17 @@ def export_records(path: Path) -> Iterator[dict[str, object]]:
 
     An outside auditor can re-check the chain from the export alone: ``body_sha256`` is
     SHA-256 of ``body`` as UTF-8 and ``hash`` is SHA-256(``prev_hash`` ‖ ``seq`` as 8
-    big-endian bytes ‖ ``body_sha256``), both hashes entering as their hex text.
+    big-endian bytes ‖ ``body_sha256`` ‖ ``decision_id`` ‖ a zero byte ‖ ``decided_at``), the
+    hashes entering as their hex text and the strings as UTF-8.
     """
     db = _read_only(path)
     try:
-        for seq, decision_id, body, body_sha, prev, digest in db.execute(
-                "SELECT seq, decision_id, body, body_sha256, prev_hash, hash FROM records "
-                "ORDER BY seq"):
+        for seq, decision_id, decided_at, body, body_sha, prev, digest in db.execute(
+                "SELECT seq, decision_id, decided_at, body, body_sha256, prev_hash, hash "
+                "FROM records ORDER BY seq"):
             text = None if body is None else _bytes(body).decode("utf-8")
-            yield {"seq": seq, "decision_id": decision_id, "prev_hash": prev, "hash": digest,
+            yield {"seq": seq, "decision_id": decision_id, "decided_at": decided_at,
+                   "prev_hash": prev, "hash": digest,
                    "body_sha256": body_sha, "body": text,
                    "record": None if text is None else orjson.loads(text)}
     except sqlite3.Error as exc:
@@ -254,21 +270,28 @@ def _fail(position: int, head: str, problem: str, bad: int | None) -> VerifyResu
 
 def verify_store(path: Path, expect_head: str | None = None,
                  expect_records: int | None = None) -> VerifyResult:
-    """Walk the whole chain; report the first record (by position) that does not fit."""
+    """Walk the whole chain; report the first record (by position) that does not fit.
+
+    An emptied body must be named by a later purge record, have been decided before that
+    purge's cutoff, and not be covered by a decision or time-range hold in force at the purge
+    (a group hold cannot be checked once the body is gone). Only holds, releases and purges
+    may follow the published head.
+    """
     if not path.is_file():
         raise AuditStoreError(f"no audit store at {path}")
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        rows = db.execute("SELECT seq, decision_id, body, body_sha256, prev_hash, hash "
-                          "FROM records ORDER BY rowid").fetchall()
+        rows = db.execute("SELECT seq, decision_id, decided_at, body, body_sha256, prev_hash, "
+                          "hash FROM records ORDER BY rowid").fetchall()
         checkpoints = dict(db.execute("SELECT seq, hash FROM checkpoints").fetchall())
         db.close()
     except sqlite3.Error as exc:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     head = GENESIS
     emptied: dict[int, int] = {}  # purged seq -> position where its body went missing
-    for position, (seq, decision_id, body, body_sha, prev_hash, stored) in enumerate(
-            rows, start=1):
+    active: dict[int, Hold] = {}
+    for position, (seq, decision_id, decided_at, body, body_sha, prev_hash, stored) in \
+            enumerate(rows, start=1):
         where = f"record {position} (seq {seq}, decision {decision_id})"
         if seq != position:
             return _fail(position, head, f"{where}: expected seq {position}: a record was "
@@ -276,7 +299,9 @@ def verify_store(path: Path, expect_head: str | None = None,
         if prev_hash != head:
             return _fail(position, head, f"{where}: does not link to the previous record",
                          position)
-        if not isinstance(body_sha, str) or _link(head, seq, body_sha) != stored:
+        if not (isinstance(body_sha, str) and isinstance(decision_id, str)
+                and isinstance(decided_at, str)) \
+                or _link(head, seq, body_sha, decision_id, decided_at) != stored:
             return _fail(position, head, f"{where}: content does not match its hash (edited)",
                          position)
         if body is None:
@@ -296,9 +321,14 @@ def verify_store(path: Path, expect_head: str | None = None,
             except (orjson.JSONDecodeError, ValueError, AttributeError):
                 return _fail(position, head, f"{where}: body does not name this decision",
                              position)
-            if decision_id == "__purge__":
-                for purged in _expand(data.get("purged", [])):
-                    emptied.pop(purged, None)
+            if decision_id == "__hold__":
+                active[seq] = _hold_of(seq, data)
+            elif decision_id == "__release__":
+                active.pop(int(data.get("hold", -1)), None)
+            elif decision_id == "__purge__":
+                problem = _check_purge(data, seq, rows, emptied, list(active.values()))
+                if problem:
+                    return _fail(position, head, f"{where}: {problem}", position)
         if seq in checkpoints and checkpoints[seq] != stored:
             return _fail(position, head, f"{where}: differs from checkpoint {seq}", position)
         head = stored
@@ -315,30 +345,54 @@ def verify_store(path: Path, expect_head: str | None = None,
     if expect_records is not None and expect_records > count:
         return VerifyResult(False, count, head,
                             f"the store holds {count} records but {expect_records} were "
-                            "published: records were removed from the end",
-                            count + 1)
-    if expect_records is not None and expect_head is not None:
-        later = [r for r in rows[expect_records:] if r[1] not in CONTROL_IDS]
-        if later:
-            position = int(str(later[0][0]))
+                            "published: records were removed from the end", count + 1)
+    if expect_head is None:
+        return VerifyResult(True, count, head)
+    if expect_records is None:  # find where the published head stands in the chain
+        found = [i for i, row in enumerate(rows, start=1) if row[6] == expect_head]
+        if expect_head == GENESIS:
+            found = [0]
+        if not found:
             return VerifyResult(False, count, head,
-                                f"record {position} (decision {later[0][1]}) was appended after "
-                                f"the published head ({expect_records} records); only legal "
-                                "holds and purges may follow it", position)
-        at = _head_at(rows, expect_records)
-        if at != expect_head:
-            return VerifyResult(False, count, head,
-                                f"record {expect_records} hashes to {at}, not the published "
-                                f"head {expect_head}: the store was rewritten", None)
-    elif expect_head is not None and expect_head != head:
+                                f"the published head {expect_head} is not in the chain: the "
+                                "store was rewritten or records were removed from the end",
+                                None)
+        expect_records = found[0]
+    at = GENESIS if expect_records == 0 else str(rows[expect_records - 1][6])
+    if at != expect_head:
         return VerifyResult(False, count, head,
-                            f"head {head} is not the published {expect_head}: the store "
-                            "was rewritten or records were removed from the end", None)
+                            f"record {expect_records} hashes to {at}, not the published head "
+                            f"{expect_head}: the store was rewritten", None)
+    later = [r for r in rows[expect_records:] if r[1] not in CONTROL_IDS]
+    if later:
+        position = int(str(later[0][0]))
+        return VerifyResult(False, count, head,
+                            f"record {position} (decision {later[0][1]}) was appended after "
+                            f"the published head ({expect_records} records); only legal holds "
+                            "and purges may follow it", position)
     return VerifyResult(True, count, head)
 
 
-def _head_at(rows: list[tuple[object, ...]], records: int) -> str:
-    return GENESIS if records == 0 else str(rows[records - 1][5])
+def _check_purge(data: dict[str, Any], seq: int, rows: list[tuple[Any, ...]],
+                 emptied: dict[int, int], holds_in_force: list[Hold]) -> str:
+    """What is wrong with a purge record, or ``""``; the records it names leave ``emptied``."""
+    try:
+        cutoff = _when(str(data.get("cutoff")))
+    except AuditStoreError:
+        return "purge record without a valid cutoff"
+    for purged in _expand(data.get("purged", []), limit=seq - 1):
+        row = rows[purged - 1]
+        if row[1] in CONTROL_IDS:
+            return f"purge names record {purged}, a hold or purge record"
+        if _when(str(row[2])) >= cutoff:
+            return (f"purge names record {purged}, decided at {row[2]}, not before its cutoff "
+                    f"{data.get('cutoff')}")
+        holder = next((h for h in holds_in_force  # a group hold cannot be checked here
+                       if h.attribute is None and h.covers_row(str(row[1]), str(row[2]))), None)
+        if holder is not None:
+            return f"purge names record {purged}, which legal hold {holder.seq} covers"
+        emptied.pop(purged, None)
+    return ""
 
 
 def _ranges(seqs: list[int]) -> list[list[int]]:
@@ -352,11 +406,12 @@ def _ranges(seqs: list[int]) -> list[list[int]]:
     return out
 
 
-def _expand(ranges: object) -> Iterator[int]:
+def _expand(ranges: object, limit: int) -> Iterator[int]:
+    """The sequence numbers of ``[first, last]`` runs, within 1..``limit``."""
     if isinstance(ranges, list):
         for run in ranges:
             if isinstance(run, list) and len(run) == 2 and all(isinstance(v, int) for v in run):
-                yield from range(run[0], run[1] + 1)
+                yield from range(max(run[0], 1), min(run[1], limit) + 1)
 
 
 # -- retention and legal hold ---------------------------------------------------------------
@@ -374,19 +429,35 @@ class Hold:
     end: str | None = None
 
     def covers(self, record: dict[str, object]) -> bool:
-        if self.decision_id is not None and record.get("decision_id") != self.decision_id:
+        """Whether the hold keeps this decision record (matched on the event's own values)."""
+        if not self.covers_row(str(record.get("decision_id")), str(record.get("decided_at"))):
             return False
-        if self.attribute is not None:
-            state = record.get("group_state")
-            if not isinstance(state, dict):
-                return False
-            entry = state.get(self.attribute)
-            if not isinstance(entry, dict) or entry.get("group") != self.group:
-                return False
-        decided = str(record.get("decided_at", ""))
-        if self.start is not None and _when(decided) < _when(self.start):
+        if self.attribute is None:
+            return True
+        try:
+            event = orjson.loads(str(record.get("event", "{}")))
+            value = event.get("attributes", {}).get(self.attribute)
+        except (orjson.JSONDecodeError, AttributeError):
+            value = None
+        if value is not None:
+            return bool(value == self.group)
+        state = record.get("group_state")  # the attribute was not kept in the event text
+        entry = state.get(self.attribute) if isinstance(state, dict) else None
+        return isinstance(entry, dict) and entry.get("group") == group_name(str(self.group))
+
+    def covers_row(self, decision_id: str, decided_at: str) -> bool:
+        """The decision and time-range part of the scope (all a purged row still shows)."""
+        if self.decision_id is not None and decision_id != self.decision_id:
             return False
-        return not (self.end is not None and _when(decided) >= _when(self.end))
+        if self.start is not None and _when(decided_at) < _when(self.start):
+            return False
+        return not (self.end is not None and _when(decided_at) >= _when(self.end))
+
+
+def _hold_of(seq: int, data: dict[str, Any]) -> Hold:
+    scope = data.get("scope", {})
+    return Hold(seq, str(data.get("reason", "")), scope.get("decision_id"),
+                scope.get("attribute"), scope.get("group"), scope.get("from"), scope.get("to"))
 
 
 def _when(text: str) -> dt.datetime:
@@ -417,10 +488,7 @@ def holds(path: Path) -> list[Hold]:
     for seq, kind, body in rows:
         data = orjson.loads(_bytes(body))
         if kind == "__hold__":
-            scope = data.get("scope", {})
-            active[seq] = Hold(seq, str(data.get("reason", "")), scope.get("decision_id"),
-                               scope.get("attribute"), scope.get("group"), scope.get("from"),
-                               scope.get("to"))
+            active[seq] = _hold_of(seq, data)
         else:
             active.pop(int(data.get("hold", -1)), None)
     return list(active.values())
@@ -517,7 +585,7 @@ def purge(path: Path, retention_days: int, now: dt.datetime) -> PurgeResult:
                       "at": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
                       "purged": _ranges(chosen), "purged_count": len(chosen),
                       "kept_by_holds": {str(k): v for k, v in sorted(held_by.items())}}
-            store._append([("__purge__", canonical(record))], own_transaction=False)
+            store._append([seal(record)], own_transaction=False)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -10,7 +10,8 @@ Both take the core's audit work in stream order and give back finished audit rec
   message per batch. The backlog is bounded: when ``backlog`` sampled decisions are still
   being explained, the next one is written at once as a *deferred* record (everything but the
   explanations, which ``audit replay`` can derive later) and counted; when the worker is
-  further behind than ``backlog × 50`` items, training examples are skipped and counted (the
+  further behind than ``backlog × 50`` items (at least 4,096), training examples are skipped
+  and counted (the
   records name the model version they were explained with, so the difference is visible).
   Nothing is dropped silently.
 """
@@ -35,17 +36,14 @@ from detectors.deep_audit import (
     WorkItem,
     deferred_record,
 )
-from streams.audit_store import canonical
+from streams.audit_store import seal
 from streams.errors import PlacewatchError
 
 __all__ = ["AuditStatus", "InlineAudits", "ProcessAudits", "Sealed", "make_auditor"]
 
-Sealed = tuple[str, bytes]
-"""A finished record as the store keeps it: ``(decision_id, canonical JSON)``."""
-
-
-def _seal(record: dict[str, object]) -> Sealed:
-    return str(record["decision_id"]), canonical(record)
+Sealed = tuple[str, str, bytes]
+"""A finished record as the store takes it: ``(decision_id, decided_at, canonical JSON)``."""
+_seal = seal
 
 _ITEMS: Final = msgspec.msgpack.Decoder(list[Learn | LearnOutcome | Explain])
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -225,7 +223,7 @@ class ProcessAudits:
                 raise PlacewatchError("the deep-audit worker stopped unexpectedly") from None
             self._pending_items -= result["done"]
             self._pending_explains.pop(0)
-            records.extend((str(d), bytes(b)) for d, b in result["records"])
+            records.extend((str(d), str(t), bytes(b)) for d, t, b in result["records"])
             self.status.explained += result["explained"]
             for key in ("shadow_examples", "shadow_accuracy", "deadline_examples",
                         "deadline_accuracy"):
@@ -250,7 +248,7 @@ class ProcessAudits:
                                                          self.backlog)))
                     continue
                 explains += 1
-            elif self._pending_items + len(send) >= self.backlog * 50:
+            elif self._pending_items + len(send) >= max(self.backlog * 50, 4096):
                 self.status.training_skipped += 1
                 continue
             send.append(item)

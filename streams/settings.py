@@ -45,9 +45,9 @@ class Settings:
     """Where deep audits run: ``inline``, ``process``, or ``auto`` (replay inline, live runs in
     a worker process)."""
     audit_backlog: int = 1000
+    """Sampled decisions a worker may hold unexplained before new ones are recorded deferred."""
     audit_retention_days: int = 400
     """Days audit records are kept before ``audit purge`` may delete them (legal holds aside)."""
-    """Sampled decisions a worker may hold unexplained before new ones are recorded deferred."""
     source: str = ""
     """Where the settings came from, for the log (never their values)."""
 

@@ -44,9 +44,9 @@ def dead_letter_line(letter: DeadLetter, source: str) -> bytes:
 class JsonLinesSink:
     """Appends lines to a file, flushing after each batch."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, append: bool = False) -> None:
         self.path = path
-        self._file: IO[bytes] = path.open("wb")
+        self._file: IO[bytes] = path.open("ab" if append else "wb")
         self.lines = 0
 
     def write(self, lines: list[bytes]) -> None:

@@ -31,7 +31,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _mutate(db: sqlite3.Connection, rng: random.Random, count: int) -> str:
     kind = rng.choice(["edit_body", "edit_hash", "edit_prev", "edit_decision", "delete",
                        "swap", "insert_middle", "append_forged", "truncate",
-                       "truncate_with_checkpoints", "empty_body", "edit_body_and_sha"])
+                       "truncate_with_checkpoints", "empty_body", "edit_body_and_sha",
+                       "rename_decision", "forged_purge"])
     seq = rng.randint(1, count)
     other = rng.choice([s for s in range(1, count + 1) if s != seq])
     if kind == "edit_body":
@@ -46,6 +47,19 @@ def _mutate(db: sqlite3.Connection, rng: random.Random, count: int) -> str:
         edited = body.replace(b'"rate"', b'"cost"', 1) if b'"rate"' in body else body + b" "
         db.execute("UPDATE records SET body = ?, body_sha256 = ? WHERE seq = ?",
                    (edited, hashlib.sha256(edited).hexdigest(), seq))
+    elif kind == "rename_decision":  # the column, body untouched
+        db.execute("UPDATE records SET decision_id = decision_id || 'x' WHERE seq = ?", (seq,))
+    elif kind == "forged_purge":  # empty a recent body, append a chained purge record naming it
+        last = db.execute("SELECT hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        db.execute("UPDATE records SET body = NULL WHERE seq = ?", (count,))
+        record = {"decision_id": "__purge__", "cutoff": "2000-01-01T00:00:00Z",
+                  "at": "2000-01-01T00:00:00Z", "purged": [[count, count]]}
+        body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+        body_sha = hashlib.sha256(body).hexdigest()
+        digest = hashlib.sha256(last.encode() + (count + 1).to_bytes(8, "big") + body_sha.encode()
+                                + b"__purge__\x00" + record["at"].encode())
+        db.execute("INSERT INTO records VALUES (?, '__purge__', ?, ?, ?, ?, ?)",
+                   (count + 1, record["at"], body, body_sha, last, digest.hexdigest()))
     elif kind == "edit_hash":
         db.execute("UPDATE records SET hash = ? WHERE seq = ?", ("f" * 64, seq))
     elif kind == "edit_prev":
@@ -55,25 +69,27 @@ def _mutate(db: sqlite3.Connection, rng: random.Random, count: int) -> str:
     elif kind == "delete":
         db.execute("DELETE FROM records WHERE seq = ?", (seq,))
     elif kind == "swap":
-        columns = "decision_id, body, body_sha256, prev_hash, hash"
+        columns = "decision_id, decided_at, body, body_sha256, prev_hash, hash"
         a = db.execute(f"SELECT {columns} FROM records WHERE seq = ?", (seq,)).fetchone()
         b = db.execute(f"SELECT {columns} FROM records WHERE seq = ?", (other,)).fetchone()
-        update = ("UPDATE records SET decision_id=?, body=?, body_sha256=?, prev_hash=?, hash=? "
-                  "WHERE seq=?")
+        update = ("UPDATE records SET decision_id=?, decided_at=?, body=?, body_sha256=?, "
+                  "prev_hash=?, hash=? WHERE seq=?")
         db.execute(update, (*b, seq))
         db.execute(update, (*a, other))
     elif kind == "insert_middle":
         db.execute("UPDATE records SET seq = seq + 1000000 WHERE seq >= ?", (seq,))
-        db.execute("INSERT INTO records VALUES (?, 'd-x', X'7B7D', ?, ?, ?)",
-                   (seq, hashlib.sha256(b"{}").hexdigest(), "0" * 64, "0" * 64))
+        db.execute("INSERT INTO records VALUES (?, 'd-x', '2026-11-02T00:00:00Z', X'7B7D', ?, ?, "
+                   "?)", (seq, hashlib.sha256(b"{}").hexdigest(), "0" * 64, "0" * 64))
         db.execute("UPDATE records SET seq = seq - 999999 WHERE seq > 1000000")
     elif kind == "append_forged":  # a correctly chained record: only the published head tells
         last = db.execute("SELECT hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()[0]
         body = json.dumps({"decision_id": "d-forged"}, sort_keys=True).encode()
         body_sha = hashlib.sha256(body).hexdigest()
-        digest = hashlib.sha256(last.encode() + (count + 1).to_bytes(8, "big") + body_sha.encode())
-        db.execute("INSERT INTO records VALUES (?, 'd-forged', ?, ?, ?, ?)",
-                   (count + 1, body, body_sha, last, digest.hexdigest()))
+        at = "2026-11-02T00:00:00Z"
+        digest = hashlib.sha256(last.encode() + (count + 1).to_bytes(8, "big") + body_sha.encode()
+                                + b"d-forged\x00" + at.encode())
+        db.execute("INSERT INTO records VALUES (?, 'd-forged', ?, ?, ?, ?, ?)",
+                   (count + 1, at, body, body_sha, last, digest.hexdigest()))
     elif kind == "truncate":
         db.execute("DELETE FROM records WHERE seq > ?", (count - rng.randint(1, 5),))
     else:
@@ -105,7 +121,7 @@ def test_a_thousand_random_mutations_are_all_detected(run_dir: Path, tmp_path: P
         if result.ok:
             missed.append(kind)
     assert missed == []
-    assert len(kinds) == 12  # every kind of mutation was tried
+    assert len(kinds) == 14  # every kind of mutation was tried
 
 
 def test_show_and_export_let_an_outside_auditor_recheck_the_chain(run_dir: Path,
@@ -119,7 +135,8 @@ def test_show_and_export_let_an_outside_auditor_recheck_the_chain(run_dir: Path,
     for line in lines:  # the documented recipe, nothing of placewatch's
         body_sha = hashlib.sha256(line["body"].encode()).hexdigest()
         digest = hashlib.sha256(previous.encode() + line["seq"].to_bytes(8, "big")
-                                + body_sha.encode())
+                                + body_sha.encode() + line["decision_id"].encode() + b"\x00"
+                                + line["decided_at"].encode())
         assert line["body_sha256"] == body_sha and json.loads(line["body"]) == line["record"]
         assert line["prev_hash"] == previous and line["hash"] == digest.hexdigest()
         previous = line["hash"]
@@ -186,10 +203,12 @@ def test_replay_notices_a_record_missing_from_a_rechained_store(run_dir: Path,
     gone = db.execute("SELECT decision_id FROM records WHERE seq = 10").fetchone()[0]
     db.execute("DELETE FROM records WHERE seq = 10")
     db.execute("DELETE FROM checkpoints")
-    rows = db.execute("SELECT seq, body_sha256 FROM records ORDER BY seq").fetchall()
+    rows = db.execute("SELECT seq, body_sha256, decision_id, decided_at FROM records "
+                      "ORDER BY seq").fetchall()
     previous = "0" * 64
-    for new_seq, (old_seq, body_sha) in enumerate(rows, start=1):  # forge a consistent chain
-        digest = hashlib.sha256(previous.encode() + new_seq.to_bytes(8, "big") + body_sha.encode())
+    for new_seq, (old_seq, body_sha, decision, at) in enumerate(rows, start=1):  # forge a chain
+        digest = hashlib.sha256(previous.encode() + new_seq.to_bytes(8, "big") + body_sha.encode()
+                                + decision.encode() + b"\x00" + at.encode())
         db.execute("UPDATE records SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
                    (-new_seq, previous, digest.hexdigest(), old_seq))
         previous = digest.hexdigest()

@@ -67,7 +67,7 @@ def test_a_full_backlog_defers_and_counts_never_drops() -> None:
         now = audits.submit(list(items))
     finally:
         later = audits.close()
-    records = [json.loads(body) for _, body in now + later]
+    records = [json.loads(body) for *_, body in now + later]
     assert sorted(r["decision_id"] for r in records) == sorted(json.loads(i.raw)["decision_id"]
                                                                 for i in items)
     deferred = [r for r in records if "deferred" in r]
@@ -76,7 +76,7 @@ def test_a_full_backlog_defers_and_counts_never_drops() -> None:
     assert audits.status.explained == 5
     # the same requests inline: nothing deferred, same fields where the deferred ones have them
     full = InlineAudits(AuditorParams.from_config(CoreConfig(), "USD").build()).submit(items)
-    by_id = {d: json.loads(body) for d, body in full}
+    by_id = {d: json.loads(body) for d, _, body in full}
     for record in deferred:
         assert all(by_id[record["decision_id"]][k] == v for k, v in record.items()
                    if k != "deferred")
@@ -196,3 +196,29 @@ def test_parquet_export_holds_every_record_and_its_hashes(events: Path, tmp_path
         assert json.loads(row["body"])["decision"]["label"] == row["decision_label"]
     assert placewatch("audit", "export", "--store", str(out / "audit.sqlite"), "--out",
                       str(tmp_path / "x.csv")).returncode != 0
+
+
+def test_odd_events_get_a_record_and_hidden_duplicates_do_not_leak(tmp_path: Path) -> None:
+    base = {"event_type": "placement", "schema_version": 1, "job_id": "j",
+            "decided_at": "2026-11-02T08:00:00Z", "attributes": {"team": "a"},
+            "job": {"requested": {"cpu": 4}}, "decision": {"action": "place", "tier": "free",
+                                                           "price_per_hour": 0,
+                                                           "predicted_runtime_s": 60}}
+    lines = [json.dumps({**base, "decision_id": f"d-{i}"}) for i in range(300)]
+    secret = lines[7][:-1] + ', "attributes": {"team": "a"}}'  # a hidden first "attributes"
+    secret = secret.replace('"attributes": {"team": "a"}', '"attributes": {"team": "a", '
+                            '"religion": "SECRET"}', 1)
+    events = tmp_path / "odd.jsonl"
+    events.write_text("\n".join([*lines[:7], secret, *lines[8:]]) + "\n")
+    config = tmp_path / "all.toml"
+    config.write_text('audit_sample_rate = 1.0\nattributes = ["team"]\nshadow_min_examples = 5\n')
+    out = tmp_path / "run"
+    result = placewatch("--quiet", "replay", str(events), "--out", str(out), "--config",
+                        str(config))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(b) for b in _bodies(out / "audit.sqlite").values()]
+    assert len(records) == 300
+    assert all("SECRET" not in r["event"] for r in records)
+    assert all("Cost not split" in r["explanations"]["cost_drivers"][0] for r in records)
+    again = placewatch("--quiet", "replay", str(events), "--out", str(out))
+    assert again.returncode != 0 and "already holds 300 audit records" in again.stderr
