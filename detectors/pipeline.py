@@ -250,7 +250,8 @@ class AuditCore:
         alerted = self._alerted_on(groups) if config.audit_open_alert_rate else None
         reasons = self._sampler.reasons_for(draw, override is not UNSET, costly, bool(alerted))
         if reasons:
-            self._audit(raw, index, reasons, self._sampler.draw(decision_id), groups,
+            self._audit(raw, index, reasons,
+                        draw if draw < 1.0 else self._sampler.draw(decision_id), groups,
                         self._alerted_on(groups) if alerted is None else alerted)
 
     def _on_outcome(self, event: Outcome, index: int) -> None:

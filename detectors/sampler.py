@@ -32,7 +32,7 @@ _SCALE = float(1 << 64)
 class AuditSampler:
     """Deterministic one-in-N sampler with stratified additions."""
 
-    __slots__ = ("_alert_rate", "_always_overrides", "_key", "_threshold", "_train")
+    __slots__ = ("_alert_rate", "_always_overrides", "_hasher", "_key", "_threshold", "_train")
 
     def __init__(self, rate: float, key: str, always_overrides: bool,
                  train_rate: float = 0.0, alert_rate: float = 0.0) -> None:
@@ -42,6 +42,8 @@ class AuditSampler:
             raise ValueError("key must be a non-empty string")
         self._threshold = rate
         self._key = hashlib.blake2b(key.encode("utf-8"), digest_size=32).digest()
+        self._hasher = hashlib.blake2b(key=self._key, digest_size=16)
+        """Keyed once; each decision hashes a copy (cheaper than keying again)."""
         self._always_overrides = always_overrides
         if not 0.0 <= train_rate <= 1.0:
             raise ValueError(f"train_rate must be in [0, 1], got {train_rate!r}")
@@ -50,9 +52,18 @@ class AuditSampler:
             raise ValueError(f"alert_rate must be in [0, 1], got {alert_rate!r}")
         self._alert_rate = alert_rate
 
+    def __getstate__(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__ if name != "_hasher"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._hasher = hashlib.blake2b(key=self._key, digest_size=16)
+
     def _digest(self, decision_id: str) -> bytes:
-        return hashlib.blake2b(decision_id.encode("utf-8"), key=self._key,
-                               digest_size=16).digest()
+        hasher = self._hasher.copy()
+        hasher.update(decision_id.encode("utf-8"))
+        return hasher.digest()
 
     def draw(self, decision_id: str) -> float:
         """The decision's uniform draw in [0, 1); it is sampled when below the rate."""
