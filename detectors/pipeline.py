@@ -106,6 +106,8 @@ class AuditCore:
         self._sampler = AuditSampler(config.audit_sample_rate, config.audit_sample_key,
                                      config.audit_always_overrides, config.shadow_train_rate,
                                      config.audit_open_alert_rate)
+        self._draw_floor = max(config.audit_sample_rate, config.audit_open_alert_rate)
+        """Draws at or above this are audited only for an override or a cost."""
         self._alerted_groups: list[GroupStats] = []
         self._alerted_version = -1
         self._preferred = frozenset(config.preferred_tiers)
@@ -247,7 +249,10 @@ class AuditCore:
             self._check_override(event, override, index)
         costly = (config.audit_cost_threshold > 0 and decision.predicted_cost is not UNSET
                   and decision.predicted_cost >= config.audit_cost_threshold)
-        alerted = self._alerted_on(groups) if config.audit_open_alert_rate else None
+        if draw >= self._draw_floor and override is UNSET and not costly:
+            return  # the common case: no reason to audit, nothing more to look at
+        # open alerts matter only to a draw below their higher rate
+        alerted = (self._alerted_on(groups) if draw < config.audit_open_alert_rate else None)
         reasons = self._sampler.reasons_for(draw, override is not UNSET, costly, bool(alerted))
         if reasons:
             self._audit(raw, index, reasons,
