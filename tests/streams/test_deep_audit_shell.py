@@ -15,8 +15,9 @@ import pytest
 from detectors import AuditCore, CoreConfig
 from detectors.deep_audit import Explain
 from simulator import SCENARIOS, Simulation
-from streams.audit_store import holds, purge, verify_store
+from streams.audit_verify import verify_store
 from streams.audit_worker import AuditorParams, InlineAudits, ProcessAudits
+from streams.retention import holds, purge
 from tests.helpers import placewatch
 
 
