@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from detectors.alerts import Alert, AlertBook, AlertKey
+from detectors.audit_work import Explain, Learn, LearnOutcome, WorkItem
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
-from detectors.deep_audit import Explain, Learn, LearnOutcome, WorkItem
 from detectors.disparity import StandingDisparity
 from detectors.drift import DriftSignal, EquityDrift
 from detectors.events import UNSET, Outcome, Override, Placement, Rejection, decode_event

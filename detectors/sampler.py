@@ -7,7 +7,7 @@ are recorded as separate reasons: ``override`` (overridden decisions, by default
 ``cost`` (forecast cost at or above a threshold) and ``open_alert`` (a group of the decision has
 an alert open, and the same draw is below the higher ``alert_rate``). A second, independent
 draw from the same hash picks the placements the shadow model learns from
-(:meth:`AuditSampler.trains`).
+(:meth:`AuditSampler.draws`).
 
 >>> sampler = AuditSampler(rate=0.5, key="k", always_overrides=True)
 >>> sampler.reasons("d-1", overridden=False) == sampler.reasons("d-1", overridden=False)
@@ -68,10 +68,6 @@ class AuditSampler:
     def draw(self, decision_id: str) -> float:
         """The decision's uniform draw in [0, 1); it is sampled when below the rate."""
         return int.from_bytes(self._digest(decision_id)[:8], "big") / _SCALE
-
-    def trains(self, decision_id: str) -> bool:
-        """Whether the shadow model learns from this decision (independent of the audit draw)."""
-        return int.from_bytes(self._digest(decision_id)[8:], "big") / _SCALE < self._train
 
     def draws(self, decision_id: str) -> tuple[float, bool]:
         """The audit draw and whether the shadow model learns from it, from one hash.

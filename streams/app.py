@@ -22,7 +22,7 @@ import orjson
 from prometheus_client import generate_latest, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from detectors.deep_audit import WorkItem
+from detectors.audit_work import WorkItem
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary, wait_gaps
 from streams.audit_store import SqliteAuditStore

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.audit_work import Explain, WorkItem
 from detectors.config import CoreConfig
-from detectors.deep_audit import Explain, WorkItem
 from detectors.pipeline import AuditCore
 from streams.app import AUDIT_FLUSH_ITEMS
 from streams.audit_store import SqliteAuditStore

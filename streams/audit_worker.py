@@ -25,17 +25,10 @@ from typing import Any, Final
 
 import msgspec
 
+from detectors.audit_work import Explain, Learn, LearnOutcome, RequestBuilder, WorkItem
 from detectors.config import CoreConfig
 from detectors.counterfactual import SearchSpace
-from detectors.deep_audit import (
-    DeepAuditor,
-    Explain,
-    Learn,
-    LearnOutcome,
-    RequestBuilder,
-    WorkItem,
-    deferred_record,
-)
+from detectors.deep_audit import DeepAuditor, deferred_record
 from streams.audit_store import seal
 from streams.errors import PlacewatchError
 

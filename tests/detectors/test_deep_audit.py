@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from detectors import AuditCore, CoreConfig
+from detectors.audit_work import AuditRequest, Explain
 from detectors.counterfactual import SearchSpace, steps_between
-from detectors.deep_audit import AuditRequest, DeepAuditor, Explain
+from detectors.deep_audit import DeepAuditor
 from detectors.shadow import JobInputs, featurize
 from simulator import SCENARIOS, Simulation
 

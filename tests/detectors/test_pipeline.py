@@ -7,7 +7,7 @@ import math
 import pickle
 
 from detectors import AuditCore, CoreConfig, OutcomeJoiner, RecentIds
-from detectors.deep_audit import Explain
+from detectors.audit_work import Explain
 from tests.helpers import BAD_INPUTS, line, outcome, placement
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from detectors import AuditCore, CoreConfig
-from detectors.deep_audit import Explain
+from detectors.audit_work import Explain
 from simulator import SCENARIOS, Simulation
 from streams.audit_verify import verify_store
 from streams.audit_worker import AuditorParams, InlineAudits, ProcessAudits

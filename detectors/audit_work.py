@@ -1,0 +1,176 @@
+"""Deep-audit work: what the core queues and what a sampled decision's record is built from.
+
+The core does not explain decisions itself. On the event path it queues, in stream order,
+:class:`Learn` (the raw bytes of a keyed subsample of placements), :class:`LearnOutcome` (their
+joined ``deadline_met``) and :class:`Explain` (a sampled decision's raw bytes plus the state
+only the core knows at that moment). All are msgspec structs, so they cross a process boundary
+as msgpack. Off the event path, :class:`RequestBuilder` decodes an :class:`Explain` into the
+full :class:`AuditRequest`: the job's inputs, the stored (redacted) event, the decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+import msgspec
+import orjson
+
+from detectors.events import UNSET, Placement, decode_event
+from detectors.findings import iso
+from detectors.shadow import JobInputs, label_of
+
+__all__ = ["AuditRequest", "Explain", "Learn", "LearnOutcome", "RequestBuilder", "WorkItem",
+           "job_inputs"]
+
+_MAX_CONTEXT: Final = 32
+"""Keys of an event's ``features`` (decision context) the shadow model uses, at most."""
+
+
+def job_inputs(event: Placement, keys: frozenset[str] | tuple[str, ...]) -> JobInputs:
+    """What the scheduler knew about the job; only the attributes in ``keys`` are kept."""
+    job = event.job
+    cpu = memory = gpu = slack = runtime = None
+    job_class = priority = None
+    if job is not UNSET:
+        requested = job.requested
+        if requested is not UNSET:
+            cpu = None if requested.cpu is UNSET else requested.cpu
+            memory = None if requested.memory_gb is UNSET else requested.memory_gb
+            gpu = None if requested.gpu is UNSET else requested.gpu
+        if job.deadline is not UNSET:
+            slack = (job.deadline - event.decided_at).total_seconds() / 3600.0
+        job_class = None if job.job_class is UNSET else job.job_class
+        priority = None if job.priority is UNSET else job.priority
+    predicted = event.decision.predicted_runtime_s
+    if predicted is not UNSET:
+        runtime = predicted / 3600.0
+    attributes = tuple(sorted((k, v) for k, v in event.attributes.items() if k in keys))
+    context: tuple[tuple[str, float], ...] = ()
+    if event.features is not UNSET:
+        context = tuple(sorted(event.features.items())[:_MAX_CONTEXT])
+    return JobInputs(cpu, memory, gpu, slack, runtime, job_class, priority, attributes, context)
+
+
+def _stored_event(event: Placement, raw: bytes, keys: tuple[str, ...],
+                  fields: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The event text a record keeps: unaudited attributes dropped, configured fields redacted."""
+    extra = sorted(k for k in event.attributes if k not in keys)
+    if not extra and not fields and raw.count(b'"attributes"') == 1:
+        return raw.decode("utf-8"), ()  # the original text (a duplicated key is re-written)
+    data = orjson.loads(raw)
+    redacted = [f"attributes.{k}" for k in extra]
+    for key in extra:
+        del data["attributes"][key]
+    for path in fields:
+        *parents, leaf = path.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            node[leaf] = "[redacted]"
+            redacted.append(path)
+    return orjson.dumps(data).decode("utf-8"), tuple(redacted)
+
+
+class RequestBuilder:
+    """Turns an :class:`Explain` item into the full :class:`AuditRequest` (pure)."""
+
+    def __init__(self, preferred_tiers: tuple[str, ...], redact_fields: tuple[str, ...] = (),
+                 config_hash: str = "", versions: tuple[tuple[str, str], ...] = ()) -> None:
+        self.preferred = frozenset(preferred_tiers)
+        self.redact_fields = redact_fields
+        self.config_hash = config_hash
+        self.versions = versions
+
+    def placement(self, raw: bytes) -> Placement:
+        event = decode_event(raw)
+        if not isinstance(event, Placement):  # the core decoded it once already
+            raise ValueError("audit work must carry a valid placement event")
+        return event
+
+    def request(self, item: Explain) -> AuditRequest:
+        event = self.placement(item.raw)
+        decision = event.decision
+        tier = decision.tier if decision.tier is not UNSET else None
+        stored, redacted = _stored_event(event, item.raw, item.keys, self.redact_fields)
+        return AuditRequest(
+            decision_id=event.decision_id,
+            event_index=item.event_index,
+            decided_at=iso(event.decided_at),
+            reasons=item.reasons,
+            sample_draw=round(item.sample_draw, 9),
+            event_sha256=hashlib.sha256(item.raw).hexdigest(),
+            event=stored,
+            redacted=redacted,
+            inputs=job_inputs(event, item.keys),
+            action=decision.action,
+            label=label_of(decision.action, tier),
+            preferred=decision.action == "place" and tier in self.preferred,
+            price_per_hour=(None if decision.price_per_hour is UNSET
+                            else decision.price_per_hour),
+            predicted_cost=None if decision.predicted_cost is UNSET else decision.predicted_cost,
+            group_state={
+                attribute: {"group": name, "decisions": decisions, "placed": placed,
+                            "preferred_rate": round(preferred / tiered, 6) if tiered else None}
+                for attribute, name, decisions, placed, preferred, tiered in item.groups},
+            open_alerts=item.open_alerts,
+            config_hash=self.config_hash,
+            versions=self.versions,
+        )
+
+
+class AuditRequest(msgspec.Struct, frozen=True):
+    """Everything the core knew about a sampled decision, at the moment it was decided."""
+
+    decision_id: str
+    event_index: int
+    decided_at: str
+    reasons: tuple[str, ...]
+    sample_draw: float
+    event_sha256: str
+    """SHA-256 of the event's original bytes (before any redaction)."""
+    event: str
+    """The event as stored: the original text, or with configured fields redacted."""
+    redacted: tuple[str, ...]
+    inputs: JobInputs
+    action: str
+    label: str
+    preferred: bool
+    price_per_hour: float | None
+    predicted_cost: float | None
+    group_state: dict[str, dict[str, object]]
+    open_alerts: tuple[tuple[str, str, str, str], ...]
+    """(kind, attribute, group, metric) of alerts open on this decision's groups."""
+    config_hash: str
+    versions: tuple[tuple[str, str], ...]
+
+
+class Learn(msgspec.Struct, frozen=True, tag="learn", array_like=True):
+    """A placement the shadow model learns from: its raw bytes and the audited keys."""
+
+    raw: bytes
+    keys: tuple[str, ...]
+
+
+class LearnOutcome(msgspec.Struct, frozen=True, tag="outcome", array_like=True):
+    """Whether a placement the shadow model learned from met its deadline."""
+
+    decision_id: str
+    met: bool
+
+
+class Explain(msgspec.Struct, frozen=True, tag="explain", array_like=True):
+    """A sampled decision: its raw bytes plus what only the core knew at that moment."""
+
+    raw: bytes
+    event_index: int
+    reasons: tuple[str, ...]
+    sample_draw: float
+    keys: tuple[str, ...]
+    groups: list[tuple[str, str, int, int, int, int]]
+    """Per group of the decision: (attribute, group, decisions, placed, preferred, tiered)."""
+    open_alerts: tuple[tuple[str, str, str, str], ...]
+
+
+WorkItem = Learn | LearnOutcome | Explain
