@@ -25,8 +25,8 @@ from prometheus_client.registry import CollectorRegistry
 from detectors.audit_work import WorkItem
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary, wait_gaps
-from streams.audit_store import SqliteAuditStore
-from streams.audit_worker import (
+from streams.audit.store import SqliteAuditStore
+from streams.audit.worker import (
     AuditorParams,
     AuditStatus,
     InlineAudits,
@@ -38,7 +38,7 @@ from streams.errors import PlacewatchError
 from streams.logs import log_event
 from streams.metrics import build_registry
 from streams.settings import Settings
-from streams.sinks import JsonLinesSink, alert_line, dead_letter_line
+from streams.sinks.files import JsonLinesSink, alert_line, dead_letter_line
 
 __all__ = ["OUTPUT_FILES", "Placewatch", "create_app", "graceful_stop", "rederive_records",
            "versions"]

@@ -21,7 +21,7 @@ from detectors.fairness import parity
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
 from detectors.pipeline import AuditCore
 from streams import metric_names as m
-from streams.audit_worker import AuditStatus
+from streams.audit.worker import AuditStatus
 
 __all__ = ["CoreCollector", "build_registry"]
 

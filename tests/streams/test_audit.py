@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from simulator import SCENARIOS, Simulation
-from streams.audit_store import published_head
-from streams.audit_verify import verify_store
+from streams.audit.store import published_head
+from streams.audit.verify import verify_store
 from tests.helpers import placewatch
 
 

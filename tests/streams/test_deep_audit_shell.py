@@ -15,9 +15,9 @@ import pytest
 from detectors import AuditCore, CoreConfig
 from detectors.audit_work import Explain
 from simulator import SCENARIOS, Simulation
-from streams.audit_verify import verify_store
-from streams.audit_worker import AuditorParams, InlineAudits, ProcessAudits
-from streams.retention import holds, purge
+from streams.audit.retention import holds, purge
+from streams.audit.verify import verify_store
+from streams.audit.worker import AuditorParams, InlineAudits, ProcessAudits
 from tests.helpers import placewatch
 
 

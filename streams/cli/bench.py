@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator import SCENARIOS
-from streams import audit_bench, detection_bench
-from streams import bench as bench_mod
-from streams.cli_support import ERR, NoLive, progress, quiet, settings_for
+from streams.bench import audit as audit_bench
+from streams.bench import detection as detection_bench
+from streams.bench import throughput as bench_mod
+from streams.cli.support import ERR, NoLive, progress, quiet, settings_for
 from streams.errors import PlacewatchError
 
 __all__ = ["bench_app"]

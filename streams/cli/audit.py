@@ -11,13 +11,13 @@ import orjson
 import typer
 
 from streams.app import rederive_records
-from streams.audit_store import export_records, find_records, published_head, stored_bodies
-from streams.audit_verify import verify_store
-from streams.cli_support import ConfigOpt, make_parent, settings_for
+from streams.audit.retention import add_hold, holds, purge, release_hold
+from streams.audit.store import export_records, find_records, published_head, stored_bodies
+from streams.audit.verify import verify_store
+from streams.cli.support import ConfigOpt, make_parent, settings_for
 from streams.errors import PlacewatchError
 from streams.logs import log_event
-from streams.retention import add_hold, holds, purge, release_hold
-from streams.sources import check_inputs, file_events
+from streams.sources.files import check_inputs, file_events
 
 __all__ = ["audit_app"]
 

@@ -3,7 +3,7 @@
 The same simulated events go through two cores in alternating batches of 512 (so both see the
 same machine load): one with every audit feature off (no sampling, no shadow-model training,
 no stratified additions), one configured by default with its deep audits in a worker process
-(:class:`~streams.audit_worker.ProcessAudits`), as a live run does. The latency of a decision
+(:class:`~streams.audit.worker.ProcessAudits`), as a live run does. The latency of a decision
 is the time the core takes to process its event; the event that closes a batch also pays for
 handing the batch's effects on (dead letters, alerts, audit work to the worker), exactly as
 the service loop does (audit work is handed to the worker once ``AUDIT_FLUSH_ITEMS`` items have
@@ -29,8 +29,8 @@ from detectors.audit_work import Explain, WorkItem
 from detectors.config import CoreConfig
 from detectors.pipeline import AuditCore
 from streams.app import AUDIT_FLUSH_ITEMS
-from streams.audit_store import SqliteAuditStore
-from streams.audit_worker import AuditorParams, ProcessAudits, make_auditor
+from streams.audit.store import SqliteAuditStore
+from streams.audit.worker import AuditorParams, ProcessAudits, make_auditor
 
 __all__ = ["AuditBench", "run_audit_bench"]
 

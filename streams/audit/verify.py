@@ -4,7 +4,7 @@
 it at that record. A truncated tail is caught by the checkpoints, unless they were removed too;
 against the head published outside the store (``summary.json`` beside it by default, or
 ``--expect-head``), neither a truncated nor a rewritten store can pass. An emptied body is
-accepted only where a later purge record (:mod:`streams.retention`) names it.
+accepted only where a later purge record (:mod:`streams.audit.retention`) names it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from streams.audit_store import CONTROL_IDS, GENESIS, body_bytes, link
+from streams.audit.retention import Hold, expand_runs, hold_of, when
+from streams.audit.store import CONTROL_IDS, GENESIS, body_bytes, link
 from streams.errors import AuditStoreError
-from streams.retention import Hold, expand_runs, hold_of, when
 
 __all__ = ["VerifyResult", "verify_store"]
 

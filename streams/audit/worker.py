@@ -29,7 +29,7 @@ from detectors.audit_work import Explain, Learn, LearnOutcome, RequestBuilder, W
 from detectors.config import CoreConfig
 from detectors.counterfactual import SearchSpace
 from detectors.deep_audit import DeepAuditor, deferred_record
-from streams.audit_store import seal
+from streams.audit.store import seal
 from streams.errors import PlacewatchError
 
 __all__ = ["AuditStatus", "InlineAudits", "ProcessAudits", "Sealed", "make_auditor"]

@@ -17,14 +17,14 @@ from rich.table import Table
 
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
-from streams.alibaba import DEFAULT_EPOCH, convert_pod_list
 from streams.app import create_app, graceful_stop
-from streams.audit_cli import audit_app
-from streams.bench_cli import bench_app
-from streams.cli_support import ERR, ConfigOpt, NoLive, State, make_parent, progress, settings_for
+from streams.cli.audit import audit_app
+from streams.cli.bench import bench_app
+from streams.cli.support import ERR, ConfigOpt, NoLive, State, make_parent, progress, settings_for
 from streams.errors import PlacewatchError
 from streams.logs import log_event
-from streams.sources import check_inputs, count_lines, file_events, paced
+from streams.sources.alibaba import DEFAULT_EPOCH, convert_pod_list
+from streams.sources.files import check_inputs, count_lines, file_events, paced
 
 __all__ = ["app", "main"]
 
@@ -46,8 +46,8 @@ import_app = typer.Typer(help="Convert public traces into v1 contract events.",
                          no_args_is_help=True)
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
-app.add_typer(audit_app, name="audit")  # streams/audit_cli.py
-app.add_typer(bench_app, name="bench")  # streams/bench_cli.py
+app.add_typer(audit_app, name="audit")  # streams/cli/audit.py
+app.add_typer(bench_app, name="bench")  # streams/cli/bench.py
 app.add_typer(config_app, name="config")
 
 
@@ -268,8 +268,5 @@ def main() -> None:
         ERR.print("interrupted")
         sys.exit(130)
 
-
-if __name__ == "__main__":
-    main()
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from detectors.groups import group_name
-from streams.audit_store import SqliteAuditStore, body_bytes, read_only, seal
+from streams.audit.store import SqliteAuditStore, body_bytes, read_only, seal
 from streams.errors import AuditStoreError
 
 __all__ = ["Hold", "PurgeResult", "add_hold", "expand_runs", "hold_of", "holds", "purge",

@@ -5,7 +5,8 @@ its ``decision_id`` and ``decided_at``, and ``hash = SHA-256(prev_hash ‖ seq �
 decision_id ‖ decided_at)`` (:func:`link`). Every ``checkpoint_every`` records the chain head
 is also written to a checkpoint table and returned to the caller, which logs it and puts the
 final head in ``summary.json``. This module writes and reads the store;
-:mod:`streams.audit_verify` checks it and :mod:`streams.retention` purges it under legal holds.
+:mod:`streams.audit.verify` checks it and :mod:`streams.audit.retention` purges it under
+legal holds.
 """
 
 from __future__ import annotations

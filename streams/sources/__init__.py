@@ -1,0 +1,2 @@
+"""Where events come from: files and the paced simulator (``files``), trace importers
+(``alibaba``)."""
