@@ -1,21 +1,32 @@
-"""Alerts: what fired, about whom, how much, compared with what, and on which event.
+"""Alerts and their lifecycle: what fired, about whom, how much, and when it cleared.
 
-An alert is raised once when its condition starts to hold and not again until the condition has
-cleared (:class:`AlertBook`), so a standing problem is one alert, not one per event.
+An alert has a stable identity, its :data:`AlertKey` (kind, attribute, group, metric), and a
+:func:`fingerprint` derived from that identity alone, so both edges of one alert, and the same
+alert in another run, carry the same string. :class:`AlertBook` holds the alerts that are open:
+an alert fires once when its condition starts to hold and not again until it has resolved, so
+a standing problem is one alert, not one per event. Resolving returns the firing edge and when
+it fired, from which the resolved line is written (:mod:`detectors.findings`).
 
 >>> book = AlertBook()
 >>> key = ("disparity", "team", "a", "preferred_rate")
->>> book.open(key), book.open(key), book.close(key), book.open(key)
-(True, False, True, True)
+>>> alert = Alert("PlacewatchPreferredTierDisparity", "firing", fingerprint(key),
+...               *key, severity="warning", value=0.7, reference=0.8, decision_id="d-1",
+...               event_index=9, at="2026-11-02T08:15:00.000Z", summary="...")
+>>> book.fire(key, alert, 0.0), book.fire(key, alert, 60.0), len(book)
+(True, False, 1)
+>>> fired, since = book.resolve(key)
+>>> fired.fingerprint == fingerprint(key), since, book.resolve(key), len(book)
+(True, 0.0, None, 0)
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 import msgspec
 
-__all__ = ["ALERT_KINDS", "Alert", "AlertBook", "AlertKey"]
+__all__ = ["ALERT_KINDS", "ALERT_STATES", "Alert", "AlertBook", "AlertKey", "fingerprint"]
 
 ALERT_KINDS: Final = (
     "amplification",
@@ -26,19 +37,43 @@ ALERT_KINDS: Final = (
 )
 """Documented alert kinds (docs/alerts.md); the contract's ``kind`` field takes one of them."""
 
+ALERT_STATES: Final = ("firing", "resolved")
+"""The two edges of an alert, as written in ``alerts.jsonl``'s ``state``."""
+
 AlertKey = tuple[str, str | None, str | None, str]
-"""(kind, attribute, group, metric): the identity of an alert's condition."""
+"""(kind, attribute, group, metric): the identity of an alert's condition.
+
+For ``override_expired`` the last part names the override instance (who, why, and its limit),
+so two overrides are two alerts; every other kind's last part is the metric alerted on."""
+
+
+def fingerprint(key: AlertKey) -> str:
+    """16 hex digits of SHA-256 over the alert's identity: the same on both edges and in
+    every run.
+
+    >>> fingerprint(("equity_drift", "team", "genomics", "preferred_rate"))
+    '5f1e3bda3ec52d5e'
+    """
+    text = "\x1f".join("" if part is None else part for part in key)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class Alert(msgspec.Struct, frozen=True, omit_defaults=False):
-    """One fired alert, as written to ``alerts.jsonl`` (field order is the file's)."""
+    """One edge of an alert, as written to ``alerts.jsonl`` (field order is the file's).
+
+    A ``firing`` line carries the event the condition was detected on; a ``resolved`` line the
+    event on which it cleared, the value then, and in ``details`` when it fired and how long
+    it was open.
+    """
 
     alert: str
+    state: str
+    fingerprint: str
     kind: str
-    severity: str
     attribute: str | None
     group: str | None
     metric: str
+    severity: str
     value: float
     reference: float | str
     decision_id: str
@@ -49,32 +84,47 @@ class Alert(msgspec.Struct, frozen=True, omit_defaults=False):
 
 
 class AlertBook:
-    """Open/closed state per alert condition."""
+    """The alerts open now: their firing edge and the event time they fired at."""
 
     __slots__ = ("_open", "version")
 
     def __init__(self) -> None:
-        self._open: set[AlertKey] = set()
+        self._open: dict[AlertKey, tuple[Alert, float]] = {}
         self.version = 0
-        """Bumped whenever an alert opens or closes (lets callers cache derived views)."""
+        """Bumped whenever an alert opens or resolves (lets callers cache derived views)."""
 
-    def open(self, key: AlertKey) -> bool:
-        """Mark ``key`` open; True if it was not open already (the alert should fire)."""
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def is_open(self, key: AlertKey) -> bool:
+        """Whether the alert is firing now."""
+        return key in self._open
+
+    def fire(self, key: AlertKey, alert: Alert, at: float) -> bool:
+        """Open ``key`` with its firing edge; False (and nothing kept) if it is open already."""
         if key in self._open:
             return False
-        self._open.add(key)
+        self._open[key] = (alert, at)
         self.version += 1
         return True
 
-    def close(self, key: AlertKey) -> bool:
-        """Mark ``key`` resolved; True if it was open."""
-        if key in self._open:
-            self._open.discard(key)
+    def resolve(self, key: AlertKey) -> tuple[Alert, float] | None:
+        """Close ``key``: its firing edge and the event time it fired at, or None if not open."""
+        held = self._open.pop(key, None)
+        if held is not None:
             self.version += 1
-            return True
-        return False
+        return held
+
+    def firing(self, key: AlertKey) -> Alert | None:
+        """The firing edge of an open alert."""
+        held = self._open.get(key)
+        return None if held is None else held[0]
 
     @property
     def open_keys(self) -> tuple[AlertKey, ...]:
-        """Conditions alerting now, sorted."""
+        """Alerts open now, sorted."""
         return tuple(sorted(self._open, key=lambda k: tuple(str(p) for p in k)))
+
+    def open_alerts(self) -> list[tuple[AlertKey, Alert, float]]:
+        """Alerts open now with their firing edge and time, sorted by key."""
+        return [(key, *self._open[key]) for key in self.open_keys]

@@ -11,6 +11,7 @@ ValueError: min_group_support: must be an integer >= 1, got 0
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -93,6 +94,9 @@ class CoreConfig:
     """Placements held at most while waiting for their outcome."""
     override_max_age_s: float = 86400.0
     """Age after which an override without ``expires_at`` is reported as not expired."""
+    override_resolve_after_s: float = 3600.0
+    """Event-time seconds without a placement carrying an expired override after which its
+    ``override_expired`` alert resolves (the override was lifted)."""
     audit_sample_rate: float = 0.02
     """Fraction of decisions deep-audited (one in fifty)."""
     audit_sample_key: str = "placewatch-audit-v1"
@@ -122,6 +126,13 @@ class CoreConfig:
     """Most inputs one counterfactual may change (sparsity)."""
     audit_alternatives: int = 3
     """Counterfactuals kept per question (diversity)."""
+
+    def without_audits(self) -> CoreConfig:
+        """The same configuration with every deep-audit feature off: no sampling, no
+        stratified additions, no shadow-model training (detection is unchanged)."""
+        return dataclasses.replace(self, audit_sample_rate=0.0, audit_always_overrides=False,
+                                   audit_cost_threshold=0.0, audit_open_alert_rate=0.0,
+                                   shadow_train_rate=0.0)
 
     def __post_init__(self) -> None:
         if self.attributes is not None:
@@ -171,6 +182,9 @@ class CoreConfig:
         for key in ("orphan_wait_s", "override_max_age_s", "max_clock_jump_s"):
             value = getattr(self, key)
             _require(_is_number(value) and value >= 0, key, "a number of seconds >= 0", value)
+        _require(_is_number(self.override_resolve_after_s) and self.override_resolve_after_s > 0,
+                 "override_resolve_after_s", "a number of seconds > 0",
+                 self.override_resolve_after_s)
         _require(_is_number(self.placement_ttl_s) and self.placement_ttl_s > 0,
                  "placement_ttl_s", "a number of seconds > 0", self.placement_ttl_s)
         _require(_is_number(self.audit_sample_rate) and 0 <= self.audit_sample_rate <= 1,

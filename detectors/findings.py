@@ -1,8 +1,9 @@
 """Findings in words: every alert placewatch raises, built from what a detector found.
 
 Each builder says who is affected, what was measured, how much, compared with what, and on
-which event, so that an on-call engineer can act on the alert line alone. docs/alerts.md
-describes each alert with its method and runbook.
+which event, so that an on-call engineer can act on the alert line alone; :func:`resolved_alert`
+writes the other edge, with the value at resolution and how long the alert was open.
+docs/alerts.md describes each alert with its method and runbook.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from detectors.alerts import Alert
+from detectors.alerts import Alert, AlertKey, fingerprint
 from detectors.disparity import DisparityFinding
 from detectors.drift import DriftSignal
 from detectors.forecast import ForecastSignal
 
-__all__ = ["Where", "amplification_alert", "disparity_alert", "drift_alert", "forecast_alert",
-           "iso", "override_alert"]
+__all__ = ["Where", "amplification_alert", "amplification_resolution", "disparity_alert",
+           "disparity_resolution", "drift_alert", "drift_resolution", "forecast_alert",
+           "forecast_resolution", "iso", "override_alert", "override_resolution",
+           "resolved_alert"]
 
 _RATE_WORDS = {
     "preferred_rate": ("cheap-tier share", "fell"),
@@ -46,11 +49,13 @@ class Where:
     at: dt.datetime
 
 
-def disparity_alert(f: DisparityFinding, threshold: float, confidence: float,
+def disparity_alert(key: AlertKey, f: DisparityFinding, threshold: float, confidence: float,
                     where: Where) -> Alert:
     """``disparity``: a standing shortfall in cheap compute, with confidence."""
     return Alert(
-        alert="PlacewatchPreferredTierDisparity", kind="disparity", severity="warning",
+        alert="PlacewatchPreferredTierDisparity",
+        state="firing", fingerprint=fingerprint(key), kind="disparity",
+        severity="warning",
         attribute=f.attribute, group=f.group, metric="preferred_rate_parity_ratio",
         value=round(f.ratio, 6), reference=threshold, decision_id=where.decision_id,
         event_index=where.event_index, at=iso(where.at),
@@ -63,12 +68,14 @@ def disparity_alert(f: DisparityFinding, threshold: float, confidence: float,
     )
 
 
-def drift_alert(s: DriftSignal, budget: float, where: Where) -> Alert:
+def drift_alert(key: AlertKey, s: DriftSignal, budget: float, where: Where) -> Alert:
     """``equity_drift``: a group's rate moved against the other groups'."""
     words, verb = _RATE_WORDS[s.metric]
     unit = _SUPPORT_WORDS.get(s.metric, "decisions")
     return Alert(
-        alert="PlacewatchEquityDrift", kind="equity_drift", severity="warning",
+        alert="PlacewatchEquityDrift",
+        state="firing", fingerprint=fingerprint(key), kind="equity_drift",
+        severity="warning",
         attribute=s.attribute, group=s.group, metric=s.metric, value=round(s.observed, 6),
         reference=round(s.expected, 6), decision_id=where.decision_id,
         event_index=where.event_index, at=iso(where.at),
@@ -80,11 +87,13 @@ def drift_alert(s: DriftSignal, budget: float, where: Where) -> Alert:
     )
 
 
-def amplification_alert(s: DriftSignal, where: Where) -> Alert:
+def amplification_alert(key: AlertKey, s: DriftSignal, where: Where) -> Alert:
     """``amplification``: the drifted gap keeps widening window after window."""
     words, _ = _RATE_WORDS[s.metric]
     return Alert(
-        alert="PlacewatchFeedbackAmplification", kind="amplification", severity="critical",
+        alert="PlacewatchFeedbackAmplification",
+        state="firing", fingerprint=fingerprint(key), kind="amplification",
+        severity="critical",
         attribute=s.attribute, group=s.group, metric=f"{s.metric}_gap_growth",
         value=round(s.detail, 6), reference=0.0, decision_id=where.decision_id,
         event_index=where.event_index, at=iso(where.at),
@@ -97,11 +106,14 @@ def amplification_alert(s: DriftSignal, where: Where) -> Alert:
     )
 
 
-def forecast_alert(attribute: str, group: str, s: ForecastSignal, where: Where) -> Alert:
+def forecast_alert(key: AlertKey, attribute: str, group: str, s: ForecastSignal,
+                   where: Where) -> Alert:
     """``forecast_drift``: a group's forecasts went wrong in one direction."""
     direction = "under" if s.ratio > s.reference_ratio else "over"
     return Alert(
-        alert="PlacewatchForecastDrift", kind="forecast_drift", severity="warning",
+        alert="PlacewatchForecastDrift",
+        state="firing", fingerprint=fingerprint(key), kind="forecast_drift",
+        severity="warning",
         attribute=attribute, group=group, metric=f"{s.quantity}_actual_over_predicted",
         value=round(s.ratio, 6), reference=round(s.reference_ratio, 6),
         decision_id=where.decision_id, event_index=where.event_index, at=iso(where.at),
@@ -112,11 +124,13 @@ def forecast_alert(attribute: str, group: str, s: ForecastSignal, where: Where) 
     )
 
 
-def override_alert(by: str | None, reason: str | None, past: float, limit: str, job_id: str,
-                   attributes: dict[str, str], where: Where) -> Alert:
+def override_alert(key: AlertKey, by: str | None, reason: str | None, past: float, limit: str,
+                   job_id: str, attributes: dict[str, str], where: Where) -> Alert:
     """``override_expired``: a manual override outlived its expiry."""
     return Alert(
-        alert="PlacewatchOverrideExpired", kind="override_expired", severity="warning",
+        alert="PlacewatchOverrideExpired",
+        state="firing", fingerprint=fingerprint(key), kind="override_expired",
+        severity="warning",
         attribute=None, group=None, metric="override_past_limit_seconds", value=past,
         reference=limit, decision_id=where.decision_id, event_index=where.event_index,
         at=iso(where.at),
@@ -125,3 +139,59 @@ def override_alert(by: str | None, reason: str | None, past: float, limit: str, 
         details={"override_by": by, "override_reason": reason, "job_id": job_id,
                  "attributes": dict(sorted(attributes.items()))},
     )
+
+
+def resolved_alert(fired: Alert, fired_at: float, value: float, where: Where,
+                   why: str) -> Alert:
+    """The ``resolved`` edge of ``fired``: same identity and fingerprint, the value now, and
+    how long (event time) the alert was open."""
+    open_for = max(where.at.timestamp() - fired_at, 0.0)
+    return Alert(
+        alert=fired.alert, state="resolved", fingerprint=fired.fingerprint, kind=fired.kind,
+        attribute=fired.attribute, group=fired.group, metric=fired.metric,
+        severity=fired.severity, value=round(value, 6), reference=fired.reference,
+        decision_id=where.decision_id, event_index=where.event_index, at=iso(where.at),
+        summary=f"Resolved after {_duration(open_for)}: {why}",
+        details={"fired_at": fired.at, "fired_event_index": fired.event_index,
+                 "fired_decision_id": fired.decision_id, "value_at_firing": fired.value,
+                 "open_seconds": round(open_for, 3)},
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def drift_resolution(s: DriftSignal) -> str:
+    """Why an ``equity_drift`` alert resolved: its mirror test saw the expected rate again."""
+    words, _ = _RATE_WORDS[s.metric]
+    return (f"{s.attribute}={s.group}: {words} back to {s.observed:.1%} against "
+            f"{s.expected:.1%} expected from its standing relative to the other groups.")
+
+
+def amplification_resolution(s: DriftSignal, shortfall: float) -> str:
+    """Why an ``amplification`` alert resolved: the drift it compounded has recovered."""
+    words, _ = _RATE_WORDS[s.metric]
+    return (f"{s.attribute}={s.group}: the {words} drift this loop compounded has recovered "
+            f"(shortfall {shortfall:.1%} in the latest batch).")
+
+
+def forecast_resolution(attribute: str, group: str, s: ForecastSignal) -> str:
+    """Why a ``forecast_drift`` alert resolved: the residuals are back at their reference."""
+    return (f"{attribute}={group}: {s.quantity} forecasts are back in line with their earlier "
+            f"accuracy (reference {s.reference_ratio:.2f}× actual over predicted).")
+
+
+def disparity_resolution(attribute: str, group: str, ratio: float, limit: float) -> str:
+    """Why a ``disparity`` alert resolved: the ratio is at or above the limit again."""
+    return (f"{attribute}={group} gets cheap compute at {ratio:.2f} of the best-served group's "
+            f"rate (at or above {limit:g}).")
+
+
+def override_resolution(by: str | None, reason: str | None, last_seen: dt.datetime,
+                        quiet_s: float) -> str:
+    """Why an ``override_expired`` alert resolved: the override stopped being applied."""
+    return (f"Override by {by or 'unknown'} ({reason or 'no reason'}) not applied since "
+            f"{iso(last_seen)} ({_duration(quiet_s)} of events without it): taken as lifted.")

@@ -153,8 +153,9 @@ class ForecastDrift:
                 return None
             watch.alarmed = False
             recovery.reset()
-            reference = math.exp(watch.center)
-            return ForecastSignal("recovered", quantity, reference, reference, n, 0.0)
+            return ForecastSignal("recovered", quantity,
+                                  math.exp(watch.center + mean * watch.scale),
+                                  math.exp(watch.center), n, mean)
         k = self.shift
         up.update(gaussian_llr(mean, 0.0, k, variance))
         down.update(gaussian_llr(mean, 0.0, -k, variance))

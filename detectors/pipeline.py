@@ -28,15 +28,21 @@ from detectors.audit_work import Explain, Learn, LearnOutcome, WorkItem
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
 from detectors.disparity import StandingDisparity
-from detectors.drift import DriftSignal, EquityDrift
+from detectors.drift import DRIFT_FACTORS, DriftSignal, EquityDrift
 from detectors.events import UNSET, Outcome, Override, Placement, Rejection, decode_event
 from detectors.findings import (
     Where,
     amplification_alert,
+    amplification_resolution,
     disparity_alert,
+    disparity_resolution,
     drift_alert,
+    drift_resolution,
     forecast_alert,
+    forecast_resolution,
     override_alert,
+    override_resolution,
+    resolved_alert,
 )
 from detectors.forecast import ForecastDrift, ForecastSignal
 from detectors.groups import EquityLedger, GroupStats, wait_bucket
@@ -75,6 +81,7 @@ class Effects:
 
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    """Alert edges in the order they happened: ``firing`` and ``resolved``."""
     audit_work: list[WorkItem] = field(default_factory=list)
     """Deep-audit work in stream order: what the shadow model learns and what it explains."""
 
@@ -123,6 +130,11 @@ class AuditCore:
         self.audited = 0
         self.alerts_fired = 0
         self.alerts_by_kind: dict[str, int] = {}
+        self.alerts_resolved = 0
+        self.resolved_by_kind: dict[str, int] = {}
+        self._override_alerts: dict[AlertKey, tuple[dt.datetime, str | None, str | None,
+                                                    float]] = {}
+        """Open ``override_expired`` alerts: last applied, by, reason, seconds past limit."""
         self.watermark = float("-inf")
         self._jump: float | None = None
         self.clock_outliers = 0
@@ -306,29 +318,55 @@ class AuditCore:
 
     # -- findings ------------------------------------------------------------------------
 
-    def _fire(self, alert: Alert) -> None:
+    def _fire(self, key: AlertKey, alert: Alert, where: Where) -> None:
+        """Open an alert and queue its firing edge (the caller checked it was not open)."""
+        self.alert_book.fire(key, alert, where.at.timestamp())
         self.alerts_fired += 1
         self.alerts_by_kind[alert.kind] = self.alerts_by_kind.get(alert.kind, 0) + 1
         self._effects.alerts.append(alert)
 
+    def _resolve(self, key: AlertKey, value: float, where: Where, why: str) -> None:
+        """Close an alert if it is open and queue its resolved edge."""
+        held = self.alert_book.resolve(key)
+        if held is None:
+            return
+        fired, fired_at = held
+        self.alerts_resolved += 1
+        self.resolved_by_kind[fired.kind] = self.resolved_by_kind.get(fired.kind, 0) + 1
+        self._effects.alerts.append(resolved_alert(fired, fired_at, value, where, why))
+
     def _on_drift(self, signal: DriftSignal, where: Where) -> None:
-        key = (signal.kind, signal.attribute, signal.group, signal.metric)
+        attribute, group, metric = signal.attribute, signal.group, signal.metric
+        book = self.alert_book
         if signal.kind == "recovered":
-            self.alert_book.close(("equity_drift", *key[1:]))
-            self.alert_book.close(("amplification", *key[1:]))
-        elif signal.kind == "amplification":
-            if self.alert_book.open(key):
-                self._fire(amplification_alert(signal, where))
-        elif self.alert_book.open(key):
-            self._fire(drift_alert(signal, self.config.false_alarms_per_million, where))
+            self._resolve(("equity_drift", attribute, group, metric), signal.observed, where,
+                          drift_resolution(signal))
+            loop: AlertKey = ("amplification", attribute, group, metric)
+            fired = book.firing(loop)
+            if fired is not None:  # the loop ends with the drift it compounded
+                gap = signal.expected - signal.observed
+                shortfall = gap if DRIFT_FACTORS[metric] < 1 else -gap
+                before = fired.details.get("shortfall_at_detection", 0.0)
+                growth = shortfall - (before if isinstance(before, float) else 0.0)
+                self._resolve(loop, growth, where, amplification_resolution(signal, shortfall))
+            return
+        key: AlertKey = (signal.kind, attribute, group, metric)
+        if book.is_open(key):
+            return
+        if signal.kind == "amplification":
+            self._fire(key, amplification_alert(key, signal, where), where)
+        else:
+            self._fire(key, drift_alert(key, signal, self.config.false_alarms_per_million,
+                                        where), where)
 
     def _on_forecast(self, stats: GroupStats, signal: ForecastSignal, where: Where) -> None:
-        quantity = signal.quantity
-        key = ("forecast_drift", stats.attribute, stats.name, quantity)
+        key: AlertKey = ("forecast_drift", stats.attribute, stats.name, signal.quantity)
         if signal.kind == "recovered":
-            self.alert_book.close(key)
-        elif self.alert_book.open(key):
-            self._fire(forecast_alert(stats.attribute, stats.name, signal, where))
+            self._resolve(key, signal.ratio, where,
+                          forecast_resolution(stats.attribute, stats.name, signal))
+        elif not self.alert_book.is_open(key):
+            self._fire(key, forecast_alert(key, stats.attribute, stats.name, signal, where),
+                       where)
 
     def _check_override(self, event: Placement, override: Override, index: int) -> None:
         by = override.by or None
@@ -337,11 +375,23 @@ class AuditCore:
         stale = self._overrides.check(by, reason, event.decided_at, expires_at)
         if stale is None:
             return
-        key = ("override_expired", None, None, f"{by or ''}|{reason or ''}|{stale[1]}")
-        if self.alert_book.open(key):
-            self._fire(override_alert(by, reason, stale[0], stale[1], event.job_id,
-                                      event.attributes, Where(event.decision_id, index,
-                                                              event.decided_at)))
+        key: AlertKey = ("override_expired", None, None,
+                         f"{by or ''}|{reason or ''}|{stale[1]}")
+        self._override_alerts[key] = (event.decided_at, by, reason, stale[0])
+        if not self.alert_book.is_open(key):
+            where = Where(event.decision_id, index, event.decided_at)
+            self._fire(key, override_alert(key, by, reason, stale[0], stale[1], event.job_id,
+                                           event.attributes, where), where)
+
+    def _lifted_overrides(self, where: Where) -> None:
+        """Resolve ``override_expired`` alerts whose override has not been applied for
+        ``override_resolve_after_s`` of event time: it was lifted."""
+        quiet = self.config.override_resolve_after_s
+        for key, (seen, by, reason, past) in list(self._override_alerts.items()):
+            idle = self.watermark - seen.timestamp()
+            if idle > quiet:
+                del self._override_alerts[key]
+                self._resolve(key, past, where, override_resolution(by, reason, seen, idle))
 
     def evaluate(self) -> None:
         """Expire joins, refresh references and thresholds, run the standing checks.
@@ -367,17 +417,23 @@ class AuditCore:
                         if found is not None:
                             self._on_forecast(stats, found, where)
         limit = self.config.disparity_ratio_threshold
-        below: set[AlertKey] = set()
+        ratios: dict[AlertKey, float] = {}
+        book = self.alert_book
         for finding in self._disparity.evaluate(self.ledger):
             key: AlertKey = ("disparity", finding.attribute, finding.group, "preferred_rate")
-            if finding.significant and self.alert_book.open(key):
-                self._fire(disparity_alert(finding, limit, self.config.confidence, where))
-            if finding.ratio < limit:
-                below.add(key)
+            ratios[key] = finding.ratio
+            if finding.significant and not book.is_open(key):
+                self._fire(key, disparity_alert(key, finding, limit, self.config.confidence,
+                                                where), where)
         self.wait_equity.close_batch()
-        for held in self.alert_book.open_keys:  # back at or above the limit (or now the best)
-            if held[0] == "disparity" and held not in below:
-                self.alert_book.close(held)
+        for held in book.open_keys:  # back at or above the limit (or now the best: ratio 1)
+            if held[0] == "disparity" and ratios.get(held, 1.0) >= limit:
+                assert held[1] is not None and held[2] is not None
+                ratio = ratios.get(held, 1.0)
+                self._resolve(held, ratio, where,
+                              disparity_resolution(held[1], held[2], ratio, limit))
+        if self._override_alerts:
+            self._lifted_overrides(where)
 
     def finish(self) -> None:
         """End of input: final evaluation; outcomes still waiting are orphaned."""

@@ -46,7 +46,8 @@ LIVE_CHANGE_AT = 20_000
 class Simulation:
     """Iterate to get encoded events (bytes, one JSON object each); then read :attr:`truth`."""
 
-    def __init__(self, scenario: Scenario, events: int | None, seed: int) -> None:
+    def __init__(self, scenario: Scenario, events: int | None, seed: int,
+                 revert_at: int | None = None) -> None:
         if events is not None and events < 1:
             raise ValueError(f"events must be >= 1, got {events}")
         self.scenario = scenario
@@ -57,6 +58,13 @@ class Simulation:
         if scenario.name != "baseline":
             self.change_at = (int(events * scenario.change_fraction) if events is not None
                               else LIVE_CHANGE_AT)
+        if revert_at is not None and (self.change_at is None or revert_at <= self.change_at):
+            raise ValueError(f"revert_at must come after the change at event {self.change_at} "
+                             f"(the {scenario.name} scenario), got {revert_at}")
+        self.revert_at = revert_at
+        """Event index from which the scenario's change is undone (None: it never is)."""
+        self.revert_index: int | None = None
+        self.revert_time: float | None = None
         self.active = False
         self.now = 0.0
         self._heap: list[tuple[float, int, int, Any]] = []
@@ -111,8 +119,11 @@ class Simulation:
                 if self.limit is not None and self.emitted >= self.limit:
                     break
                 if self.change_at is not None and not self.active and \
-                        self.emitted >= self.change_at:
+                        self.emitted >= self.change_at and self.revert_index is None:
                     self._activate()
+                elif self.active and self.revert_at is not None and \
+                        self.emitted >= self.revert_at:
+                    self._revert()
                 self.emitted += 1
                 yield line
             self._out.clear()
@@ -126,6 +137,14 @@ class Simulation:
             self._deferral[self.scenario.target_team] = _LOOP_SEED
         if self.scenario.leak_override:
             self._leak_expires = self.now + 6 * 3600.0
+
+    def _revert(self) -> None:
+        """The change is undone: the scheduler treats the target team as before (a loop's
+        deferral score is cleared; a leaked override stops being applied)."""
+        self.active = False
+        self.revert_index = self.emitted
+        self.revert_time = self.now
+        self._deferral[self.scenario.target_team] = 0.0
 
     def _step(self, kind: int, payload: Any) -> None:
         if kind == _ARRIVAL:
@@ -392,6 +411,9 @@ class Simulation:
                 "expected_kinds": list(s.expected_kinds),
                 "from_event_index": self.change_index,
                 "from_time": None if self.change_time is None else timestamp(self.change_time),
+                "reverted_at_event_index": self.revert_index,
+                "reverted_at_time": (None if self.revert_time is None
+                                     else timestamp(self.revert_time)),
             }
         return {
             "scenario": s.name,

@@ -1,20 +1,22 @@
 """The composition root: wires settings, core, sinks, metrics and a source into one run.
 
-Data flows one way: source → :class:`~detectors.pipeline.AuditCore` → (alerts, dead letters,
-audit store) and, at scrape time, core state → Prometheus. The same :class:`Placewatch` runs a
-file replay and the live simulator; only the source and the outputs' lifetime differ.
+Data flows one way: source → :class:`~detectors.pipeline.AuditCore` → after every batch, the
+drained effects (dead letters, alert edges, deep-audit records) → every
+:class:`~streams.sinks.base.Sink`, then ``durable()`` on each; at scrape time, core state →
+Prometheus. Every mode (``replay``, ``run``, ``audit replay`` and the benchmarks) builds its
+pipeline here and runs the same loop, :meth:`Placewatch.consume`; they differ only in the
+source and the sinks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import logging
 import platform
-import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,6 @@ from prometheus_client.registry import CollectorRegistry
 from detectors.audit_work import WorkItem
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary, wait_gaps
-from streams.audit.store import SqliteAuditStore
 from streams.audit.worker import (
     AuditorParams,
     AuditStatus,
@@ -38,14 +39,15 @@ from streams.errors import PlacewatchError
 from streams.logs import log_event
 from streams.metrics import build_registry
 from streams.settings import Settings
-from streams.sinks.files import JsonLinesSink, alert_line, dead_letter_line
+from streams.sinks.base import Batch, Sink
+from streams.sinks.directory import OUTPUT_FILES, RunDirectory
+from streams.sinks.log import AlertLog
 
-__all__ = ["OUTPUT_FILES", "Placewatch", "create_app", "graceful_stop", "rederive_records",
-           "versions"]
+__all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "OUTPUT_FILES", "Placewatch", "create_app",
+           "graceful_stop", "rederive_records", "versions"]
 
-OUTPUT_FILES = ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom",
-                "audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm")
-_BATCH = 512
+BATCH_EVENTS = 512
+"""Input events per batch: effects are drained and handed to the sinks after each."""
 AUDIT_FLUSH_ITEMS = 256
 """Audit work items gathered before they are handed on (about every 2,000 events): a hand-off
 costs the event that pays it ~0.1-0.5 ms, so it should land on well under 1% of events."""
@@ -63,69 +65,18 @@ def versions() -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-@dataclass
-class _Outputs:
-    """The files of one run directory."""
-
-    directory: Path
-    alerts: JsonLinesSink
-    dead_letters: JsonLinesSink
-    store: SqliteAuditStore
-
-    @classmethod
-    def create(cls, directory: Path, resume: bool) -> _Outputs:
-        """Open a run directory. ``resume`` (a live service restarting) continues its audit
-        chain and appends to its alert and dead-letter files; otherwise (a replay) they are
-        started afresh, but an audit store that already holds records is never deleted."""
-        store = directory / "audit.sqlite"
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            held = _records_in(store)
-            if held and not resume:
-                raise PlacewatchError(
-                    f"{store} already holds {held} audit records (kept for "
-                    "audit_retention_days, perhaps under legal hold): replay into another "
-                    "--out, or move the store away first")
-            if not resume:
-                for name in OUTPUT_FILES:
-                    (directory / name).unlink(missing_ok=True)
-        except OSError as exc:
-            raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
-        return cls(directory, JsonLinesSink(directory / "alerts.jsonl", append=resume),
-                   JsonLinesSink(directory / "dead_letter.jsonl", append=resume),
-                   SqliteAuditStore(store))
-
-    def close(self) -> None:
-        self.alerts.close()
-        self.dead_letters.close()
-        self.store.close()
-
-
-def _records_in(store: Path) -> int:
-    """Records an existing audit store holds (0 when there is none or it is empty)."""
-    if not store.is_file():
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-        try:
-            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        raise PlacewatchError(f"{store} exists but cannot be read as an audit store ({exc}); "
-                              "it is left untouched: move it away or choose another --out"
-                              ) from exc
-
-
 class Placewatch:
-    """One configured instance: a core, its metrics registry and a lock between them."""
+    """One configured instance: a core, its metrics registry, a lock between them, and the
+    sinks configured beyond a run directory's own."""
 
     def __init__(self, settings: Settings, core: AuditCore, registry: CollectorRegistry,
-                 lock: threading.Lock) -> None:
+                 lock: threading.Lock, sinks: Sequence[Sink] = ()) -> None:
         self.settings = settings
         self.core = core
         self.registry = registry
         self.lock = lock
+        self.sinks = list(sinks)
+        """Sinks every run of this instance also writes to (after its directory's own)."""
         self.inputs: list[str] = []
         self.audit_status = AuditStatus()
         self._audits: InlineAudits | ProcessAudits | None = None
@@ -138,7 +89,7 @@ class Placewatch:
         """What every audit record names: the configuration hash and the versions."""
         return self.core.context.config_hash, self.core.context.versions
 
-    def _start_audits(self, live: bool) -> InlineAudits | ProcessAudits:
+    def start_audits(self, live: bool) -> InlineAudits | ProcessAudits:
         """Inline for replay (reproducible); a worker process for live runs unless configured."""
         s = self.settings
         mode = s.audit_worker if s.audit_worker != "auto" else ("process" if live else "inline")
@@ -153,9 +104,9 @@ class Placewatch:
 
     # -- the loop shared by every mode ----------------------------------------------------
 
-    def _consume(self, events: Iterable[tuple[str, bytes]], out: _Outputs,
-                 log_alerts: bool) -> Iterator[int]:
-        """Feed the core in batches; after each batch write its effects; yield progress."""
+    def consume(self, events: Iterable[tuple[str, bytes]], sinks: Sequence[Sink]
+                ) -> Iterator[int]:
+        """Feed the core in batches; after each, deliver its effects; yield progress."""
         core = self.core
         batch: list[tuple[str, bytes]] = []
         iterator = iter(events)
@@ -164,7 +115,7 @@ class Placewatch:
             batch.clear()
             for item in iterator:
                 batch.append(item)
-                if len(batch) >= _BATCH or stop.is_set():
+                if len(batch) >= BATCH_EVENTS or stop.is_set():
                     break
             if not batch:
                 return
@@ -175,47 +126,57 @@ class Placewatch:
                         core.process(raw)
             except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
                 self.stop_requested.set()
-                self._write(out, first, batch, log_alerts)
+                self.deliver(sinks, first, batch)
                 raise
-            self._write(out, first, batch, log_alerts)
+            self.deliver(sinks, first, batch)
             yield len(batch)
 
-    def _write(self, out: _Outputs, first: int, batch: list[tuple[str, bytes]],
-               log_alerts: bool) -> None:
+    def deliver(self, sinks: Sequence[Sink], first: int, batch: Sequence[tuple[str, bytes]],
+                final: bool = False) -> None:
+        """Drain the core, hand audit work on, give every sink the batch, then make it safe.
+
+        ``batch`` holds the (source, bytes) pairs processed since ``first``; ``final`` also
+        closes the deep audits, so the closing batch carries every record still in flight.
+        """
         effects = self.core.drain()
-        out.dead_letters.write([dead_letter_line(d, batch[d.event_index - first][0])
-                                for d in effects.dead_letters])
-        out.alerts.write([alert_line(a) for a in effects.alerts])
-        assert self._audits is not None
+        audits = self._audits
+        assert audits is not None, "start_audits() first"
         self._audit_work.extend(effects.audit_work)
-        if len(self._audit_work) >= AUDIT_FLUSH_ITEMS or not batch:
+        records: list[Sealed] = []
+        if len(self._audit_work) >= AUDIT_FLUSH_ITEMS or final:
             work, self._audit_work = self._audit_work, []
-            self._store(out, self._audits.submit(work))
-        if log_alerts:
-            for alert in effects.alerts:
-                log_event(_LOG, logging.WARNING, alert.summary, alert=alert.alert,
-                          kind=alert.kind, attribute=alert.attribute, group=alert.group,
-                          metric=alert.metric, value=alert.value, at=alert.at,
-                          decision_id=alert.decision_id)
+            records = audits.submit(work)
+        if final:
+            records.extend(audits.close())
+        out = Batch(first, len(batch),
+                    [(d, batch[d.event_index - first][0]) for d in effects.dead_letters],
+                    effects.alerts, records, final)
+        for sink in sinks:
+            sink.write(out)
+        for sink in sinks:
+            sink.durable()
 
-    @staticmethod
-    def _store(out: _Outputs, records: list[Sealed]) -> None:
-        for checkpoint in out.store.append_bodies(records):
-            log_event(_LOG, logging.DEBUG, "audit checkpoint", records=checkpoint[0],
-                      head=checkpoint[1])
-
-    def _finish(self, out: _Outputs) -> dict[str, Any]:
+    def close_input(self, sinks: Sequence[Sink]) -> None:
+        """End of input: the core's final evaluation and the closing batch."""
         with self.lock:
             self.core.finish()
-        self._write(out, self.core.events_in, [], log_alerts=False)
-        assert self._audits is not None
-        self._store(out, self._audits.close())
-        records, head = out.store.checkpoint_now()
+        self.deliver(sinks, self.core.events_in, [], final=True)
+
+    def _abandon(self, sinks: Sequence[Sink]) -> None:
+        if self._audits is not None:
+            self._audits.close()
+        for sink in sinks:
+            sink.close()
+
+    def _finish(self, out: RunDirectory, sinks: Sequence[Sink]) -> dict[str, Any]:
+        self.close_input(sinks)
+        records, head = out.store.head()
         summary = self.summary(records, head)
-        (out.directory / "summary.json").write_bytes(
-            orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
-        (out.directory / "metrics.prom").write_bytes(generate_latest(self.registry))
-        out.close()
+        out.write_final(
+            orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
+            generate_latest(self.registry))
+        for sink in sinks:
+            sink.close()
         log_event(_LOG, logging.INFO, "run finished", out=str(out.directory),
                   events_in=summary["events_in"], rejected=summary["rejected"],
                   alerts=summary["alerts"], audited=summary["audited"], audit_head=head)
@@ -245,6 +206,8 @@ class Placewatch:
             "shadow_training_skipped": self.audit_status.training_skipped,
             "alerts": core.alerts_fired,
             "alerts_by_kind": dict(sorted(core.alerts_by_kind.items())),
+            "alerts_resolved": core.alerts_resolved,
+            "alerts_open": len(core.alert_book),
             "audit_store": "audit.sqlite",
             "audit_head": {"records": audit_records, "hash": audit_head},
             "settings": {
@@ -264,17 +227,17 @@ class Placewatch:
     def replay(self, events: Iterable[tuple[str, bytes]], out_dir: Path,
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
-        out = _Outputs.create(out_dir, resume=False)
-        audits = self._start_audits(live=False)
+        out = RunDirectory.open(out_dir, resume=False)
+        sinks = [*out.sinks, *self.sinks]
+        self.start_audits(live=False)
         try:
-            for n in self._consume(events, out, log_alerts=False):
+            for n in self.consume(events, sinks):
                 if progress is not None:
                     progress(n)
         except BaseException:
-            audits.close()
-            out.close()
+            self._abandon(sinks)
             raise
-        return self._finish(out)
+        return self._finish(out, sinks)
 
     def run_live(self, events: Iterable[tuple[str, bytes]], out_dir: Path,
                  status: Any = None) -> dict[str, Any]:
@@ -290,16 +253,17 @@ class Placewatch:
         port = server.server_address[1]
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
-        out = _Outputs.create(out_dir, resume=True)
+        out = RunDirectory.open(out_dir, resume=True, fsync=True)
+        sinks = [*out.sinks, AlertLog(), *self.sinks]
         try:
-            self._start_audits(live=True)
+            self.start_audits(live=True)
         except BaseException:
             out.close()
             server.shutdown()
             raise
         stopped_by = "end of input"
         try:
-            for _ in self._consume(events, out, log_alerts=True):
+            for _ in self.consume(events, sinks):
                 if status is not None:
                     status(self.core)
         except KeyboardInterrupt:  # a second signal: stop now, still write what we have
@@ -311,39 +275,61 @@ class Placewatch:
             server.server_close()
             thread.join(timeout=5)
         log_event(_LOG, logging.INFO, "stopping", reason=stopped_by)
-        return self._finish(out)
+        return self._finish(out, sinks)
+
+
+class _RecordsByDecision:
+    """A sink that keeps every audit record body, by decision (``audit replay``)."""
+
+    name = "records"
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, list[bytes]] = {}
+
+    def write(self, batch: Batch) -> None:
+        for decision_id, _, body in batch.audit_records:
+            self.bodies.setdefault(decision_id, []).append(body)
+
+    def durable(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 def rederive_records(settings: Settings, events: Iterable[tuple[str, bytes]]
                      ) -> dict[str, list[bytes]]:
-    """Run the core over archived events and return every audit record it writes, by decision.
+    """Run the pipeline over archived events and return every audit record it writes, by
+    decision.
 
     The records come out exactly as the store holds them (canonical JSON), so an auditor can
     compare bytes: same events, same configuration and same versions give the same records.
+    Deep audits run inline, as in ``replay``.
     """
-    core = create_app(settings).core
-    audits = InlineAudits(make_auditor(settings.core, settings.currency,
-                                       core.context.config_hash, core.context.versions))
-    out: dict[str, list[bytes]] = {}
-
-    def keep(work: list[Any]) -> None:
-        for decision_id, _, body in audits.submit(work):
-            out.setdefault(decision_id, []).append(body)
-
-    for _, raw in events:
-        core.process(raw)
-        keep(core.drain().audit_work)
-    core.finish()
-    keep(core.drain().audit_work)
-    return out
+    app = create_app(dataclasses.replace(settings, audit_worker="inline"))
+    records = _RecordsByDecision()
+    app.start_audits(live=False)
+    try:
+        for _ in app.consume(events, [records]):
+            pass
+    except BaseException:
+        app._abandon([records])
+        raise
+    app.close_input([records])
+    return records.bodies
 
 
-def create_app(settings: Settings) -> Placewatch:
-    """The one place where a run's parts are made and connected."""
+def create_app(settings: Settings, sinks: Sequence[Sink] = ()) -> Placewatch:
+    """The one place where a run's parts are made and connected.
+
+    ``sinks`` are written to by every run of the instance, after the run directory's own
+    files (the place for an outbox, a producer or a test's own sink).
+    """
     context = AuditContext(config_hash=settings.config_hash, versions=versions())
     core = AuditCore(settings.core, context)
     lock = threading.Lock()
-    app = Placewatch(settings, core, registry := CollectorRegistry(auto_describe=False), lock)
+    app = Placewatch(settings, core, registry := CollectorRegistry(auto_describe=False), lock,
+                     sinks)
     build_registry(core, lock, registry, lambda: app.audit_status)
     return app
 

@@ -68,21 +68,33 @@ class CoreCollector(Collector):
         yield CounterMetricFamily(m.AUDITS, "Decisions deep-audited.", value=core.audited)
         if self._audit_status is not None:
             yield from self._audit_families(self._audit_status())
-        alerts = CounterMetricFamily(m.ALERTS, "Alerts fired, by kind.", labels=["kind"])
-        open_alerts = GaugeMetricFamily(m.ALERTS_OPEN, "Alert conditions holding now.",
-                                        labels=["kind"])
-        open_by_kind = {k: 0 for k in ALERT_KINDS}
-        for key in core.alert_book.open_keys:
-            open_by_kind[key[0]] = open_by_kind.get(key[0], 0) + 1
-        for kind in ALERT_KINDS:
-            alerts.add_metric([kind], core.alerts_by_kind.get(kind, 0))
-            open_alerts.add_metric([kind], open_by_kind[kind])
-        yield alerts
-        yield open_alerts
+        yield from self._alert_families()
         yield from self._group_families()
         if core.watermark != float("-inf"):
             yield GaugeMetricFamily(m.EVENT_TIME, "Latest event time seen (Unix seconds).",
                                     value=core.watermark)
+
+    def _alert_families(self) -> Iterator[Metric]:
+        core = self._core
+        alerts = CounterMetricFamily(m.ALERTS, "Alerts fired, by kind.", labels=["kind"])
+        resolved = CounterMetricFamily(m.ALERTS_RESOLVED, "Alerts resolved, by kind.",
+                                       labels=["kind"])
+        open_alerts = GaugeMetricFamily(m.ALERTS_OPEN, "Alerts open now, by kind.",
+                                        labels=["kind"])
+        active = GaugeMetricFamily(
+            m.ALERT_ACTIVE, "1 for every alert open now (the series disappears when it "
+            "resolves); fingerprint is the alerts.jsonl fingerprint.",
+            labels=["kind", "attribute", "group", "metric", "fingerprint"])
+        open_by_kind = dict.fromkeys(ALERT_KINDS, 0)
+        for key, fired, _ in core.alert_book.open_alerts():
+            open_by_kind[key[0]] = open_by_kind.get(key[0], 0) + 1
+            active.add_metric([fired.kind, fired.attribute or "", fired.group or "",
+                               fired.metric, fired.fingerprint], 1)
+        for kind in ALERT_KINDS:
+            alerts.add_metric([kind], core.alerts_by_kind.get(kind, 0))
+            resolved.add_metric([kind], core.resolved_by_kind.get(kind, 0))
+            open_alerts.add_metric([kind], open_by_kind[kind])
+        yield from (alerts, resolved, open_alerts, active)
 
     @staticmethod
     def _audit_families(status: AuditStatus) -> Iterator[Metric]:

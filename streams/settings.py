@@ -142,6 +142,7 @@ def load_settings(config_file: Path | None = None,
                           "see docs/configuration.md for the valid keys")
     core_values = {k: _as_tuple(k, v) for k, v in values.items() if k in _CORE_KEYS}
     for key in ("orphan_wait_s", "placement_ttl_s", "override_max_age_s", "max_clock_jump_s",
+                "override_resolve_after_s",
                 "disparity_ratio_threshold", "confidence", "audit_sample_rate",
                 "false_alarms_per_million", "drift_prior", "trend_alpha", "wait_gap_limit",
                 "trend_min_growth", "audit_cost_threshold", "shadow_train_rate",

@@ -17,7 +17,6 @@ model hashes).
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import time
 from dataclasses import dataclass
@@ -25,16 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.audit_work import Explain, WorkItem
+from detectors.audit_work import Explain
 from detectors.config import CoreConfig
-from detectors.pipeline import AuditCore
-from streams.app import AUDIT_FLUSH_ITEMS
-from streams.audit.store import SqliteAuditStore
-from streams.audit.worker import AuditorParams, ProcessAudits, make_auditor
+from streams.app import BATCH_EVENTS, create_app
+from streams.audit.worker import make_auditor
+from streams.settings import Settings
+from streams.sinks.audit_store import AuditStoreSink
 
 __all__ = ["AuditBench", "run_audit_bench"]
 
-_BATCH = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,55 +52,51 @@ class AuditBench:
         return float(p50), float(p99), float(p999), float(values.mean() / 1000.0)
 
 
-def off_config(config: CoreConfig) -> CoreConfig:
-    return dataclasses.replace(config, audit_sample_rate=0.0, audit_always_overrides=False,
-                               audit_cost_threshold=0.0, audit_open_alert_rate=0.0,
-                               shadow_train_rate=0.0)
-
-
 def run_audit_bench(lines: list[bytes], store_path: Path, config: CoreConfig | None = None,
                     backlog: int = 1000) -> AuditBench:
-    """Run the comparison; the audit-on side appends its records to a store at ``store_path``."""
+    """Run the comparison; the audit-on side appends its records to a store at ``store_path``.
+
+    Both sides are built by :func:`~streams.app.create_app` and hand their batches on with
+    :meth:`~streams.app.Placewatch.deliver`, the service loop's own step.
+    """
     on_config = config or CoreConfig()
-    off = AuditCore(off_config(on_config))
-    on = AuditCore(on_config)
-    store = SqliteAuditStore(store_path)
-    worker = ProcessAudits(AuditorParams.from_config(on_config, "USD"), backlog)  # waits ready
+    off = create_app(Settings(core=on_config.without_audits(), audit_worker="inline"))
+    on = create_app(Settings(core=on_config, audit_worker="process", audit_backlog=backlog))
+    store = AuditStoreSink(store_path)
+    off.start_audits(live=True)
+    worker = on.start_audits(live=True)  # waits until the worker is ready
     off_ns = np.empty(len(lines), dtype=np.int64)
     on_ns = np.empty(len(lines), dtype=np.int64)
-    work: list[WorkItem] = []
-    pending: list[WorkItem] = []
     clock = time.perf_counter_ns
     gc.collect()
     try:
-        for start in range(0, len(lines), _BATCH):
-            batch = lines[start:start + _BATCH]
-            for core, out in ((off, off_ns), (on, on_ns)):
-                process = core.process
+        for start in range(0, len(lines), BATCH_EVENTS):
+            batch = lines[start:start + BATCH_EVENTS]
+            pairs = [("bench", raw) for raw in batch]
+            for app, out, sinks in ((off, off_ns, []), (on, on_ns, [store])):
+                process = app.core.process
+                first = app.core.events_in
                 for i, raw in enumerate(batch, start):
                     t0 = clock()
                     process(raw)
                     out[i] = clock() - t0
                 t0 = clock()
-                effects = core.drain()
-                if core is on:
-                    work.extend(effects.audit_work)
-                    pending.extend(effects.audit_work)
-                    if len(pending) >= AUDIT_FLUSH_ITEMS:  # as the service loop hands it on
-                        store.append_bodies(worker.submit(pending))
-                        pending = []
+                app.deliver(sinks, first, pairs)  # as the service loop hands it on
                 out[start + len(batch) - 1] += clock() - t0
     finally:
-        store.append_bodies(worker.submit(pending) + worker.close())
+        off.close_input([])
+        on.close_input([store])
         store.close()
+    # every sampled decision again, explained inline and timed one by one
+    explainer = create_app(Settings(core=on_config, audit_worker="inline"))
     auditor = make_auditor(on_config, "USD")
     explain = []
-    for item in work:
-        if isinstance(item, Explain):
+    for raw in lines:
+        explainer.core.process(raw)
+        for item in explainer.core.drain().audit_work:
             t0 = clock()
             auditor.apply(item)
-            explain.append(clock() - t0)
-        else:
-            auditor.apply(item)
+            if isinstance(item, Explain):
+                explain.append(clock() - t0)
     return AuditBench(len(lines), off_ns, on_ns, np.array(explain, dtype=np.int64),
-                      on.audited, worker.status.deferred, worker.status.training_skipped)
+                      on.core.audited, worker.status.deferred, worker.status.training_skipped)

@@ -28,9 +28,12 @@ from typing import Any
 import msgspec
 import orjson
 
+from detectors.alerts import Alert
 from detectors.config import CoreConfig
-from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation, world
+from streams.app import create_app
+from streams.settings import Settings
+from streams.sinks.base import Batch
 
 __all__ = ["PRIMARY", "RunScore", "ScenarioScore", "run_detection", "score_run", "summarise"]
 
@@ -122,6 +125,36 @@ def _is_related(alert: dict[str, Any], team: str) -> bool:
     return False
 
 
+class _FiredAlerts:
+    """A sink keeping the firing edge of every alert."""
+
+    name = "alerts"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def write(self, batch: Batch) -> None:
+        self.alerts.extend(a for a in batch.alerts if a.state == "firing")
+
+    def durable(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _fired_alerts(lines: list[bytes], config: CoreConfig) -> list[Alert]:
+    """Every alert fired on ``lines``, by the service's own loop (deep audits off: they
+    cannot change what is detected, and would only slow the benchmark down)."""
+    app = create_app(Settings(core=config.without_audits(), audit_worker="inline"))
+    sink = _FiredAlerts()
+    app.start_audits(live=False)
+    for _ in app.consume((("bench", raw) for raw in lines), [sink]):
+        pass
+    app.close_input([sink])
+    return sink.alerts
+
+
 def score_run(scenario: str, seed: int, events: int,
               config: CoreConfig | None = None) -> RunScore:
     """Simulate, run the pipeline, and classify every alert (pure but CPU-heavy)."""
@@ -130,13 +163,7 @@ def score_run(scenario: str, seed: int, events: int,
     truth = sim.truth
     change = truth["change"]
     change_index = change["from_event_index"] if change else None
-    core = AuditCore(config or CoreConfig())
-    alerts = []
-    for raw in lines:
-        core.process(raw)
-        alerts.extend(core.drain().alerts)
-    core.finish()
-    alerts.extend(core.drain().alerts)
+    alerts = _fired_alerts(lines, config or CoreConfig())
     score = RunScore(scenario, seed, len(lines), change_index)
     team = change["group"] if change else "genomics"
     counts = _target_counts(lines, team) if change else {}

@@ -26,6 +26,8 @@ import orjson
 from detectors.config import CoreConfig
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
+from streams.app import create_app
+from streams.settings import Settings
 
 __all__ = ["StageResult", "generate", "group_memory", "run_throughput"]
 
@@ -54,9 +56,14 @@ def _floor(lines: list[bytes]) -> None:
         counts[kind] = counts.get(kind, 0) + 1
 
 
+def _core(config: CoreConfig) -> AuditCore:
+    """The core exactly as the service builds it (:func:`~streams.app.create_app`)."""
+    return create_app(Settings(core=config)).core
+
+
 def _core_stage(config: CoreConfig) -> Callable[[list[bytes]], None]:
     def stage(lines: list[bytes]) -> None:
-        core = AuditCore(config)
+        core = _core(config)
         process = core.process
         for raw in lines:
             process(raw)
@@ -86,7 +93,7 @@ def group_memory(lines: list[bytes], groups: int = 64) -> tuple[float, int]:
     for attributes in ((), ("bucket",)):
         gc.collect()
         tracemalloc.start()
-        core = AuditCore(CoreConfig(attributes=attributes, max_groups_per_attribute=groups))
+        core = _core(CoreConfig(attributes=attributes, max_groups_per_attribute=groups))
         for raw in spread:
             core.process(raw)
         core.drain()
@@ -101,9 +108,7 @@ def group_memory(lines: list[bytes], groups: int = 64) -> tuple[float, int]:
 def run_throughput(lines: list[bytes], repeats: int = 3) -> list[StageResult]:
     """Best-of-``repeats`` time per stage, stages interleaved within each repeat."""
     full = CoreConfig()
-    ingest = dataclasses.replace(full, attributes=(), audit_sample_rate=0.0,
-                                 audit_always_overrides=False, shadow_train_rate=0.0,
-                                 audit_open_alert_rate=0.0)
+    ingest = dataclasses.replace(full.without_audits(), attributes=())
     stages: dict[str, Callable[[list[bytes]], None]] = {
         "floor (orjson + dict counter)": _floor,
         "ingest (decode, validate, dedup, join)": _core_stage(ingest),

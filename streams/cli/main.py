@@ -77,6 +77,9 @@ def simulate(
     truth: Annotated[Path | None, typer.Option(
         help="Ground-truth JSON (what changed, for whom, from which event index). "
              "Default: OUT with .truth.json.", dir_okay=False)] = None,
+    revert_at: Annotated[int | None, typer.Option(
+        min=1, help="Undo the scenario's change from this event index on (after the change, "
+                    "at 40% of --events), so its alerts can be seen to resolve.")] = None,
 ) -> None:
     """Write simulated scheduler events (v1 contract) and their ground truth.
 
@@ -89,7 +92,10 @@ def simulate(
     if scenario not in SCENARIOS:
         raise PlacewatchError(f"--scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     truth = truth or out.with_name(out.name.removesuffix(".jsonl") + ".truth.json")
-    sim = Simulation(SCENARIOS[scenario], events, seed)
+    try:
+        sim = Simulation(SCENARIOS[scenario], events, seed, revert_at)
+    except ValueError as exc:
+        raise PlacewatchError(f"--revert-at: {exc}") from exc
     make_parent(out)
     with out.open("wb") as handle, progress(events, f"simulate {scenario}") as bar:
         task = bar.add_task("events", total=events)

@@ -1,8 +1,15 @@
-"""File sinks for embedded mode: alerts and dead letters as JSON lines."""
+"""File sinks: alerts and dead letters as JSON lines (``alerts.jsonl``, ``dead_letter.jsonl``).
+
+Each flushes after every batch; with ``fsync`` its :meth:`durable` also forces the file to
+disk, so a live run's acknowledged batches survive a crash of the machine, not only of the
+process. A replay can always be run again from its input and does not pay for it.
+"""
 
 from __future__ import annotations
 
+import abc
 import base64
+import os
 from pathlib import Path
 from typing import IO
 
@@ -11,8 +18,9 @@ import orjson
 
 from detectors.alerts import Alert
 from detectors.pipeline import DeadLetter
+from streams.sinks.base import Batch
 
-__all__ = ["JsonLinesSink", "alert_line", "dead_letter_line"]
+__all__ = ["AlertsFile", "DeadLettersFile", "JsonLinesFile", "alert_line", "dead_letter_line"]
 
 _ALERT_ENCODER = msgspec.json.Encoder()
 
@@ -41,19 +49,47 @@ def dead_letter_line(letter: DeadLetter, source: str) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
-class JsonLinesSink:
-    """Appends lines to a file, flushing after each batch."""
+class JsonLinesFile(abc.ABC):
+    """Appends a batch's lines to a file, flushing after each batch."""
 
-    def __init__(self, path: Path, append: bool = False) -> None:
+    def __init__(self, path: Path, append: bool = False, fsync: bool = False) -> None:
         self.path = path
+        self.name = path.name
         self._file: IO[bytes] = path.open("ab" if append else "wb")
+        self._fsync = fsync
+        self._dirty = False
         self.lines = 0
 
-    def write(self, lines: list[bytes]) -> None:
+    @abc.abstractmethod
+    def lines_of(self, batch: Batch) -> list[bytes]:
+        """The lines this file takes from a batch."""
+
+    def write(self, batch: Batch) -> None:
+        lines = self.lines_of(batch)
         if lines:
             self._file.writelines(lines)
             self._file.flush()
             self.lines += len(lines)
+            self._dirty = True
+
+    def durable(self) -> None:
+        if self._dirty and self._fsync:
+            os.fsync(self._file.fileno())
+        self._dirty = False
 
     def close(self) -> None:
         self._file.close()
+
+
+class AlertsFile(JsonLinesFile):
+    """``alerts.jsonl``: both edges of every alert, in the order they happened."""
+
+    def lines_of(self, batch: Batch) -> list[bytes]:
+        return [alert_line(a) for a in batch.alerts]
+
+
+class DeadLettersFile(JsonLinesFile):
+    """``dead_letter.jsonl``: every rejected event with its reason and exact bytes."""
+
+    def lines_of(self, batch: Batch) -> list[bytes]:
+        return [dead_letter_line(letter, source) for letter, source in batch.dead_letters]

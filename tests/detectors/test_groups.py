@@ -23,11 +23,12 @@ def test_parity_matches_the_definitions() -> None:
 def test_wilson_interval_contains_the_estimate_and_stays_in_range(k: int, n: int) -> None:
     low, high = wilson_interval(k, n, 1.96)
     assert 0.0 <= low <= k / n <= high <= 1.0
-    # reference: closed form
+    # reference: the closed form (Wilson 1927), clipped to [0, 1]
     p, z = k / n, 1.96
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    assert (low + high) / 2 == pytest.approx(centre, abs=1e-12) or low == 0 or high == 1
-    assert math.isclose(high - low, high - low)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert low == pytest.approx(max(centre - half, 0.0), abs=1e-12)
+    assert high == pytest.approx(min(centre + half, 1.0), abs=1e-12)
 
 
 def test_groups_beyond_the_cap_share_the_overflow_group() -> None:

@@ -190,3 +190,50 @@ def test_extreme_forecast_ratios_neither_crash_nor_poison_the_bias() -> None:
     ])
     watch = core.ledger.groups["team"]["a"].forecast["runtime"]  # type: ignore[index]
     assert watch.count == 2 and math.isfinite(watch.sum)
+
+
+def test_standing_disparity_resolves_when_the_ratio_recovers() -> None:
+    lines = []
+    for i in range(8000):
+        team = "a" if i % 2 else "b"
+        if team == "a":
+            cheap = i % 10 < 7
+        else:  # 40% cheap at first, then 60% like team a: the since-start ratio climbs back
+            cheap = i % 10 < 3 if i < 2000 else i % 10 < 6
+        lines.append(line(placement(f"d-{i}", team=team, tier="spot" if cheap else "on_demand")))
+    core = _run(lines, evaluate_every=100)
+    edges = [a for a in core.drain().alerts if a.kind == "disparity"]
+    assert [(a.state, a.group) for a in edges] == [("firing", "b"), ("resolved", "b")]
+    firing, resolved = edges
+    assert firing.fingerprint == resolved.fingerprint
+    assert resolved.value >= 0.8 > firing.value
+    assert resolved.details["fired_event_index"] == firing.event_index
+    assert not [k for k in core.alert_book.open_keys if k[0] == "disparity"]
+    assert core.resolved_by_kind == {"disparity": 1}
+
+
+def test_an_expired_override_resolves_once_it_is_no_longer_applied() -> None:
+    override = {"by": "ops", "reason": "pin", "expires_at": "2026-11-02T06:00:00Z"}
+    lines = [line(placement(f"d-{i}", override=override, at=f"2026-11-02T09:{i:02d}:00Z"))
+             for i in range(3)]
+    # the override is gone; events go on for over an hour of event time
+    lines += [line(placement(f"e-{i}", at=f"2026-11-02T{10 + i // 60:02d}:{i % 60:02d}:00Z"))
+              for i in range(0, 100, 5)]
+    core = _run(lines, evaluate_every=1, override_resolve_after_s=3600.0)
+    edges = [a for a in core.drain().alerts if a.kind == "override_expired"]
+    assert [a.state for a in edges] == ["firing", "resolved"]
+    firing, resolved = edges
+    assert firing.fingerprint == resolved.fingerprint
+    assert resolved.value == firing.value + 120.0  # past its limit when last applied (2 min on)
+    assert "2026-11-02T10:02:00" < resolved.at < "2026-11-02T10:06:00"  # first event past 1 h
+    assert len(core.alert_book) == 0
+
+
+def test_an_override_still_applied_stays_open() -> None:
+    override = {"by": "ops", "reason": "pin", "expires_at": "2026-11-02T06:00:00Z"}
+    lines = [line(placement(f"d-{i}", override=override,
+                            at=f"2026-11-02T{9 + i // 60:02d}:{i % 60:02d}:00Z"))
+             for i in range(0, 240, 10)]
+    core = _run(lines, evaluate_every=1)
+    assert [a.state for a in core.drain().alerts] == ["firing"]
+    assert len(core.alert_book) == 1

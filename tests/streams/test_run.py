@@ -13,21 +13,41 @@ from pathlib import Path
 import pytest
 
 
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """Never leave a child behind: kill it if it still runs, then wait for it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+
+
 def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "--log-format", "json", "run",
          "--metrics-port", "0", "--out", str(tmp_path / "run"), *args],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a loaded machine may take a while to import
     while time.monotonic() < deadline:
         text = proc.stderr.readline()
         if not text:
             break
         if text.startswith("{") and json.loads(text)["msg"] == "serving metrics":
             return proc, json.loads(text)["url"]
-    proc.kill()
+    _reap(proc)
     pytest.fail("run did not start serving metrics")
+
+
+def _scrape_until(url: str, wanted: tuple[str, ...], seconds: float = 120) -> str:
+    """Scrape until every ``wanted`` text is in the page, or fail at a generous deadline."""
+    deadline = time.monotonic() + seconds
+    body = ""
+    while time.monotonic() < deadline:
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
+        if all(text in body for text in wanted):
+            return body
+        time.sleep(0.2)
+    pytest.fail(f"after {seconds:g} s /metrics still lacks one of {wanted}:\n{body[:2000]}")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -35,18 +55,12 @@ def test_run_serves_metrics_on_loopback_and_stops_cleanly(tmp_path: Path, stop: 
     proc, url = _start(tmp_path, "--speedup", "1000000", "--max-events", "5000000")
     try:
         assert url.startswith("http://127.0.0.1:")
-        body = ""
-        for _ in range(50):
-            body = urllib.request.urlopen(url, timeout=5).read().decode()
-            if 'placewatch_events_total{kind="placement"}' in body and \
-                    'placewatch_group_rate{attribute="team"' in body:
-                break
-            time.sleep(0.1)
-        assert 'placewatch_group_rate{attribute="team"' in body
+        _scrape_until(url, ('placewatch_events_total{kind="placement"}',
+                            'placewatch_group_rate{attribute="team"'))
         proc.send_signal(stop)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
     finally:
-        proc.kill()
+        _reap(proc)
     assert proc.returncode == 0, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["events_in"] > 0
@@ -59,7 +73,7 @@ def test_run_to_a_fixed_number_of_events(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "streams.cli", "--quiet", "run", "--metrics-port", "0",
          "--speedup", "1000000", "--max-events", "3000", "--scenario", "baseline",
-         "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+         "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["events_in"] == 3000

@@ -1,0 +1,57 @@
+"""The sink protocol: where a batch's effects go, and when they are safe.
+
+The composition root (:func:`streams.app.create_app`) drains the core after every batch of
+input events and hands each sink the same :class:`Batch`; then it calls every sink's
+:meth:`Sink.durable`. When ``durable()`` has returned on every sink, the effects of every batch
+written so far are safe (on disk, or accepted by the system behind the sink): that is the
+point after which a Kafka consumer may commit the batch's offsets. The metrics collector is not
+a sink: it pulls the core's state at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from detectors.alerts import Alert
+from detectors.pipeline import DeadLetter
+from streams.audit.worker import Sealed
+
+__all__ = ["Batch", "Sink"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The effects of one batch of input events, in the order they happened."""
+
+    first_event: int
+    """``event_index`` of the batch's first input event."""
+    events: int
+    """Input events the batch covered (0 for the closing batch at the end of a run)."""
+    dead_letters: Sequence[tuple[DeadLetter, str]]
+    """Rejected events with the name of the source they came from."""
+    alerts: Sequence[Alert]
+    """Alert edges, ``firing`` and ``resolved``."""
+    audit_records: Sequence[Sealed]
+    """Deep-audit records finished since the last batch, ready for the store. Records are
+    explained beside the event path, so they may belong to events of earlier batches."""
+    final: bool = False
+    """The run's closing batch: nothing follows it."""
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Receives every batch's effects; says when they are safe."""
+
+    name: str
+    """Short name for logs and errors (``alerts.jsonl``, ``audit-store``, ...)."""
+
+    def write(self, batch: Batch) -> None:
+        """Take one batch's effects (may buffer; must not drop)."""
+
+    def durable(self) -> None:
+        """Return once everything written so far is safe."""
+
+    def close(self) -> None:
+        """Release what the sink holds; called once, after the last batch."""

@@ -1,0 +1,87 @@
+"""A run's output directory: the sinks that write into it, and its closing files.
+
+``replay`` starts a directory afresh; a live ``run`` resumes one (appends to its alert and
+dead-letter files and continues its audit chain). An audit store that already holds records
+is never deleted: they are kept for ``audit_retention_days``, perhaps under legal hold.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from streams.errors import PlacewatchError
+from streams.sinks.audit_store import AuditStoreSink
+from streams.sinks.base import Sink
+from streams.sinks.files import AlertsFile, DeadLettersFile
+
+__all__ = ["OUTPUT_FILES", "RunDirectory"]
+
+OUTPUT_FILES = ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom",
+                "audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm")
+
+
+class RunDirectory:
+    """The files of one run directory, as sinks, plus the summary and metrics written at
+    the end."""
+
+    def __init__(self, directory: Path, alerts: AlertsFile, dead_letters: DeadLettersFile,
+                 store: AuditStoreSink) -> None:
+        self.directory = directory
+        self.alerts = alerts
+        self.dead_letters = dead_letters
+        self.store = store
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return [self.dead_letters, self.alerts, self.store]
+
+    @classmethod
+    def open(cls, directory: Path, resume: bool, fsync: bool = False) -> RunDirectory:
+        """Open a run directory. ``resume`` (a live service restarting) continues its audit
+        chain and appends to its alert and dead-letter files; otherwise (a replay) they are
+        started afresh, but an audit store that already holds records is never deleted.
+        ``fsync`` makes the files' ``durable()`` force them to disk."""
+        store = directory / "audit.sqlite"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            held = _records_in(store)
+            if held and not resume:
+                raise PlacewatchError(
+                    f"{store} already holds {held} audit records (kept for "
+                    "audit_retention_days, perhaps under legal hold): replay into another "
+                    "--out, or move the store away first")
+            if not resume:
+                for name in OUTPUT_FILES:
+                    (directory / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
+        return cls(directory,
+                   AlertsFile(directory / "alerts.jsonl", append=resume, fsync=fsync),
+                   DeadLettersFile(directory / "dead_letter.jsonl", append=resume, fsync=fsync),
+                   AuditStoreSink(store))
+
+    def write_final(self, summary: bytes, metrics: bytes) -> None:
+        """``summary.json`` and ``metrics.prom``, written once the last batch is safe."""
+        (self.directory / "summary.json").write_bytes(summary)
+        (self.directory / "metrics.prom").write_bytes(metrics)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+def _records_in(store: Path) -> int:
+    """Records an existing audit store holds (0 when there is none or it is empty)."""
+    if not store.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise PlacewatchError(f"{store} exists but cannot be read as an audit store ({exc}); "
+                              "it is left untouched: move it away or choose another --out"
+                              ) from exc
