@@ -18,7 +18,7 @@ import orjson
 
 from detectors.events import UNSET, Placement, decode_event
 from detectors.findings import iso
-from detectors.shadow import JobInputs, label_of
+from detectors.job_inputs import JobInputs, label_of
 
 __all__ = ["AuditRequest", "Explain", "Learn", "LearnOutcome", "RequestBuilder", "WorkItem",
            "job_inputs"]

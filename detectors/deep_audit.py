@@ -36,14 +36,8 @@ from detectors.audit_work import (
 )
 from detectors.counterfactual import Alternative, SearchSpace, smallest_changes
 from detectors.events import UNSET
-from detectors.shadow import (
-    DeadlineModel,
-    JobInputs,
-    ShadowModel,
-    featurize,
-    input_columns,
-    label_of,
-)
+from detectors.job_inputs import JobInputs, label_of
+from detectors.shadow import DeadlineModel, ShadowModel, featurize, input_columns
 
 __all__ = ["DeepAuditor", "base_record", "deferred_record"]
 

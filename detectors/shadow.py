@@ -32,10 +32,11 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 import orjson
 from river import linear_model, metrics, optim, utils
+
+from detectors.job_inputs import JobInputs, label_of
 
 __all__ = ["CONTROLLABLE", "DeadlineModel", "JobInputs", "ShadowModel", "featurize",
            "input_columns", "label_of"]
@@ -43,24 +44,6 @@ __all__ = ["CONTROLLABLE", "DeadlineModel", "JobInputs", "ShadowModel", "featuri
 CONTROLLABLE: Final = ("cpu", "memory_gb", "gpu", "deadline", "job_class")
 """Inputs a job's owner controls: the counterfactual search may change these only."""
 _ACCURACY_WINDOW: Final = 1000
-
-
-class JobInputs(msgspec.Struct, frozen=True, array_like=True):
-    """What the scheduler knew about a job when it decided (msgpack-encodable, no pickle)."""
-
-    cpu: float | None = None
-    memory_gb: float | None = None
-    gpu: float | None = None
-    slack_h: float | None = None
-    """Hours from the decision to the deadline (negative: already late)."""
-    runtime_h: float | None = None
-    """The scheduler's own runtime forecast, in hours."""
-    job_class: str | None = None
-    priority: int | None = None
-    attributes: tuple[tuple[str, str], ...] = ()
-    """Audited attributes only, sorted by key."""
-    context: tuple[tuple[str, float], ...] = ()
-    """The scheduler's reported decision context (``features``), sorted by key."""
 
 
 def _log2p(value: float) -> float:
@@ -111,13 +94,6 @@ def featurize(job: JobInputs) -> dict[str, float]:
     for key, number in job.context:
         x[f"ctx:{key}"] = math.copysign(math.log1p(abs(number)), number)
     return x
-
-
-def label_of(action: str, tier: str | None) -> str:
-    """The decision as one label: the tier of a placement, else the action."""
-    if action == "place":
-        return tier if tier else "place"
-    return action
 
 
 def _digest(tables: Iterable[tuple[object, Mapping[str, float]]], extra: float = 0.0) -> str:

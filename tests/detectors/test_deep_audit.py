@@ -13,7 +13,8 @@ from detectors import AuditCore, CoreConfig
 from detectors.audit_work import AuditRequest, Explain
 from detectors.counterfactual import SearchSpace, steps_between
 from detectors.deep_audit import DeepAuditor
-from detectors.shadow import JobInputs, featurize
+from detectors.job_inputs import JobInputs
+from detectors.shadow import featurize
 from simulator import SCENARIOS, Simulation
 
 

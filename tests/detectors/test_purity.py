@@ -23,3 +23,15 @@ def test_simulator_imports_no_io_libraries() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_event_path_loads_no_model_library() -> None:
+    """``import detectors`` (the core, its decoder, JobInputs) leaves River, scipy and numpy
+    to the deep audit that needs them: the event path starts fast."""
+    code = (
+        "import sys, detectors, detectors.pipeline, detectors.job_inputs\n"
+        "print(','.join(m for m in ('river', 'scipy', 'numpy', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ""
