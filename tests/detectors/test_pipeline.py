@@ -196,10 +196,9 @@ def test_standing_disparity_resolves_when_the_ratio_recovers() -> None:
     lines = []
     for i in range(8000):
         team = "a" if i % 2 else "b"
-        if team == "a":
-            cheap = i % 10 < 7
-        else:  # 40% cheap at first, then 60% like team a: the since-start ratio climbs back
-            cheap = i % 10 < 3 if i < 2000 else i % 10 < 6
+        # team a 60% cheap; team b 40% at first, then 60% too: its since-start ratio recovers
+        limit = 7 if team == "a" else (3 if i < 2000 else 6)
+        cheap = i % 10 < limit
         lines.append(line(placement(f"d-{i}", team=team, tier="spot" if cheap else "on_demand")))
     core = _run(lines, evaluate_every=100)
     edges = [a for a in core.drain().alerts if a.kind == "disparity"]
