@@ -77,3 +77,29 @@ def test_run_to_a_fixed_number_of_events(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["events_in"] == 3000
+
+
+def test_a_restarted_run_continues_its_directory(tmp_path: Path) -> None:
+    """``run`` resumes: the audit chain goes on from its head, alert and dead-letter lines are
+    appended, and the store verifies as one chain."""
+    from simulator import SCENARIOS, Simulation
+    from streams.app import create_app
+    from streams.audit.verify import verify_store
+    from streams.settings import load_settings
+
+    out = tmp_path / "run"
+    summaries = []
+    alert_lines = []
+    for seed in (1, 2):
+        app = create_app(load_settings(environ={}, overrides={
+            "metrics_port": 0, "audit_worker": "inline", "audit_sample_rate": 0.1}))
+        events = [b"not json", *Simulation(SCENARIOS["baseline"], 6000, seed)]
+        summaries.append(app.run_live((("sim", raw) for raw in events), out))
+        alert_lines.append((out / "alerts.jsonl").read_text().count("\n"))
+    first, second = summaries
+    assert first["audited"] > 0 and second["audited"] > 0
+    assert second["audit_head"]["records"] == first["audited"] + second["audited"]
+    assert len((out / "dead_letter.jsonl").read_text().splitlines()) == 2  # one per run
+    assert alert_lines[1] >= alert_lines[0]
+    result = verify_store(out / "audit.sqlite", expect_head=second["audit_head"]["hash"])
+    assert result.ok, result
