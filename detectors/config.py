@@ -96,7 +96,8 @@ class CoreConfig:
     """Age after which an override without ``expires_at`` is reported as not expired."""
     override_resolve_after_s: float = 3600.0
     """Event-time seconds without a placement carrying an expired override after which its
-    ``override_expired`` alert resolves (the override was lifted)."""
+    ``override_expired`` alert may resolve (see :class:`~detectors.overrides.LiftedOverrides`
+    for the arrival-order condition that must hold too)."""
     audit_sample_rate: float = 0.02
     """Fraction of decisions deep-audited (one in fifty)."""
     audit_sample_key: str = "placewatch-audit-v1"

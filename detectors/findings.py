@@ -19,7 +19,7 @@ from detectors.forecast import ForecastSignal
 __all__ = ["Where", "amplification_alert", "amplification_resolution", "disparity_alert",
            "disparity_resolution", "drift_alert", "drift_resolution", "forecast_alert",
            "forecast_resolution", "iso", "override_alert", "override_resolution",
-           "resolved_alert"]
+           "resolved_alert", "restart_resolution"]
 
 _RATE_WORDS = {
     "preferred_rate": ("cheap-tier share", "fell"),
@@ -195,3 +195,11 @@ def override_resolution(by: str | None, reason: str | None, last_seen: dt.dateti
     """Why an ``override_expired`` alert resolved: the override stopped being applied."""
     return (f"Override by {by or 'unknown'} ({reason or 'no reason'}) not applied since "
             f"{iso(last_seen)} ({_duration(quiet_s)} of events without it): taken as lifted.")
+
+
+def restart_resolution(fired: Alert) -> str:
+    """Why an alert left open by an earlier run resolved: detector state starts afresh."""
+    who = f"{fired.attribute}={fired.group}: " if fired.attribute is not None else ""
+    return (f"{who}placewatch restarted and its detectors start afresh, so this alert from the "
+            "earlier run is closed here; it fires again as a new alert if the condition "
+            "still holds.")

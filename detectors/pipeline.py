@@ -19,6 +19,7 @@ and hands them to its sinks. Every input event is accounted for exactly once::
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Final
@@ -43,11 +44,12 @@ from detectors.findings import (
     override_alert,
     override_resolution,
     resolved_alert,
+    restart_resolution,
 )
 from detectors.forecast import ForecastDrift, ForecastSignal
 from detectors.groups import EquityLedger, GroupStats, wait_bucket
 from detectors.ingest import OutcomeJoiner, RecentIds
-from detectors.overrides import OverrideWatch
+from detectors.overrides import LiftedOverrides, OverrideWatch
 from detectors.sampler import AuditSampler
 from detectors.wait_equity import WaitEquity
 
@@ -132,9 +134,11 @@ class AuditCore:
         self.alerts_by_kind: dict[str, int] = {}
         self.alerts_resolved = 0
         self.resolved_by_kind: dict[str, int] = {}
-        self._override_alerts: dict[AlertKey, tuple[dt.datetime, str | None, str | None,
-                                                    float]] = {}
-        """Open ``override_expired`` alerts: last applied, by, reason, seconds past limit."""
+        self._carried: list[Alert] = []
+        self.alerts_closed_on_restart = 0
+        """Alerts an earlier run left open, resolved by this one (:meth:`carry_over`)."""
+        self._lifted = LiftedOverrides(config.override_resolve_after_s)
+        """Open ``override_expired`` alerts, and when their override counts as lifted."""
         self.watermark = float("-inf")
         self._jump: float | None = None
         self.clock_outliers = 0
@@ -375,23 +379,23 @@ class AuditCore:
         stale = self._overrides.check(by, reason, event.decided_at, expires_at)
         if stale is None:
             return
+        # JSON keeps two overrides apart whatever their text ("a|b", "c" is not "a", "b|c")
         key: AlertKey = ("override_expired", None, None,
-                         f"{by or ''}|{reason or ''}|{stale[1]}")
-        self._override_alerts[key] = (event.decided_at, by, reason, stale[0])
+                         json.dumps([by or "", reason or "", stale[1]], ensure_ascii=False))
+        self._lifted.applied(key, by, reason, event.decided_at.timestamp(), self.watermark,
+                             stale[0], self.placements)
         if not self.alert_book.is_open(key):
             where = Where(event.decision_id, index, event.decided_at)
             self._fire(key, override_alert(key, by, reason, stale[0], stale[1], event.job_id,
                                            event.attributes, where), where)
 
     def _lifted_overrides(self, where: Where) -> None:
-        """Resolve ``override_expired`` alerts whose override has not been applied for
-        ``override_resolve_after_s`` of event time: it was lifted."""
-        quiet = self.config.override_resolve_after_s
-        for key, (seen, by, reason, past) in list(self._override_alerts.items()):
-            idle = self.watermark - seen.timestamp()
-            if idle > quiet:
-                del self._override_alerts[key]
-                self._resolve(key, past, where, override_resolution(by, reason, seen, idle))
+        """Resolve ``override_expired`` alerts whose override was lifted
+        (:class:`~detectors.overrides.LiftedOverrides`)."""
+        for key, by, reason, seen, past in self._lifted.due(self.watermark, self.placements):
+            last = dt.datetime.fromtimestamp(seen, dt.UTC)
+            self._resolve(key, past, where,
+                          override_resolution(by, reason, last, self.watermark - seen))
 
     def evaluate(self) -> None:
         """Expire joins, refresh references and thresholds, run the standing checks.
@@ -403,6 +407,8 @@ class AuditCore:
         if self._last is None:
             return
         where = self._last
+        if self._carried:
+            self._close_carried(where)
         # one false-alarm budget for every sequential detector (docs/alerts.md)
         detectors = max(self.drift.watches + self._forecast_watches, 1)
         threshold = threshold_for(detectors / self.config.false_alarms_per_million
@@ -432,8 +438,29 @@ class AuditCore:
                 ratio = ratios.get(held, 1.0)
                 self._resolve(held, ratio, where,
                               disparity_resolution(held[1], held[2], ratio, limit))
-        if self._override_alerts:
+        if len(self._lifted):
             self._lifted_overrides(where)
+
+    def carry_over(self, alerts: list[Alert]) -> None:
+        """Alerts an earlier run left open in the same output (a restarted service).
+
+        This core's detectors start afresh and know nothing of them, so they are resolved at
+        its first evaluation, each with a resolved edge that says why; a condition that still
+        holds fires again as a new episode once the detectors have seen it. They are counted
+        in :attr:`alerts_closed_on_restart`, not in this run's fired and resolved counts.
+        """
+        self._carried.extend(a for a in alerts if a.state == "firing")
+
+    def _close_carried(self, where: Where) -> None:
+        for fired in self._carried:
+            try:
+                fired_at = dt.datetime.fromisoformat(fired.at).timestamp()
+            except ValueError:
+                fired_at = where.at.timestamp()
+            self.alerts_closed_on_restart += 1
+            self._effects.alerts.append(resolved_alert(
+                fired, fired_at, fired.value, where, restart_resolution(fired)))
+        self._carried = []
 
     def finish(self) -> None:
         """End of input: final evaluation; outcomes still waiting are orphaned."""

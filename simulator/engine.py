@@ -313,8 +313,9 @@ class Simulation:
     # -- events --------------------------------------------------------------------------
 
     def _count(self, job: Job, key: str) -> None:
-        phase = "after" if self.active else "before"
-        team = self._measured[phase].setdefault(job.team.name, {})
+        phase = "after" if self.active else ("reverted" if self.revert_index is not None
+                                             else "before")
+        team = self._measured.setdefault(phase, {}).setdefault(job.team.name, {})
         team[key] = team.get(key, 0) + 1
 
     def _decision(self, job: Job, action: str, tier: str | None, *, node: str | None = None,

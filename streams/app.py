@@ -126,7 +126,7 @@ class Placewatch:
                         core.process(raw)
             except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
                 self.stop_requested.set()
-                self.deliver(sinks, first, batch)
+                self.deliver(sinks, first, batch[:core.events_in - first])
                 raise
             self.deliver(sinks, first, batch)
             yield len(batch)
@@ -208,6 +208,7 @@ class Placewatch:
             "alerts_by_kind": dict(sorted(core.alerts_by_kind.items())),
             "alerts_resolved": core.alerts_resolved,
             "alerts_open": len(core.alert_book),
+            "alerts_closed_on_restart": core.alerts_closed_on_restart,
             "audit_store": "audit.sqlite",
             "audit_head": {"records": audit_records, "hash": audit_head},
             "settings": {
@@ -254,6 +255,7 @@ class Placewatch:
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
         out = RunDirectory.open(out_dir, resume=True, fsync=True)
+        self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(), *self.sinks]
         try:
             self.start_audits(live=True)

@@ -80,11 +80,14 @@ class AuditStore(Protocol):
 class SqliteAuditStore:
     """Embedded audit store: one service writer, plus short-lived hold and purge writers."""
 
-    def __init__(self, path: Path, checkpoint_every: int = 1000) -> None:
+    def __init__(self, path: Path, checkpoint_every: int = 1000, fsync: bool = False) -> None:
+        """``fsync``: every commit reaches the disk before it returns (``synchronous=FULL``),
+        so it survives a machine crash; otherwise (``NORMAL``) it survives a crash of the
+        process but may be lost with the machine."""
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
             row = self._db.execute(
                 "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
+
+from detectors.alerts import Alert
 from streams.errors import PlacewatchError
 from streams.sinks.audit_store import AuditStoreSink
 from streams.sinks.base import Sink
@@ -26,11 +29,13 @@ class RunDirectory:
     the end."""
 
     def __init__(self, directory: Path, alerts: AlertsFile, dead_letters: DeadLettersFile,
-                 store: AuditStoreSink) -> None:
+                 store: AuditStoreSink, left_open: list[Alert] | None = None) -> None:
         self.directory = directory
         self.alerts = alerts
         self.dead_letters = dead_letters
         self.store = store
+        self.left_open = left_open or []
+        """Alerts an earlier run left open in ``alerts.jsonl`` (firing, never resolved)."""
 
     @property
     def sinks(self) -> list[Sink]:
@@ -41,7 +46,7 @@ class RunDirectory:
         """Open a run directory. ``resume`` (a live service restarting) continues its audit
         chain and appends to its alert and dead-letter files; otherwise (a replay) they are
         started afresh, but an audit store that already holds records is never deleted.
-        ``fsync`` makes the files' ``durable()`` force them to disk."""
+        ``fsync`` makes every sink's ``durable()`` mean on disk, surviving a machine crash."""
         store = directory / "audit.sqlite"
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -56,10 +61,11 @@ class RunDirectory:
                     (directory / name).unlink(missing_ok=True)
         except OSError as exc:
             raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
+        left_open = _left_open(directory / "alerts.jsonl") if resume else []
         return cls(directory,
                    AlertsFile(directory / "alerts.jsonl", append=resume, fsync=fsync),
                    DeadLettersFile(directory / "dead_letter.jsonl", append=resume, fsync=fsync),
-                   AuditStoreSink(store))
+                   AuditStoreSink(store, fsync=fsync), left_open)
 
     def write_final(self, summary: bytes, metrics: bytes) -> None:
         """``summary.json`` and ``metrics.prom``, written once the last batch is safe."""
@@ -85,3 +91,28 @@ def _records_in(store: Path) -> int:
         raise PlacewatchError(f"{store} exists but cannot be read as an audit store ({exc}); "
                               "it is left untouched: move it away or choose another --out"
                               ) from exc
+
+
+def _left_open(path: Path) -> list[Alert]:
+    """Firing edges in an existing ``alerts.jsonl`` with no resolved edge after them.
+
+    Lines without a ``fingerprint`` (written before alerts had edges) cannot be paired and are
+    left alone, as are lines that do not parse.
+    """
+    if not path.is_file():
+        return []
+    open_now: dict[str, Alert] = {}
+    try:
+        with path.open("rb") as handle:
+            for raw in handle:
+                try:
+                    alert = msgspec.json.decode(raw, type=Alert)
+                except msgspec.DecodeError:  # includes a line of another shape
+                    continue
+                if alert.state == "firing":
+                    open_now[alert.fingerprint] = alert
+                else:
+                    open_now.pop(alert.fingerprint, None)
+    except OSError as exc:
+        raise PlacewatchError(f"cannot read {path}: {exc}") from exc
+    return list(open_now.values())

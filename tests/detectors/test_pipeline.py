@@ -215,16 +215,17 @@ def test_an_expired_override_resolves_once_it_is_no_longer_applied() -> None:
     override = {"by": "ops", "reason": "pin", "expires_at": "2026-11-02T06:00:00Z"}
     lines = [line(placement(f"d-{i}", override=override, at=f"2026-11-02T09:{i:02d}:00Z"))
              for i in range(3)]
-    # the override is gone; events go on for over an hour of event time
+    # the override is gone; placements go on, one a minute, for 100 minutes
     lines += [line(placement(f"e-{i}", at=f"2026-11-02T{10 + i // 60:02d}:{i % 60:02d}:00Z"))
-              for i in range(0, 100, 5)]
+              for i in range(100)]
     core = _run(lines, evaluate_every=1, override_resolve_after_s=3600.0)
     edges = [a for a in core.drain().alerts if a.kind == "override_expired"]
     assert [a.state for a in edges] == ["firing", "resolved"]
     firing, resolved = edges
     assert firing.fingerprint == resolved.fingerprint
     assert resolved.value == firing.value + 120.0  # past its limit when last applied (2 min on)
-    assert "2026-11-02T10:02:00" < resolved.at < "2026-11-02T10:06:00"  # first event past 1 h
+    # over an hour of event time and more than 50 placements without it: the 51st, at 10:50
+    assert resolved.at == "2026-11-02T10:50:00.000Z"
     assert len(core.alert_book) == 0
 
 
@@ -236,3 +237,42 @@ def test_an_override_still_applied_stays_open() -> None:
     core = _run(lines, evaluate_every=1)
     assert [a.state for a in core.drain().alerts] == ["firing"]
     assert len(core.alert_book) == 1
+
+
+def _override_placement(i: int, at: str, **override: str) -> bytes:
+    body = {"by": "ops", "reason": "pin", "expires_at": "2026-11-02T06:00:00Z", **override}
+    return line(placement(f"o-{i}", override=body, at=at))
+
+
+def test_an_override_still_applied_behind_other_traffic_does_not_flap() -> None:
+    """Overridden placements arrive 90 minutes behind the rest (a lagging shard, or a second
+    input file): the override is still applied, so its alert stays open."""
+    lines = []
+    for i in range(3000):
+        minute = 180 + i // 10
+        lines.append(line(placement(f"d-{i}", at=f"2026-11-03T{minute // 60 % 24:02d}:"
+                                               f"{minute % 60:02d}:00Z")))
+        if i % 10 == 0:
+            late = minute - 90
+            lines.append(_override_placement(i, f"2026-11-03T{late // 60 % 24:02d}:"
+                                                f"{late % 60:02d}:00Z"))
+    core = _run(lines, evaluate_every=50)
+    assert [a.state for a in core.drain().alerts if a.kind == "override_expired"] == ["firing"]
+
+
+def test_one_far_future_sighting_does_not_hold_an_override_alert_open() -> None:
+    lines = [_override_placement(0, "2026-11-02T09:00:00Z"),
+             _override_placement(1, "2027-11-02T09:00:00Z")]  # one bad clock
+    lines += [line(placement(f"e-{i}", at=f"2026-11-02T{10 + i // 60:02d}:{i % 60:02d}:00Z"))
+              for i in range(200)]
+    core = _run(lines, evaluate_every=10)
+    assert core.clock_outliers == 1
+    assert [a.state for a in core.drain().alerts if a.kind == "override_expired"] == \
+        ["firing", "resolved"]
+
+
+def test_overrides_whose_texts_run_together_are_two_alerts() -> None:
+    core = _run([_override_placement(0, "2026-11-02T09:00:00Z", by="ops|oncall", reason="pin"),
+                 _override_placement(1, "2026-11-02T09:01:00Z", by="ops", reason="oncall|pin")])
+    alerts = [a for a in core.drain().alerts if a.kind == "override_expired"]
+    assert len(alerts) == 2 and alerts[0].fingerprint != alerts[1].fingerprint

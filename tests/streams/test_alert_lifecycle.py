@@ -161,3 +161,25 @@ def test_fired_minus_resolved_is_open_for_every_kind(tmp_path: Path, scenario: s
                                       shadow_train_rate=0.0)
     assert any(a["state"] == "resolved" for a in alerts), scenario
     _check_edges(alerts, summary, out)
+
+
+def test_an_interrupt_mid_batch_hands_on_only_the_events_processed(tmp_path: Path) -> None:
+    """A second Ctrl-C inside a batch: the last batch the sinks get covers exactly the events
+    the core processed, so a commit point taken from it never passes unprocessed input."""
+    sink = RecordingSink()
+    app = create_app(load_settings(environ={}, overrides={"audit_sample_rate": 0.0}),
+                     sinks=[sink])
+    sink.registry = app.registry
+    process = app.core.process
+
+    def interrupted(raw: bytes) -> None:
+        if app.core.events_in == 700:
+            raise KeyboardInterrupt
+        process(raw)
+
+    app.core.process = interrupted  # type: ignore[method-assign]
+    events = (("sim", raw) for raw in Simulation(SCENARIOS["baseline"], 2000, seed=1))
+    with pytest.raises(KeyboardInterrupt):
+        app.replay(events, tmp_path / "out")
+    assert [(b.first_event, b.events) for b in sink.batches] == [(0, 512), (512, 188)]
+    assert app.core.events_in == 700

@@ -81,7 +81,8 @@ def test_run_to_a_fixed_number_of_events(tmp_path: Path) -> None:
 
 def test_a_restarted_run_continues_its_directory(tmp_path: Path) -> None:
     """``run`` resumes: the audit chain goes on from its head, alert and dead-letter lines are
-    appended, and the store verifies as one chain."""
+    appended, the store verifies as one chain, and alerts the first run left open are closed
+    by the second (its detectors start afresh), so every fingerprint's edges still pair up."""
     from simulator import SCENARIOS, Simulation
     from streams.app import create_app
     from streams.audit.verify import verify_store
@@ -89,17 +90,28 @@ def test_a_restarted_run_continues_its_directory(tmp_path: Path) -> None:
 
     out = tmp_path / "run"
     summaries = []
-    alert_lines = []
-    for seed in (1, 2):
+    for scenario, events in (("equity_drift", 60_000), ("baseline", 6000)):
         app = create_app(load_settings(environ={}, overrides={
-            "metrics_port": 0, "audit_worker": "inline", "audit_sample_rate": 0.1}))
-        events = [b"not json", *Simulation(SCENARIOS["baseline"], 6000, seed)]
-        summaries.append(app.run_live((("sim", raw) for raw in events), out))
-        alert_lines.append((out / "alerts.jsonl").read_text().count("\n"))
+            "metrics_port": 0, "audit_worker": "inline", "audit_sample_rate": 0.05,
+            "shadow_train_rate": 0.05}))
+        lines = [b"not json", *Simulation(SCENARIOS[scenario], events, 1)]
+        summaries.append(app.run_live((("sim", raw) for raw in lines), out))
     first, second = summaries
+    assert first["alerts_open"] >= 1  # the drift was still open when the first run stopped
+    assert second["alerts_closed_on_restart"] == first["alerts_open"]
     assert first["audited"] > 0 and second["audited"] > 0
     assert second["audit_head"]["records"] == first["audited"] + second["audited"]
     assert len((out / "dead_letter.jsonl").read_text().splitlines()) == 2  # one per run
-    assert alert_lines[1] >= alert_lines[0]
+    edges = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+    open_now: set[str] = set()
+    for edge in edges:
+        if edge["state"] == "firing":
+            assert edge["fingerprint"] not in open_now
+            open_now.add(edge["fingerprint"])
+        else:
+            open_now.remove(edge["fingerprint"])
+    assert len(open_now) == second["alerts_open"]
+    closed = [e for e in edges if "placewatch restarted" in e["summary"]]
+    assert len(closed) == first["alerts_open"]
     result = verify_store(out / "audit.sqlite", expect_head=second["audit_head"]["hash"])
     assert result.ok, result
