@@ -20,16 +20,19 @@ from detectors.events import (
     decode_event,
 )
 from detectors.fairness import ParityFigures, parity, wilson_interval, z_for_confidence
-from detectors.groups import OVERFLOW_GROUP, RATE_METRICS, EquityLedger, GroupStats
+from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import OverrideWatch
 from detectors.pipeline import AuditContext, AuditCore, DeadLetter, Effects
+from detectors.rates import RATE_BY_NAME, RATE_METRICS, RATES, RateSpec
 from detectors.sampler import AuditSampler
 from detectors.summary import fairness_summary
 
 __all__ = [
     "ALERT_KINDS",
     "OVERFLOW_GROUP",
+    "RATES",
+    "RATE_BY_NAME",
     "RATE_METRICS",
     "REJECTION_REASONS",
     "Alert",
@@ -51,6 +54,7 @@ __all__ = [
     "OverrideWatch",
     "ParityFigures",
     "Placement",
+    "RateSpec",
     "RecentIds",
     "Rejection",
     "Requested",

@@ -40,25 +40,10 @@ from typing import Final
 from detectors.amplification import GapTrend
 from detectors.cusum import Cusum
 from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
+from detectors.rates import RATE_BY_NAME, RATES
 
-__all__ = ["DRIFT_FACTORS", "MIN_DISPERSION_BATCHES", "MIN_EXPECTED", "Dispersion",
+__all__ = ["MIN_DISPERSION_BATCHES", "MIN_EXPECTED", "Dispersion",
            "DriftSignal", "EquityDrift", "RateWatch", "phi_upper"]
-
-DRIFT_FACTORS: Final = {
-    "preferred_rate": 0.7,
-    "preferred_rate_high_priority": 0.7,
-    "queue_rate": 1.5,
-    "reject_rate": 3.0,
-    "preemption_rate": 3.0,
-    "deadline_miss_rate": 3.0,
-    "old_hardware_rate": 2.0,
-}
-"""Design change per rate: each CUSUM is tuned to the rate becoming ``factor ×`` expected.
-
-Rare adverse rates (rejections, preemptions, deadline misses) get larger design shifts: their
-exposure drifts slowly (how many of a group's jobs run on spot, how loaded the cluster is), a
-dependence longer than a batch that would otherwise show up as false alarms on a fair stream.
-"""
 
 _EPS: Final = 1e-6
 MIN_EXPECTED: Final = 5.0
@@ -215,7 +200,7 @@ class RateWatch:
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
-        self.factor = DRIFT_FACTORS[metric]
+        self.factor = RATE_BY_NAME[metric].design_factor
         self.ratio: float | None = None
         self.dispersion = Dispersion()
         self.warm: list[tuple[int, int, float, int]] = []
@@ -260,8 +245,8 @@ class EquityDrift:
         """Close the batch: feed every watch its batch, return what they found."""
         signals: list[DriftSignal] = []
         for attribute, table in ledger.groups.items():
-            for metric in DRIFT_FACTORS:
-                self._batch(attribute, metric, table, threshold, signals)
+            for spec in RATES:
+                self._batch(attribute, spec.name, table, threshold, signals)
         return signals
 
     def _batch(self, attribute: str, metric: str, table: dict[str, GroupStats],
@@ -271,7 +256,7 @@ class EquityDrift:
         for stats in table.values():
             watches = stats.drift
             if watches is None:
-                watches = stats.drift = {m: RateWatch(m) for m in DRIFT_FACTORS}
+                watches = stats.drift = {spec.name: RateWatch(spec.name) for spec in RATES}
                 self.watches += len(watches)
             watch = watches[metric]
             k, n = stats.rate_counts(metric)

@@ -15,25 +15,12 @@ from detectors.alerts import Alert, AlertKey, fingerprint
 from detectors.disparity import DisparityFinding
 from detectors.drift import DriftSignal
 from detectors.forecast import ForecastSignal
+from detectors.rates import RATE_BY_NAME
 
 __all__ = ["Where", "amplification_alert", "amplification_resolution", "disparity_alert",
            "disparity_resolution", "drift_alert", "drift_resolution", "forecast_alert",
            "forecast_resolution", "iso", "override_alert", "override_resolution",
            "resolved_alert", "restart_resolution"]
-
-_RATE_WORDS = {
-    "preferred_rate": ("cheap-tier share", "fell"),
-    "queue_rate": ("queueing rate", "rose"),
-    "reject_rate": ("rejection rate", "rose"),
-    "preemption_rate": ("preemption rate", "rose"),
-    "deadline_miss_rate": ("deadline-miss rate", "rose"),
-    "preferred_rate_high_priority": ("cheap-tier share of its high-priority jobs", "fell"),
-    "old_hardware_rate": ("share of old hardware", "rose"),
-}
-_SUPPORT_WORDS = {"deadline_miss_rate": "outcomes", "preferred_rate": "placements",
-                  "preferred_rate_high_priority": "high-priority placements",
-                  "old_hardware_rate": "placements"}
-
 
 def iso(ts: dt.datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, millisecond precision."""
@@ -70,8 +57,8 @@ def disparity_alert(key: AlertKey, f: DisparityFinding, threshold: float, confid
 
 def drift_alert(key: AlertKey, s: DriftSignal, budget: float, where: Where) -> Alert:
     """``equity_drift``: a group's rate moved against the other groups'."""
-    words, verb = _RATE_WORDS[s.metric]
-    unit = _SUPPORT_WORDS.get(s.metric, "decisions")
+    spec = RATE_BY_NAME[s.metric]
+    words, verb, unit = spec.words, spec.verb, spec.support
     return Alert(
         alert="PlacewatchEquityDrift",
         state="firing", fingerprint=fingerprint(key), kind="equity_drift",
@@ -89,7 +76,7 @@ def drift_alert(key: AlertKey, s: DriftSignal, budget: float, where: Where) -> A
 
 def amplification_alert(key: AlertKey, s: DriftSignal, where: Where) -> Alert:
     """``amplification``: the drifted gap keeps widening window after window."""
-    words, _ = _RATE_WORDS[s.metric]
+    words = RATE_BY_NAME[s.metric].words
     return Alert(
         alert="PlacewatchFeedbackAmplification",
         state="firing", fingerprint=fingerprint(key), kind="amplification",
@@ -166,14 +153,14 @@ def _duration(seconds: float) -> str:
 
 def drift_resolution(s: DriftSignal) -> str:
     """Why an ``equity_drift`` alert resolved: its mirror test saw the expected rate again."""
-    words, _ = _RATE_WORDS[s.metric]
+    words = RATE_BY_NAME[s.metric].words
     return (f"{s.attribute}={s.group}: {words} back to {s.observed:.1%} against "
             f"{s.expected:.1%} expected from its standing relative to the other groups.")
 
 
 def amplification_resolution(s: DriftSignal, shortfall: float) -> str:
     """Why an ``amplification`` alert resolved: the drift it compounded has recovered."""
-    words, _ = _RATE_WORDS[s.metric]
+    words = RATE_BY_NAME[s.metric].words
     return (f"{s.attribute}={s.group}: the {words} drift this loop compounded has recovered "
             f"(shortfall {shortfall:.1%} in the latest batch).")
 

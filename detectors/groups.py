@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
+from detectors.rates import RATE_BY_NAME, RATE_METRICS
+
 if TYPE_CHECKING:
     from detectors.drift import RateWatch
     from detectors.forecast import ResidualWatch
@@ -30,21 +32,6 @@ __all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "EquityLedger", "GroupStats", "grou
 
 OVERFLOW_GROUP: Final = "__other__"
 """Group that collects decisions for values beyond an attribute's group cap."""
-
-RATE_METRICS: Final = (
-    "preferred_rate",
-    "preferred_rate_high_priority",
-    "queue_rate",
-    "reject_rate",
-    "preemption_rate",
-    "deadline_miss_rate",
-    "old_hardware_rate",
-)
-"""Rates tracked per group; the two ``preferred_rate`` ones are favourable.
-
-``preferred_rate_high_priority`` is the cheap-tier share among the jobs that most deserve it
-(priority at or above the configured level): its parity gap is the equal-opportunity gap.
-"""
 
 WAIT_BUCKETS: Final = 64
 _WAIT_BASE: Final = 1.25
@@ -158,22 +145,11 @@ class GroupStats:
             setattr(self, slot, value)
 
     def rate_counts(self, metric: str) -> tuple[int, int]:
-        """``(numerator, denominator)`` of one of :data:`RATE_METRICS`."""
-        if metric == "preferred_rate":
-            return self.preferred, self.tiered
-        if metric == "queue_rate":
-            return self.queued, self.decisions
-        if metric == "reject_rate":
-            return self.rejected, self.decisions
-        if metric == "preemption_rate":
-            return self.preempted, self.decisions
-        if metric == "deadline_miss_rate":
-            return self.deadline_missed, self.deadline_n
-        if metric == "preferred_rate_high_priority":
-            return self.hp_preferred, self.hp_tiered
-        if metric == "old_hardware_rate":
-            return self.hw_old, self.hw_n
-        raise ValueError(f"unknown rate metric {metric!r}; valid: {', '.join(RATE_METRICS)}")
+        """``(numerator, denominator)`` of one of :data:`~detectors.rates.RATE_METRICS`."""
+        spec = RATE_BY_NAME.get(metric)
+        if spec is None:
+            raise ValueError(f"unknown rate metric {metric!r}; valid: {', '.join(RATE_METRICS)}")
+        return spec.counts(self)
 
     @property
     def wait_p95_s(self) -> float | None:

@@ -29,7 +29,7 @@ from detectors.audit_work import Explain, Learn, LearnOutcome, WorkItem
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
 from detectors.disparity import StandingDisparity
-from detectors.drift import DRIFT_FACTORS, DriftSignal, EquityDrift
+from detectors.drift import DriftSignal, EquityDrift
 from detectors.events import UNSET, Outcome, Override, Placement, Rejection, decode_event
 from detectors.findings import (
     Where,
@@ -50,6 +50,7 @@ from detectors.forecast import ForecastDrift, ForecastSignal
 from detectors.groups import EquityLedger, GroupStats, wait_bucket
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import LiftedOverrides, OverrideWatch
+from detectors.rates import RATE_BY_NAME
 from detectors.sampler import AuditSampler
 from detectors.wait_equity import WaitEquity
 
@@ -348,8 +349,7 @@ class AuditCore:
             loop: AlertKey = ("amplification", attribute, group, metric)
             fired = book.firing(loop)
             if fired is not None:  # the loop ends with the drift it compounded
-                gap = signal.expected - signal.observed
-                shortfall = gap if DRIFT_FACTORS[metric] < 1 else -gap
+                shortfall = RATE_BY_NAME[metric].shortfall(signal.observed, signal.expected)
                 before = fired.details.get("shortfall_at_detection", 0.0)
                 growth = shortfall - (before if isinstance(before, float) else 0.0)
                 self._resolve(loop, growth, where, amplification_resolution(signal, shortfall))

@@ -60,3 +60,18 @@ def test_no_trace_data_is_tracked() -> None:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout
     assert "openb_" not in files
+
+
+def test_the_documented_rates_are_the_rate_table() -> None:
+    from detectors.rates import RATE_BY_NAME, RATE_METRICS
+
+    doc = (ROOT / "docs/metrics.md").read_text()
+    row = next(line for line in doc.splitlines() if line.startswith("| `placewatch_group_rate`"))
+    listed = re.search(r"`metric` = ([a-z_, ]+)", row)
+    assert listed is not None
+    assert tuple(name.strip() for name in listed.group(1).split(",")) == RATE_METRICS
+    detectors_doc = (ROOT / "docs/detectors.md").read_text()
+    for name, words in (("preferred_rate", "the cheap-tier share"), ("queue_rate", "queueing"),
+                        ("old_hardware_rate", "old hardware"), ("reject_rate", "rejections")):
+        factor = f"{RATE_BY_NAME[name].design_factor:g}"
+        assert f"{factor} for {words}" in " ".join(detectors_doc.split()), (name, factor)

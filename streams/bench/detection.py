@@ -30,6 +30,7 @@ import orjson
 
 from detectors.alerts import Alert
 from detectors.config import CoreConfig
+from detectors.rates import RATE_BY_NAME
 from simulator import SCENARIOS, Simulation, world
 from streams.app import create_app
 from streams.settings import Settings
@@ -101,7 +102,12 @@ def _target_counts(lines: list[bytes], team: str) -> dict[str, list[int]]:
 
 
 _DELAY_UNIT = {"forecast_drift": "outcomes", "override_expired": "decisions"}
-_METRIC_UNIT = {"preferred_rate": "placements", "preferred_rate_gap_growth": "placements"}
+
+
+def _delay_unit(metric: str) -> str:
+    """What a rate's detection delay is counted in (its denominator's kind of event)."""
+    spec = RATE_BY_NAME.get(metric.removesuffix("_gap_growth"))
+    return spec.counted_over if spec is not None else "decisions"
 
 
 def _is_target_group(attribute: str | None, group: str | None, team: str) -> bool:
@@ -185,7 +191,7 @@ def score_run(scenario: str, seed: int, events: int,
             score.first_named_target = on_target and alert.attribute in ("team", None)
         if (alert.kind == kind and alert.metric == metric and on_target
                 and score.hit_delay is None):
-            unit = _DELAY_UNIT.get(kind) or _METRIC_UNIT.get(metric, "decisions")
+            unit = _DELAY_UNIT.get(kind) or _delay_unit(metric)
             series = counts[unit]
             score.hit_delay = series[alert.event_index] - series[change_index]
         elif on_target or _is_related(record, team):
