@@ -13,9 +13,10 @@ preemptions, is judged on enough data for the normal approximation).
    ``min_batches`` batches). The ratio is shrunk towards parity by ``prior`` pseudo-observations.
    ``φ`` is the mean squared Pearson residual of the batches. Real schedulers are bursty
    (budgets run out, spot capacity is reclaimed in waves), so a group's events are not
-   independent; ``φ`` (:class:`Dispersion`) widens the test by as much as the data show,
-   measured per batch and per block of four batches, from batches confirmed in control. The
-   test uses its 95% upper confidence bound and waits for ``MIN_DISPERSION_BATCHES`` of them.
+   independent; ``φ`` (:class:`~detectors.dispersion.Dispersion`) widens the test by as much
+   as the data show, measured per batch and per block of four batches, from batches confirmed
+   in control. The test uses its 95% upper confidence bound and waits for
+   ``MIN_DISPERSION_BATCHES`` of them.
 3. **Sequential test.** Each batch adds the binomial log-likelihood ratio of "rate is
    ``factor × expected``" against "rate is as expected" to a one-sided CUSUM, as a
    quasi-likelihood: divided by ``φ`` and by how much the noise that the expectation inherits
@@ -28,7 +29,8 @@ preemptions, is judged on enough data for the normal approximation).
    alarms in control at most once per ``D × B / budget`` batches, so the family stays within the
    budget (a Bonferroni split).
 5. **Recovery.** While an alarm is open, the mirror CUSUM tests for the return to the expected
-   rate; when it signals, the alarm closes and the watch starts again.
+   rate; when it signals, the alarm closes and the watch starts again
+   (:class:`~detectors.alarm.AlarmCycle`, shared with forecast drift).
 """
 
 from __future__ import annotations
@@ -37,22 +39,18 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from detectors.alarm import AlarmCycle
 from detectors.amplification import GapTrend
-from detectors.cusum import Cusum
+from detectors.dispersion import Dispersion
 from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
 from detectors.rates import RATE_BY_NAME, RATES
 
-__all__ = ["MIN_DISPERSION_BATCHES", "MIN_EXPECTED", "Dispersion",
-           "DriftSignal", "EquityDrift", "RateWatch", "phi_upper"]
+__all__ = ["MIN_EXPECTED", "DriftSignal", "EquityDrift", "RateWatch"]
 
 _EPS: Final = 1e-6
 MIN_EXPECTED: Final = 5.0
 """Events and non-events a pooled batch expects at least."""
-_PHI_MEMORY: Final = 0.98
 _HELD_MAX: Final = 200
-MIN_DISPERSION_BATCHES: Final = 5
-"""In-control batches a detector learns its dispersion from before it may signal."""
-_Z_PHI: Final = 1.6448536269514722  # one-sided 95%
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,112 +74,17 @@ class DriftSignal:
     detail: float
 
 
-def phi_upper(pearson_sum: float, batches: float) -> float:
-    """95% upper confidence bound of a dispersion ``φ`` from a sum of squared Pearson residuals.
-
-    ``pearson_sum / φ`` is about chi-square with ``batches − 1`` degrees of freedom; its 5%
-    quantile comes from the Wilson–Hilferty approximation.
-
-    >>> round(phi_upper(9.0, 10), 3)      # a point estimate of 1.0 from 10 batches
-    2.715
-    """
-    df = max(batches - 1.0, 1.0)
-    c = 2.0 / (9.0 * df)
-    lower_quantile = df * (1.0 - c - _Z_PHI * math.sqrt(c)) ** 3
-    return pearson_sum / max(lower_quantile, 1e-9)
-
-
 def _deviation_variance(n: int, p0: float, ratio: float, rest: float, rest_n: int) -> float:
     """Variance of ``k − n·p0`` if events were independent: the group's binomial noise plus
     the noise of the rest's rate that ``p0 = ratio × rest`` inherits."""
     return n * p0 * (1 - p0) + n * n * ratio * ratio * max(rest * (1 - rest), _EPS) / rest_n
 
 
-class Dispersion:
-    """How much more a stream's batches vary than independent events would: ``φ``.
-
-    Each batch brings its deviation from expectation and that deviation's variance under
-    independence. Squared standardised deviations are averaged per batch, and also per block
-    of ``BLOCK`` consecutive batches, which shows a dependence that outlasts one batch (a
-    budget that stays exhausted, a load regime). :attr:`value` is the larger of the two
-    95% upper bounds, never less than 1. Batches are held back while the detector's CUSUM is
-    above zero and learned once it returns there (:meth:`observe`), or dropped on an alarm
-    (:meth:`drop_held`), so a change in progress cannot inflate ``φ``.
-
-    >>> d = Dispersion()
-    >>> for dev in [1.0, -1.0] * 20:        # independent-looking: point estimate 1.0
-    ...     d.observe(dev, 1.0, in_control=True)
-    >>> d.ready, round(d.value, 2)         # the 95% bound from ~27 effective batches
-    (True, 1.74)
-    """
-
-    __slots__ = ("block", "block_dev", "block_var", "held", "single", "size")
-
-    BLOCK: Final = 4
-
-    def __init__(self) -> None:
-        self.single = [0.0, 0.0]  # decayed sum of squared standardised deviations, batches
-        self.block = [0.0, 0.0]
-        self.block_dev = 0.0
-        self.block_var = 0.0
-        self.size = 0
-        self.held: list[tuple[float, float]] = []
-
-    @property
-    def ready(self) -> bool:
-        """Whether enough in-control batches were seen for the test to run."""
-        return self.single[1] >= MIN_DISPERSION_BATCHES
-
-    @property
-    def value(self) -> float:
-        """``φ`` for the test: at least 1, the per-batch 95% bound, and the per-block estimate."""
-        phi = 1.0
-        total, count = self.single
-        if count >= 2:
-            phi = max(phi, phi_upper(total, count))
-        total, count = self.block
-        if count >= 3:
-            phi = max(phi, total / count)
-        return phi
-
-    def observe(self, deviation: float, variance: float, in_control: bool) -> None:
-        """One batch; learned (with any held ones) when the CUSUM stands at zero."""
-        self.held.append((deviation, variance))
-        if not in_control:
-            if len(self.held) > _HELD_MAX:
-                del self.held[0]
-            return
-        for dev, var in self.held:
-            self._learn(self.single, dev * dev / var)
-            self.block_dev += dev
-            self.block_var += var
-            self.size += 1
-            if self.size == self.BLOCK:
-                self._learn(self.block, self.block_dev ** 2 / self.block_var)
-                self.block_dev = self.block_var = 0.0
-                self.size = 0
-        self.held.clear()
-
-    def learn(self, deviation: float, variance: float) -> None:
-        """A batch known to be in control (warm-up)."""
-        self.observe(deviation, variance, in_control=True)
-
-    def drop_held(self) -> None:
-        """An alarm fired: the held batches were part of the change."""
-        self.held.clear()
-
-    @staticmethod
-    def _learn(acc: list[float], value: float) -> None:
-        acc[0] = acc[0] * _PHI_MEMORY + value
-        acc[1] = acc[1] * _PHI_MEMORY + 1.0
-
-
 class RateWatch:
     """The sequential watch over one rate of one group (state only; see :class:`EquityDrift`)."""
 
     __slots__ = (
-        "alarmed",
-        "cusum",
+        "cycle",
         "dispersion",
         "factor",
         "last_k",
@@ -189,7 +92,6 @@ class RateWatch:
         "metric",
         "pending",
         "ratio",
-        "recovery",
         "run",
         "run_expected",
         "run_k",
@@ -207,9 +109,7 @@ class RateWatch:
         self.pending = [0, 0, 0, 0]  # group k, group n, rest k, rest n
         self.last_k = 0
         self.last_n = 0
-        self.cusum = Cusum(threshold=1.0)  # the family threshold is set on every batch
-        self.recovery = Cusum(threshold=1.0)
-        self.alarmed = False
+        self.cycle = AlarmCycle(sides=1)  # the family threshold is set on every batch
         self.run_k = 0
         self.run_n = 0
         self.run_expected = 0.0
@@ -333,13 +233,10 @@ class EquityDrift:
                     return DriftSignal("amplification", stats.attribute, stats.name,
                                        watch.metric, trend.after, trend.before,
                                        trend.before_n + trend.window, trend.growth)
-        cusum, recovery = watch.cusum, watch.recovery
-        cusum.threshold = recovery.threshold = threshold
-        if watch.alarmed:
-            if recovery.update(-llr).drift_detected:  # the mirror test: back to expected
-                watch.alarmed = False
-                cusum.reset()
-                recovery.reset()
+        cycle = watch.cycle
+        cycle.threshold = threshold
+        if cycle.alarmed:
+            if cycle.recover(-llr):  # the mirror test: back to expected
                 watch.trend = None
                 return DriftSignal("recovered", stats.attribute, stats.name, watch.metric,
                                    observed, p0, nb, threshold)
@@ -347,9 +244,9 @@ class EquityDrift:
         if not watch.dispersion.ready:  # still learning how bursty this group is
             watch.dispersion.learn(deviation, deviation_variance)
             return None
-        cusum.update(llr)
-        watch.dispersion.observe(deviation, deviation_variance, cusum.at_zero)
-        if cusum.at_zero:
+        alarm = cycle.test(llr)
+        watch.dispersion.observe(deviation, deviation_variance, cycle.in_control)
+        if cycle.in_control:
             watch.run_k = watch.run_n = 0
             watch.run_expected = 0.0
             watch.run.clear()
@@ -360,15 +257,13 @@ class EquityDrift:
         watch.run_k += kb
         watch.run_n += nb
         watch.run_expected += p0 * nb
-        if not cusum.drift_detected:
+        if not alarm:
             return None
         signal = DriftSignal("equity_drift", stats.attribute, stats.name, watch.metric,
                              watch.run_k / watch.run_n, watch.run_expected / watch.run_n,
                              watch.run_n, threshold)
-        watch.alarmed = True
         watch.dispersion.drop_held()  # those batches were part of the change
-        cusum.reset()
-        recovery.reset()
+        cycle.start_alarm()
         watch.run_k = watch.run_n = 0
         watch.run_expected = 0.0
         # the growth test compares what follows with the evidence since the change point

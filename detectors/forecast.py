@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Final
 
-from detectors.cusum import Cusum, gaussian_llr
-from detectors.drift import Dispersion
+from detectors.alarm import AlarmCycle
+from detectors.cusum import gaussian_llr
+from detectors.dispersion import Dispersion
 
 __all__ = ["FORECAST_QUANTITIES", "ForecastDrift", "ForecastSignal", "ResidualWatch"]
 
@@ -55,9 +56,8 @@ class ForecastSignal:
 class ResidualWatch:
     """Reference, batch accumulators, CUSUM state and error figures for one quantity."""
 
-    __slots__ = ("_warm", "abs_sum", "alarmed", "batch_n", "batch_sum", "center", "count",
-                 "dispersion", "down", "recovery", "run_n", "run_sum", "scale", "shift", "sum",
-                 "up")
+    __slots__ = ("_warm", "abs_sum", "batch_n", "batch_sum", "center", "count", "cycle",
+                 "dispersion", "run_n", "run_sum", "scale", "shift", "sum")
 
     def __init__(self) -> None:
         self._warm: list[float] | None = []
@@ -65,11 +65,8 @@ class ResidualWatch:
         self.scale = 1.0
         self.batch_n = 0
         self.batch_sum = 0.0
-        self.up = Cusum(threshold=1.0)  # thresholds are set on every batch
-        self.down = Cusum(threshold=1.0)
+        self.cycle = AlarmCycle(sides=2)  # up, down; thresholds are set on every batch
         self.dispersion = Dispersion()
-        self.alarmed = False
-        self.recovery = Cusum(threshold=1.0)
         self.shift = 0.0
         self.run_n = 0
         self.run_sum = 0.0
@@ -89,7 +86,8 @@ class ResidualWatch:
 
     @property
     def phi(self) -> float:
-        """Dispersion of batch means used by the test (see :class:`~detectors.drift.Dispersion`)."""
+        """Dispersion of batch means used by the test
+        (see :class:`~detectors.dispersion.Dispersion`)."""
         return self.dispersion.value
 
     def observe(self, residual: float, warmup: int, min_scale: float) -> None:
@@ -141,25 +139,23 @@ class ForecastDrift:
         mean = watch.batch_sum / n
         watch.batch_n = 0
         watch.batch_sum = 0.0
-        if not watch.alarmed and not watch.dispersion.ready:
+        cycle = watch.cycle
+        if not cycle.alarmed and not watch.dispersion.ready:
             watch.dispersion.learn(n * mean, n)  # still learning how the errors move together
             return None
         variance = watch.phi / n
-        up, down, recovery = watch.up, watch.down, watch.recovery
-        up.threshold = down.threshold = recovery.threshold = threshold
-        if watch.alarmed:
+        cycle.threshold = threshold
+        if cycle.alarmed:
             # the mirror test: from the estimated shift back to the reference
-            if not recovery.update(gaussian_llr(mean, watch.shift, 0.0, variance)).drift_detected:
+            if not cycle.recover(gaussian_llr(mean, watch.shift, 0.0, variance)):
                 return None
-            watch.alarmed = False
-            recovery.reset()
             return ForecastSignal("recovered", quantity,
                                   math.exp(watch.center + mean * watch.scale),
                                   math.exp(watch.center), n, mean)
         k = self.shift
-        up.update(gaussian_llr(mean, 0.0, k, variance))
-        down.update(gaussian_llr(mean, 0.0, -k, variance))
-        in_control = up.at_zero and down.at_zero
+        alarm = cycle.test(gaussian_llr(mean, 0.0, k, variance),
+                           gaussian_llr(mean, 0.0, -k, variance))
+        in_control = cycle.in_control
         # the dispersion learns from batches confirmed in control (CUSUM back at zero)
         watch.dispersion.observe(n * mean, n, in_control)
         if in_control:
@@ -168,16 +164,13 @@ class ForecastDrift:
             return None
         watch.run_n += n
         watch.run_sum += mean * n
-        if not (up.drift_detected or down.drift_detected):
+        if not alarm:
             return None
         shift = watch.run_sum / watch.run_n
         support = watch.run_n
-        watch.alarmed = True
         watch.dispersion.drop_held()
         watch.shift = shift
-        up.reset()
-        down.reset()
-        recovery.reset()
+        cycle.start_alarm()
         watch.run_n = 0
         watch.run_sum = 0.0
         ratio = math.exp(watch.center + shift * watch.scale)

@@ -7,7 +7,7 @@ deterministic, and it signals on a stream with a known change. Add a detector he
 add one to the core.
 
 >>> sorted(REGISTRY)
-['cusum_gaussian_batch', 'gap_trend']
+['alarm_cycle', 'cusum_gaussian_batch', 'gap_trend']
 
 The core's equity and forecast watches run these tests (batches in place of single values);
 their estimators (``Dispersion``) have their own doctests, and the whole core is tested on
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from detectors.alarm import AlarmCycle
 from detectors.amplification import GapTrend
 from detectors.cusum import Cusum, gaussian_llr
 
@@ -43,6 +44,17 @@ def _gaussian(d: Cusum, x: float) -> bool:
     return bool(d.update(gaussian_llr(x, 0.0, 1.0, 1.0 / 25)).drift_detected)
 
 
+def _cycle(d: AlarmCycle, x: float) -> bool:
+    """Batch log-likelihood ratios: an alarm, then the mirror test back (``-x``)."""
+    return d.recover(-x) if d.alarmed else d.test(x)
+
+
+def _alarm_cycle() -> AlarmCycle:
+    cycle = AlarmCycle(sides=1)
+    cycle.threshold = 8.0
+    return cycle
+
+
 def _gap(d: GapTrend, x: float) -> bool:
     d.update_batch(x, 50, 0.25)
     return bool(d.done and d.amplifying)
@@ -55,6 +67,8 @@ def _gap_trend() -> GapTrend:
 
 
 REGISTRY: Final[dict[str, DetectorSpec]] = {
+    # the alarm / recovery cycle that the equity and forecast watches share
+    "alarm_cycle": DetectorSpec(_alarm_cycle, _cycle, in_control=-0.5, changed=1.0),
     # the CUSUM as the equity and forecast watches drive it
     "cusum_gaussian_batch": DetectorSpec(lambda: Cusum(threshold=8.0), _gaussian,
                                          in_control=0.0, changed=1.0),
