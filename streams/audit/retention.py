@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from detectors.groups import group_name
-from streams.audit.store import SqliteAuditStore, body_bytes, read_only, seal
+from streams.audit.store import SqliteAuditStore, body_bytes, read_only
 from streams.errors import AuditStoreError
 
 __all__ = ["Hold", "PurgeResult", "add_hold", "expand_runs", "hold_of", "holds", "purge",
@@ -113,6 +113,11 @@ def holds(path: Path) -> list[Hold]:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     finally:
         db.close()
+    return _in_force(rows)
+
+
+def _in_force(rows: list[tuple[int, str, bytes | None]]) -> list[Hold]:
+    """Holds added and not released, from the store's hold and release records."""
     active: dict[int, Hold] = {}
     for seq, kind, body in rows:
         data = orjson.loads(body_bytes(body))
@@ -178,47 +183,33 @@ def purge(path: Path, retention_days: int, now: dt.datetime) -> PurgeResult:
     if retention_days < 1:
         raise AuditStoreError(f"retention must be at least 1 day, got {retention_days}")
     cutoff = now - dt.timedelta(days=retention_days)
-    active = holds(path)
-    db = read_only(path)
-    try:
-        rows = db.execute("SELECT seq, body FROM records WHERE body IS NOT NULL AND "
-                          "decision_id NOT IN ('__hold__', '__release__', '__purge__') "
-                          "ORDER BY seq").fetchall()
-    finally:
-        db.close()
-    chosen: list[int] = []
-    held_by: dict[int, int] = {}
-    for seq, body in rows:
-        record = orjson.loads(body_bytes(body))
-        if when(str(record.get("decided_at"))) >= cutoff:
-            continue
-        hold = next((h for h in active if h.covers(record)), None)
-        if hold is not None:
-            held_by[hold.seq] = held_by.get(hold.seq, 0) + 1
-            continue
-        chosen.append(seq)
     stamp = cutoff.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if not chosen:
-        return PurgeResult(0, sum(held_by.values()), stamp, None, held_by)
     store = _writer(path)
     try:
-        db = store._db
-        db.execute("BEGIN IMMEDIATE")  # bodies go and the purge record comes in one commit
-        try:
+        # holds are read, bodies chosen and emptied, and the purge record chained in one write
+        # transaction: a hold added meanwhile waits for it, and is never purged past
+        with store.write_transaction() as tx:
+            active = _in_force(tx.control_records())
+            chosen: list[int] = []
+            held_by: dict[int, int] = {}
+            for seq, body in tx.decision_bodies():
+                record = orjson.loads(body_bytes(body))
+                if when(str(record.get("decided_at"))) >= cutoff:
+                    continue
+                hold = next((h for h in active if h.covers(record)), None)
+                if hold is not None:
+                    held_by[hold.seq] = held_by.get(hold.seq, 0) + 1
+                    continue
+                chosen.append(seq)
+            if not chosen:
+                return PurgeResult(0, sum(held_by.values()), stamp, None, held_by)
             for first, last in _ranges(chosen):
-                db.execute("UPDATE records SET body = NULL WHERE seq BETWEEN ? AND ? AND "
-                           "decision_id NOT IN ('__hold__', '__release__', '__purge__')",
-                           (first, last))
-            record = {"decision_id": "__purge__", "kind": "retention_purge",
-                      "retention_days": retention_days, "cutoff": stamp,
-                      "at": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-                      "purged": _ranges(chosen), "purged_count": len(chosen),
-                      "kept_by_holds": {str(k): v for k, v in sorted(held_by.items())}}
-            store._append([seal(record)], own_transaction=False)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+                tx.empty_bodies(first, last)
+            tx.append([{"decision_id": "__purge__", "kind": "retention_purge",
+                        "retention_days": retention_days, "cutoff": stamp,
+                        "at": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+                        "purged": _ranges(chosen), "purged_count": len(chosen),
+                        "kept_by_holds": {str(k): v for k, v in sorted(held_by.items())}}])
         return PurgeResult(len(chosen), sum(held_by.values()), stamp, store.head[0], held_by)
     except sqlite3.Error as exc:
         raise AuditStoreError(f"purge failed: {exc}") from exc

@@ -11,6 +11,7 @@ legal holds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Iterator
@@ -21,9 +22,22 @@ import orjson
 
 from streams.errors import AuditStoreError
 
-__all__ = ["CONTROL_IDS", "GENESIS", "AuditStore", "SqliteAuditStore", "body_bytes", "canonical",
-           "export_records", "find_records", "link", "published_head", "read_only", "seal",
-           "stored_bodies"]
+__all__ = [
+    "CONTROL_IDS",
+    "GENESIS",
+    "AuditStore",
+    "SqliteAuditStore",
+    "WriteTransaction",
+    "body_bytes",
+    "canonical",
+    "export_records",
+    "find_records",
+    "link",
+    "published_head",
+    "read_only",
+    "seal",
+    "stored_bodies",
+]
 
 CONTROL_IDS = ("__hold__", "__release__", "__purge__")
 """``decision_id`` of the store's own records (legal holds, releases, purges)."""
@@ -149,6 +163,24 @@ class SqliteAuditStore:
         self._seq, self._hash = seq, head
         return checkpoints
 
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[WriteTransaction]:
+        """One write transaction (``BEGIN IMMEDIATE``): what is read inside it cannot change
+        before it commits, and everything written inside it commits together or not at all."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"cannot write to audit store {self.path}: {exc}") from exc
+        try:
+            yield WriteTransaction(self)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            row = db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+            self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
+            raise
+
     def checkpoint_now(self) -> tuple[int, str]:
         """Record the current head as a checkpoint (at shutdown)."""
         row = self._db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
@@ -160,6 +192,38 @@ class SqliteAuditStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+class WriteTransaction:
+    """What retention does inside one write transaction of a store
+    (:meth:`SqliteAuditStore.write_transaction`)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SqliteAuditStore) -> None:
+        self._store = store
+
+    def control_records(self) -> list[tuple[int, str, bytes | None]]:
+        """``(seq, decision_id, body)`` of every legal hold and release, oldest first."""
+        return self._store._db.execute(
+            "SELECT seq, decision_id, body FROM records WHERE decision_id IN "
+            "('__hold__', '__release__') ORDER BY seq").fetchall()
+
+    def decision_bodies(self) -> list[tuple[int, bytes]]:
+        """``(seq, body)`` of every decision record whose body is still stored."""
+        return self._store._db.execute(
+            "SELECT seq, body FROM records WHERE body IS NOT NULL AND decision_id NOT IN "
+            f"{CONTROL_IDS!r} ORDER BY seq").fetchall()
+
+    def empty_bodies(self, first: int, last: int) -> None:
+        """Remove the bodies of decision records ``first..last`` (their hashes stay)."""
+        self._store._db.execute(
+            f"UPDATE records SET body = NULL WHERE seq BETWEEN ? AND ? AND decision_id NOT IN "
+            f"{CONTROL_IDS!r}", (first, last))
+
+    def append(self, records: list[dict[str, object]]) -> None:
+        """Chain records in this transaction."""
+        self._store._append([seal(r) for r in records], own_transaction=False)
 
 
 def body_bytes(value: object) -> bytes:

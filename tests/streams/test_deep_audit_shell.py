@@ -171,6 +171,38 @@ def test_purge_respects_legal_holds_and_stays_verifiable(events: Path, tmp_path:
     assert not broken.ok and "no purge record names it" in broken.problem
 
 
+def test_a_released_hold_no_longer_keeps_its_records(events: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert placewatch("--quiet", "replay", str(events), "--out", str(out)).returncode == 0
+    store = out / "audit.sqlite"
+    records = {d: json.loads(b) for d, b in _bodies(store).items()}
+    kept = min(records.values(), key=lambda r: r["decided_at"])["decision_id"]
+    hold = placewatch("audit", "hold", "--store", str(store), "--decision", kept,
+                      "--reason", "auditor request")
+    assert hold.returncode == 0, hold.stderr
+    (seq,) = [h.seq for h in holds(store)]
+    listed = placewatch("audit", "holds", "--store", str(store))
+    assert f"hold {seq}: decision={kept} (auditor request)" in listed.stdout
+    later = ("--retention-days", "1", "--now", "2027-06-01T00:00:00Z")
+    first = placewatch("audit", "purge", "--store", str(store), *later)
+    assert first.returncode == 0 and "1 kept by legal holds" in first.stdout, first.stdout
+    assert _bodies_or_none(store)[kept] is not None
+    # releasing needs a hold that is in force, and a reason
+    assert placewatch("audit", "release", str(seq + 999), "--store", str(store),
+                      "--reason", "done").returncode != 0
+    released = placewatch("audit", "release", str(seq), "--store", str(store),
+                          "--reason", "case closed")
+    assert released.returncode == 0 and f"hold {seq} released" in released.stdout
+    assert holds(store) == []
+    assert "no legal holds in force" in placewatch("audit", "holds", "--store",
+                                                    str(store)).stdout
+    second = placewatch("audit", "purge", "--store", str(store), *later)
+    assert second.returncode == 0 and "purged 1 records" in second.stdout, second.stdout
+    assert _bodies_or_none(store)[kept] is None
+    verified = placewatch("audit", "verify", "--store", str(store))
+    assert verified.returncode == 0, verified.stderr
+
+
 def _bodies_or_none(store: Path) -> dict[str, bytes | None]:
     db = sqlite3.connect(store)
     try:

@@ -1,0 +1,71 @@
+"""The in-process collector: its families' labels, and label cardinality capped by settings."""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client import generate_latest
+
+from streams import metric_names as m
+from streams.app import create_app
+from streams.settings import load_settings
+from tests.helpers import line, placement
+
+
+def _scrape(**config: object) -> str:
+    app = create_app(load_settings(environ={}, overrides={"evaluate_every": 10, **config}))
+    for i in range(300):
+        event = placement(f"d-{i}", team=f"t{i % 12}", tier="spot" if i % 3 else "on_demand")
+        event["attributes"].update({f"k{j}": f"v{i % 5}" for j in range(6)})
+        app.core.process(line(event))
+    app.core.finish()
+    return generate_latest(app.registry).decode()
+
+
+def _rows(text: str, family: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of ``family``: its labels and value."""
+    return [(dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value))
+            for labels, value in re.findall(rf"^{family}{{([^}}]*)}} (\S+)$", text, re.M)]
+
+
+def _label_values(text: str, family: str, label: str) -> dict[str, set[str]]:
+    """attribute -> values of ``label`` seen in ``family``."""
+    out: dict[str, set[str]] = {}
+    for labels, _ in _rows(text, family):
+        out.setdefault(labels["attribute"], set()).add(labels[label])
+    return out
+
+
+def test_groups_and_attributes_are_capped_by_configuration() -> None:
+    text = _scrape(max_groups_per_attribute=4, max_attributes=3)
+    groups = _label_values(text, f"{m.GROUP_DECISIONS}_total", "group")
+    # at most max_attributes attributes, each with at most max_groups named groups + overflow
+    assert len(groups) == 3
+    assert groups["team"] == {"t0", "t1", "t2", "t3", "__other__"}
+    for values in groups.values():
+        assert len(values - {"__other__"}) <= 4
+    tracked = _rows(text, m.TRACKED_GROUPS)
+    assert len(tracked) == 3 and all(value <= 5 for _, value in tracked)
+    overflow = {labels["attribute"]: value
+                for labels, value in _rows(text, f"{m.GROUP_OVERFLOW}_total")}
+    assert overflow["team"] == 300 * 8 / 12  # t4..t11
+
+
+def test_every_family_has_its_documented_labels() -> None:
+    text = _scrape()
+    expected = {
+        f"{m.EVENTS}_total": {"kind"},
+        f"{m.DEAD_LETTERS}_total": {"reason"},
+        f"{m.ALERTS}_total": {"kind"},
+        f"{m.ALERTS_RESOLVED}_total": {"kind"},
+        m.ALERTS_OPEN: {"kind"},
+        f"{m.GROUP_DECISIONS}_total": {"attribute", "group", "action"},
+        m.GROUP_RATE: {"attribute", "group", "metric"},
+        m.PARITY_RATIO: {"attribute", "metric"},
+        m.TRACKED_GROUPS: {"attribute"},
+    }
+    for family, labels in expected.items():
+        rows = _rows(text, family)
+        assert rows, family
+        for row, _ in rows:
+            assert set(row) == labels, (family, row)
