@@ -28,6 +28,9 @@ class AlarmCycle:
 
     __slots__ = ("alarmed", "recovery", "sides")
 
+    takes = "llr"
+    """It is fed log-likelihood ratios (River's detectors take the standardised contrast)."""
+
     def __init__(self, sides: int = 1) -> None:
         if sides < 1:
             raise ValueError(f"sides must be >= 1, got {sides!r}")

@@ -72,6 +72,9 @@ class CoreConfig:
     """Observations of a rate a group needs before its reference ratio is learned."""
     drift_min_batches: int = 5
     """Evaluations a group's warm-up spans at least (to measure its burstiness)."""
+    drift_detector: str = "cusum"
+    """Sequential test of the equity-drift watches: ``cusum`` (placewatch's, within the
+    false-alarm budget) or River's ``adwin`` or ``page_hinkley`` on the same contrast."""
     drift_prior: float = 0.0
     """Pseudo-observations of parity that the reference ratio is shrunk with."""
     forecast_warmup: int = 100
@@ -163,6 +166,8 @@ class CoreConfig:
                  "confidence", "a number in [0.5, 1)", self.confidence)
         _require(_is_number(self.false_alarms_per_million) and self.false_alarms_per_million > 0,
                  "false_alarms_per_million", "a number > 0", self.false_alarms_per_million)
+        _require(self.drift_detector in ("cusum", "adwin", "page_hinkley"), "drift_detector",
+                 "one of cusum, adwin, page_hinkley", self.drift_detector)
         _require(_is_number(self.drift_prior) and self.drift_prior >= 0,
                  "drift_prior", "a number >= 0", self.drift_prior)
         _require(_is_int(self.drift_min_batches) and self.drift_min_batches >= 2,

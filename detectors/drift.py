@@ -44,6 +44,7 @@ from detectors.amplification import GapTrend
 from detectors.dispersion import Dispersion
 from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
 from detectors.rates import RATE_BY_NAME, RATES
+from detectors.river_cycle import RIVER_DETECTORS, RiverCycle
 
 __all__ = ["MIN_EXPECTED", "DriftSignal", "EquityDrift", "RateWatch"]
 
@@ -51,6 +52,8 @@ _EPS: Final = 1e-6
 MIN_EXPECTED: Final = 5.0
 """Events and non-events a pooled batch expects at least."""
 _HELD_MAX: Final = 200
+RIVER_EVIDENCE_BATCHES: Final = 8
+"""Batches a River watch reports as the evidence of its alarm (River gives no change point)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ class RateWatch:
         "metric",
         "pending",
         "ratio",
+        "recent",
         "run",
         "run_expected",
         "run_k",
@@ -100,7 +104,7 @@ class RateWatch:
         "warm",
     )
 
-    def __init__(self, metric: str) -> None:
+    def __init__(self, metric: str, detector: str = "cusum") -> None:
         self.metric = metric
         self.factor = RATE_BY_NAME[metric].design_factor
         self.ratio: float | None = None
@@ -109,7 +113,11 @@ class RateWatch:
         self.pending = [0, 0, 0, 0]  # group k, group n, rest k, rest n
         self.last_k = 0
         self.last_n = 0
-        self.cycle = AlarmCycle(sides=1)  # the family threshold is set on every batch
+        self.cycle: AlarmCycle | RiverCycle = (
+            AlarmCycle(sides=1) if detector == "cusum" else RiverCycle(detector))
+        """The sequential test; the CUSUM's family threshold is set on every batch."""
+        self.recent: list[tuple[int, int, float]] = []
+        """A River watch's latest batches (k, n, expected k): its evidence at an alarm."""
         self.run_k = 0
         self.run_n = 0
         self.run_expected = 0.0
@@ -127,13 +135,17 @@ class EquityDrift:
     """Runs the watches of every (attribute, group, rate) once per batch."""
 
     def __init__(self, warmup: int, min_batches: int, prior: float, trend_window: int,
-                 trend_alpha: float, trend_min_growth: float) -> None:
+                 trend_alpha: float, trend_min_growth: float, detector: str = "cusum") -> None:
         if warmup < 1:
             raise ValueError(f"warmup must be >= 1, got {warmup}")
         if min_batches < 2:
             raise ValueError(f"min_batches must be >= 2 (phi needs a spread), got {min_batches}")
         if prior < 0:
             raise ValueError(f"prior must be >= 0, got {prior}")
+        if detector != "cusum" and detector not in RIVER_DETECTORS:
+            raise ValueError(f"detector must be cusum, {', '.join(RIVER_DETECTORS)}; "
+                             f"got {detector!r}")
+        self.detector = detector
         self.warmup = warmup
         self.min_batches = min_batches
         self.prior = prior
@@ -156,7 +168,8 @@ class EquityDrift:
         for stats in table.values():
             watches = stats.drift
             if watches is None:
-                watches = stats.drift = {spec.name: RateWatch(spec.name) for spec in RATES}
+                watches = stats.drift = {spec.name: RateWatch(spec.name, self.detector)
+                                         for spec in RATES}
                 self.watches += len(watches)
             watch = watches[metric]
             k, n = stats.rate_counts(metric)
@@ -205,6 +218,30 @@ class EquityDrift:
         watch.ratio = ratio
         watch.warm.clear()
 
+    def _river_step(self, stats: GroupStats, watch: RateWatch, alarm: bool, kb: int, nb: int,
+                    p0: float, batch: tuple[float, int, float], threshold: float
+                    ) -> DriftSignal | None:
+        """A River watch: its evidence is its latest :data:`RIVER_EVIDENCE_BATCHES` batches."""
+        watch.recent.append((kb, nb, p0 * nb))
+        watch.run.append(batch)
+        if len(watch.recent) > RIVER_EVIDENCE_BATCHES:
+            del watch.recent[0]
+            del watch.run[0]
+        if not alarm:
+            return None
+        k = sum(b[0] for b in watch.recent)
+        n = sum(b[1] for b in watch.recent)
+        expected = sum(b[2] for b in watch.recent)
+        signal = DriftSignal("equity_drift", stats.attribute, stats.name, watch.metric,
+                             k / n, expected / n, n, threshold)
+        watch.dispersion.drop_held()
+        watch.cycle.start_alarm()
+        watch.trend = GapTrend(*self._trend)
+        watch.trend.start(watch.run)
+        watch.run = []
+        watch.recent = []
+        return signal
+
     def _step(self, stats: GroupStats, watch: RateWatch, kb: int, nb: int, rest: float,
               rest_n: int, threshold: float) -> DriftSignal | None:
         assert watch.ratio is not None
@@ -235,8 +272,12 @@ class EquityDrift:
                                        trend.before_n + trend.window, trend.growth)
         cycle = watch.cycle
         cycle.threshold = threshold
+        river = cycle.takes == "z"
+        # River's detectors take the batch's adverse deviation in standard deviations
+        z = (-deviation if watch.factor < 1 else deviation) \
+            / math.sqrt(deviation_variance * watch.phi) if river else 0.0
         if cycle.alarmed:
-            if cycle.recover(-llr):  # the mirror test: back to expected
+            if cycle.recover(z if river else -llr):  # the mirror test: back to expected
                 watch.trend = None
                 return DriftSignal("recovered", stats.attribute, stats.name, watch.metric,
                                    observed, p0, nb, threshold)
@@ -244,8 +285,10 @@ class EquityDrift:
         if not watch.dispersion.ready:  # still learning how bursty this group is
             watch.dispersion.learn(deviation, deviation_variance)
             return None
-        alarm = cycle.test(llr)
+        alarm = cycle.test(z if river else llr)
         watch.dispersion.observe(deviation, deviation_variance, cycle.in_control)
+        if river:
+            return self._river_step(stats, watch, alarm, kb, nb, p0, batch, threshold)
         if cycle.in_control:
             watch.run_k = watch.run_n = 0
             watch.run_expected = 0.0

@@ -108,7 +108,7 @@ class AuditCore:
         self._overrides = OverrideWatch(config.override_max_age_s)
         self.drift = EquityDrift(config.drift_warmup, config.drift_min_batches,
                                  config.drift_prior, config.trend_window, config.trend_alpha,
-                                 config.trend_min_growth)
+                                 config.trend_min_growth, config.drift_detector)
         self.forecast = ForecastDrift(config.forecast_warmup)
         self.wait_equity = WaitEquity(config.wait_gap_limit, config.confidence,
                                       max(config.min_group_support, 2))

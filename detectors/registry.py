@@ -7,7 +7,7 @@ deterministic, and it signals on a stream with a known change. Add a detector he
 add one to the core.
 
 >>> sorted(REGISTRY)
-['alarm_cycle', 'cusum_gaussian_batch', 'gap_trend']
+['alarm_cycle', 'cusum_gaussian_batch', 'gap_trend', 'river_adwin', 'river_page_hinkley']
 
 The core's equity and forecast watches run these tests (batches in place of single values);
 their estimators (``Dispersion``) have their own doctests, and the whole core is tested on
@@ -23,6 +23,7 @@ from typing import Any, Final
 from detectors.alarm import AlarmCycle
 from detectors.amplification import GapTrend
 from detectors.cusum import Cusum, gaussian_llr
+from detectors.river_cycle import RiverCycle
 
 __all__ = ["REGISTRY", "DetectorSpec"]
 
@@ -55,6 +56,16 @@ def _alarm_cycle() -> AlarmCycle:
     return cycle
 
 
+def _river(d: RiverCycle, z: float) -> bool:
+    """Standardised batch deviations: an alarm, then the way back."""
+    if d.alarmed:
+        return d.recover(z)
+    if d.test(z):
+        d.start_alarm()
+        return True
+    return False
+
+
 def _gap(d: GapTrend, x: float) -> bool:
     d.update_batch(x, 50, 0.25)
     return bool(d.done and d.amplifying)
@@ -69,6 +80,11 @@ def _gap_trend() -> GapTrend:
 REGISTRY: Final[dict[str, DetectorSpec]] = {
     # the alarm / recovery cycle that the equity and forecast watches share
     "alarm_cycle": DetectorSpec(_alarm_cycle, _cycle, in_control=-0.5, changed=1.0),
+    # River's detectors, configurable in place of the CUSUM (drift_detector)
+    "river_adwin": DetectorSpec(lambda: RiverCycle("adwin"), _river, in_control=0.0,
+                                changed=4.0),
+    "river_page_hinkley": DetectorSpec(lambda: RiverCycle("page_hinkley"), _river,
+                                       in_control=0.0, changed=4.0),
     # the CUSUM as the equity and forecast watches drive it
     "cusum_gaussian_batch": DetectorSpec(lambda: Cusum(threshold=8.0), _gaussian,
                                          in_control=0.0, changed=1.0),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import pickle
+
+import pytest
 
 from detectors import AuditCore, CoreConfig, OutcomeJoiner, RecentIds
 from detectors.audit_work import Explain
@@ -276,3 +279,27 @@ def test_overrides_whose_texts_run_together_are_two_alerts() -> None:
                  _override_placement(1, "2026-11-02T09:01:00Z", by="ops", reason="oncall|pin")])
     alerts = [a for a in core.drain().alerts if a.kind == "override_expired"]
     assert len(alerts) == 2 and alerts[0].fingerprint != alerts[1].fingerprint
+
+
+@pytest.mark.parametrize(("detector", "within"), [("cusum", 1000), ("adwin", 1500),
+                                                  ("page_hinkley", 5000)])
+def test_each_configured_drift_detector_finds_a_strong_shift(detector: str, within: int) -> None:
+    """River's ADWIN and Page-Hinkley run in place of the CUSUM on the same contrast."""
+    t0 = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
+    lines = []
+    for i in range(30_000):
+        team = "abcd"[i % 4]
+        cheap = (i * 7919 % 100) < (15 if i > 15_000 and team == "b" else 60)
+        at = (t0 + dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+        lines.append(line(placement(f"d-{i}", team=team, tier="spot" if cheap else "on_demand",
+                                    at=at, submitted_at=t0.isoformat())))
+    core = _run(lines, drift_detector=detector, evaluate_every=100)
+    found = [a for a in core.drain().alerts if a.kind == "equity_drift"]
+    assert {(a.group, a.metric) for a in found} == {("b", "preferred_rate"),
+                                                   ("b", "preferred_rate_high_priority")}
+    assert all(15_000 < a.event_index < 15_000 + within for a in found), found
+
+
+def test_an_unknown_drift_detector_is_refused_naming_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="one of cusum, adwin, page_hinkley"):
+        CoreConfig(drift_detector="kswin")
