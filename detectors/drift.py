@@ -233,7 +233,7 @@ class EquityDrift:
         n = sum(b[1] for b in watch.recent)
         expected = sum(b[2] for b in watch.recent)
         signal = DriftSignal("equity_drift", stats.attribute, stats.name, watch.metric,
-                             k / n, expected / n, n, threshold)
+                             k / n, expected / n, n, float("nan"))  # no CUSUM threshold
         watch.dispersion.drop_held()
         watch.cycle.start_alarm()
         watch.trend = GapTrend(*self._trend)

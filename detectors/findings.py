@@ -55,7 +55,8 @@ def disparity_alert(key: AlertKey, f: DisparityFinding, threshold: float, confid
     )
 
 
-def drift_alert(key: AlertKey, s: DriftSignal, budget: float, where: Where) -> Alert:
+def drift_alert(key: AlertKey, s: DriftSignal, budget: float, where: Where,
+                detector: str = "cusum") -> Alert:
     """``equity_drift``: a group's rate moved against the other groups'."""
     spec = RATE_BY_NAME[s.metric]
     words, verb, unit = spec.words, spec.verb, spec.support
@@ -69,8 +70,9 @@ def drift_alert(key: AlertKey, s: DriftSignal, budget: float, where: Where) -> A
         summary=(f"{s.attribute}={s.group}: {words} {verb} to {s.observed:.1%} over its last "
                  f"{s.support} {unit}, against {s.expected:.1%} expected from its earlier "
                  "standing relative to the other groups."),
-        details={"support": s.support, "cusum_threshold": round(s.detail, 4),
-                 "false_alarms_per_million_budget": budget},
+        details=({"support": s.support, "cusum_threshold": round(s.detail, 4),
+                  "false_alarms_per_million_budget": budget} if detector == "cusum" else
+                 {"support": s.support, "detector": detector}),
     )
 
 

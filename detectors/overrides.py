@@ -127,7 +127,8 @@ class LiftedOverrides:
         capped = min(decided_at, watermark)
         if capped >= sighting.seen:
             sighting.seen = capped
-            sighting.past = past
+            # how far past its limit it was at the (capped) time it counts as applied
+            sighting.past = max(past - (decided_at - capped), 0.0)
 
     def due(self, watermark: float, placements: int
             ) -> list[tuple[tuple[str, str | None, str | None, str], str | None, str | None,

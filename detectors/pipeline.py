@@ -200,6 +200,8 @@ class AuditCore:
         self._effects.dead_letters.append(DeadLetter(index, reason, rejection.detail, raw))
 
     def _on_placement(self, event: Placement, raw: bytes, index: int) -> None:
+        if self._carried:
+            self._close_carried(Where(event.decision_id, index, event.decided_at))
         self.placements += 1
         decided_at = event.decided_at
         ts = decided_at.timestamp()
@@ -361,7 +363,7 @@ class AuditCore:
             self._fire(key, amplification_alert(key, signal, where), where)
         else:
             self._fire(key, drift_alert(key, signal, self.config.false_alarms_per_million,
-                                        where), where)
+                                        where, self.config.drift_detector), where)
 
     def _on_forecast(self, stats: GroupStats, signal: ForecastSignal, where: Where) -> None:
         key: AlertKey = ("forecast_drift", stats.attribute, stats.name, signal.quantity)
@@ -407,8 +409,6 @@ class AuditCore:
         if self._last is None:
             return
         where = self._last
-        if self._carried:
-            self._close_carried(where)
         # one false-alarm budget for every sequential detector (docs/alerts.md)
         detectors = max(self.drift.watches + self._forecast_watches, 1)
         threshold = threshold_for(detectors / self.config.false_alarms_per_million
@@ -444,8 +444,9 @@ class AuditCore:
     def carry_over(self, alerts: list[Alert]) -> None:
         """Alerts an earlier run left open in the same output (a restarted service).
 
-        This core's detectors start afresh and know nothing of them, so they are resolved at
-        its first evaluation, each with a resolved edge that says why; a condition that still
+        This core's detectors start afresh and know nothing of them, so they are resolved on
+        its first placement, before anything can fire again, each with a resolved edge that
+        says why; a condition that still
         holds fires again as a new episode once the detectors have seen it. They are counted
         in :attr:`alerts_closed_on_restart`, not in this run's fired and resolved counts.
         """

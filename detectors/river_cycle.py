@@ -9,11 +9,15 @@ the sequential test differs. River's thresholds are its own, so the false-alarm 
 (``false_alarms_per_million``) does not apply to it: ``placewatch bench detection`` measures
 what it gives.
 
-- **ADWIN** (either direction): an alarm when it drops its older window and the mean of the
-  window it keeps is adverse (> 0); the alarm ends when a fresh ADWIN, started at the alarm,
-  drops its older window again and the mean it keeps is below half the alarm's level.
-- **Page-Hinkley**: ``mode="up"`` raises the alarm; a fresh ``mode="down"`` one, started at the
-  alarm, ends it.
+A River signal is judged by the mean of the latest :data:`RECENT` values, its *level*:
+
+- **ADWIN** (either direction): an alarm when it signals and the level is adverse (above
+  :data:`ADVERSE_LEVEL` and above the mean of everything it saw since it last started); the
+  alarm ends when a fresh ADWIN, started at the alarm, signals with the level below the mean
+  it saw.
+- **Page-Hinkley**: ``mode="up"`` raises the alarm when the level is also above
+  :data:`ADVERSE_LEVEL` (a group coming back from a favourable spell is not adverse); a fresh
+  ``mode="down"`` one, started at the alarm, ends it.
 
 River is imported only when such a watch is made, so the default event path never loads it.
 
@@ -36,6 +40,11 @@ from typing import Any, Final
 __all__ = ["RIVER_DETECTORS", "RiverCycle"]
 
 RIVER_DETECTORS: Final = ("adwin", "page_hinkley")
+RECENT: Final = 8
+"""Latest values whose mean is the level a River signal is judged by."""
+ADVERSE_LEVEL: Final = 0.5
+"""A level above this leans against the group (in control the level's standard deviation is
+at most ``1/sqrt(RECENT)``, about 0.35)."""
 
 
 def _detector(kind: str, up: bool) -> Any:
@@ -50,7 +59,7 @@ def _detector(kind: str, up: bool) -> Any:
 class RiverCycle:
     """The alarm / recovery cycle of :class:`~detectors.alarm.AlarmCycle`, run by River."""
 
-    __slots__ = ("_alarm", "_back", "alarmed", "kind", "level")
+    __slots__ = ("_alarm", "_back", "_n", "_recent", "_sum", "alarmed", "kind")
 
     takes = "z"
     """It is fed the standardised contrast (the CUSUM takes log-likelihood ratios)."""
@@ -62,8 +71,11 @@ class RiverCycle:
         self._alarm = _detector(kind, up=True)
         self._back: Any = None
         self.alarmed = False
-        self.level = 0.0
-        """ADWIN's mean of the adverse window when the alarm was raised."""
+        self._recent: list[float] = []
+        """The latest :data:`RECENT` values: the level a signal is judged by."""
+        self._sum = 0.0
+        self._n = 0
+        """Values the current River detector has seen (River starts afresh after a signal)."""
 
     @property
     def threshold(self) -> float:
@@ -76,37 +88,61 @@ class RiverCycle:
 
     @property
     def in_control(self) -> bool:
-        return not self.alarmed
+        """Not alarmed, and the latest values do not lean against the group (their level is at
+        most :data:`ADVERSE_LEVEL`)."""
+        return not self.alarmed and self._level() <= ADVERSE_LEVEL
+
+    def _level(self) -> float:
+        return sum(self._recent) / len(self._recent) if self._recent else 0.0
+
+    def _see(self, z: float) -> None:
+        self._recent.append(z)
+        if len(self._recent) > RECENT:
+            del self._recent[0]
+        self._sum += z
+        self._n += 1
+
+    def _signal(self) -> tuple[float, float]:
+        """At a River signal: the recent level and the mean of everything this detector saw
+        (River resets it on the next update, so the tally starts afresh too)."""
+        overall = self._sum / self._n
+        self._sum, self._n = 0.0, 0
+        return self._level(), overall
 
     def test(self, z: float) -> bool:
         """In control: one batch's adverse standardised deviation; True when it raises the
-        alarm."""
+        alarm: River signalled and the recent level is adverse (above :data:`ADVERSE_LEVEL`
+        and, for ADWIN, which signals either way, above the mean before it)."""
         if self.alarmed:
             raise RuntimeError("test() while alarmed: call recover()")
+        self._see(z)
         self._alarm.update(z)
         if not self._alarm.drift_detected:
             return False
-        if self.kind == "adwin":
-            if self._alarm.estimation <= 0.0:  # a change in the group's favour
-                return False
-            self.level = float(self._alarm.estimation)
+        recent, overall = self._signal()
+        if recent <= ADVERSE_LEVEL or (self.kind == "adwin" and recent <= overall):
+            return False  # a change in the group's favour, or back from one
         self.alarmed = True
         return True
 
     def start_alarm(self) -> None:
         """Begin the alarmed phase: a fresh detector watches for the way back."""
         self._back = _detector(self.kind, up=False)
+        self._sum, self._n = 0.0, 0
 
     def recover(self, z: float) -> bool:
-        """Alarmed: one batch's value; True when the alarm ends."""
+        """Alarmed: one batch's value; True when the alarm ends: River signalled a fall
+        (Page-Hinkley ``mode="down"``; for ADWIN, a recent level below the alarmed mean)."""
         if not self.alarmed:
             raise RuntimeError("recover() while in control: call test()")
         if self._back is None:
             self.start_alarm()
+        self._see(z)
         self._back.update(z)
         if not self._back.drift_detected:
             return False
-        if self.kind == "adwin" and self._back.estimation > self.level / 2:
+        recent, overall = self._signal()
+        if self.kind == "adwin" and recent >= overall:
             return False
         self.alarmed = False
         self._alarm = _detector(self.kind, up=True)

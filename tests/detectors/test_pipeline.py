@@ -270,8 +270,10 @@ def test_one_far_future_sighting_does_not_hold_an_override_alert_open() -> None:
               for i in range(200)]
     core = _run(lines, evaluate_every=10)
     assert core.clock_outliers == 1
-    assert [a.state for a in core.drain().alerts if a.kind == "override_expired"] == \
-        ["firing", "resolved"]
+    edges = [a for a in core.drain().alerts if a.kind == "override_expired"]
+    assert [a.state for a in edges] == ["firing", "resolved"]
+    # how far past its limit it was when last applied: counted at the capped time, not a year
+    assert edges[1].value < 2 * 86400
 
 
 def test_overrides_whose_texts_run_together_are_two_alerts() -> None:
@@ -303,3 +305,40 @@ def test_each_configured_drift_detector_finds_a_strong_shift(detector: str, with
 def test_an_unknown_drift_detector_is_refused_naming_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="one of cusum, adwin, page_hinkley"):
         CoreConfig(drift_detector="kswin")
+
+
+@pytest.mark.parametrize("detector", ["cusum", "adwin", "page_hinkley"])
+def test_each_drift_detector_resolves_a_reverted_shift_and_spares_the_others(
+        detector: str) -> None:
+    t0 = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
+    lines = []
+    for i in range(60_000):
+        team = "abcd"[i % 4]
+        shifted = 15_000 < i < 25_000 and team == "b"
+        cheap = (i * 7919 % 100) < (15 if shifted else 60)
+        at = (t0 + dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+        lines.append(line(placement(f"d-{i}", team=team, tier="spot" if cheap else "on_demand",
+                                    at=at, submitted_at=t0.isoformat())))
+    core = _run(lines, drift_detector=detector, evaluate_every=100)
+    edges = [a for a in core.drain().alerts if a.kind == "equity_drift"]
+    assert {a.group for a in edges} == {"b"}, [(a.state, a.group, a.event_index) for a in edges]
+    for metric in ("preferred_rate", "preferred_rate_high_priority"):
+        states = [(a.state, a.event_index) for a in edges if a.metric == metric]
+        assert [s for s, _ in states] == ["firing", "resolved"], states
+        assert 15_000 < states[0][1] < 25_000 < states[1][1]
+    if detector != "cusum":
+        assert edges[0].details == {"support": edges[0].details["support"],
+                                    "detector": detector}
+
+
+def test_alerts_carried_from_a_restart_close_before_anything_fires_again() -> None:
+    first = _run([_override_placement(0, "2026-11-02T09:00:00Z")])
+    (left_open,) = first.drain().alerts
+    core = AuditCore(CoreConfig())
+    core.carry_over([left_open])
+    core.process(_override_placement(1, "2026-11-02T09:05:00Z"))  # still applied
+    edges = core.drain().alerts
+    assert [(a.state, a.fingerprint) for a in edges] == [
+        ("resolved", left_open.fingerprint), ("firing", left_open.fingerprint)]
+    assert "placewatch restarted" in edges[0].summary
+    assert len(core.alert_book) == 1 and core.alerts_closed_on_restart == 1
