@@ -84,12 +84,15 @@ class Alert(msgspec.Struct, frozen=True, omit_defaults=False):
 
 
 class AlertBook:
-    """The alerts open now: their firing edge and the event time they fired at."""
+    """The alerts open now (their firing edge and the event time they fired at), and how many
+    fired and resolved, by kind."""
 
-    __slots__ = ("_open", "version")
+    __slots__ = ("_open", "fired_by_kind", "resolved_by_kind", "version")
 
     def __init__(self) -> None:
         self._open: dict[AlertKey, tuple[Alert, float]] = {}
+        self.fired_by_kind: dict[str, int] = {}
+        self.resolved_by_kind: dict[str, int] = {}
         self.version = 0
         """Bumped whenever an alert opens or resolves (lets callers cache derived views)."""
 
@@ -105,6 +108,7 @@ class AlertBook:
         if key in self._open:
             return False
         self._open[key] = (alert, at)
+        self.fired_by_kind[alert.kind] = self.fired_by_kind.get(alert.kind, 0) + 1
         self.version += 1
         return True
 
@@ -112,6 +116,8 @@ class AlertBook:
         """Close ``key``: its firing edge and the event time it fired at, or None if not open."""
         held = self._open.pop(key, None)
         if held is not None:
+            kind = held[0].kind
+            self.resolved_by_kind[kind] = self.resolved_by_kind.get(kind, 0) + 1
             self.version += 1
         return held
 

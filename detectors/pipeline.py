@@ -131,10 +131,6 @@ class AuditCore:
         self.joined = 0
         self.orphaned_outcomes = 0
         self.audited = 0
-        self.alerts_fired = 0
-        self.alerts_by_kind: dict[str, int] = {}
-        self.alerts_resolved = 0
-        self.resolved_by_kind: dict[str, int] = {}
         self._carried: list[Alert] = []
         self.alerts_closed_on_restart = 0
         """Alerts an earlier run left open, resolved by this one (:meth:`carry_over`)."""
@@ -145,6 +141,24 @@ class AuditCore:
         self.clock_outliers = 0
         self._last: Where | None = None
         """The latest placement: periodic findings are reported on it."""
+
+    @property
+    def alerts_by_kind(self) -> dict[str, int]:
+        """Alerts fired, by kind."""
+        return self.alert_book.fired_by_kind
+
+    @property
+    def resolved_by_kind(self) -> dict[str, int]:
+        """Alerts resolved, by kind (not counting those closed on a restart)."""
+        return self.alert_book.resolved_by_kind
+
+    @property
+    def alerts_fired(self) -> int:
+        return sum(self.alert_book.fired_by_kind.values())
+
+    @property
+    def alerts_resolved(self) -> int:
+        return sum(self.alert_book.resolved_by_kind.values())
 
     @property
     def last_at(self) -> dt.datetime | None:
@@ -328,8 +342,6 @@ class AuditCore:
     def _fire(self, key: AlertKey, alert: Alert, where: Where) -> None:
         """Open an alert and queue its firing edge (the caller checked it was not open)."""
         self.alert_book.fire(key, alert, where.at.timestamp())
-        self.alerts_fired += 1
-        self.alerts_by_kind[alert.kind] = self.alerts_by_kind.get(alert.kind, 0) + 1
         self._effects.alerts.append(alert)
 
     def _resolve(self, key: AlertKey, value: float, where: Where, why: str) -> None:
@@ -338,8 +350,6 @@ class AuditCore:
         if held is None:
             return
         fired, fired_at = held
-        self.alerts_resolved += 1
-        self.resolved_by_kind[fired.kind] = self.resolved_by_kind.get(fired.kind, 0) + 1
         self._effects.alerts.append(resolved_alert(fired, fired_at, value, where, why))
 
     def _on_drift(self, signal: DriftSignal, where: Where) -> None:
@@ -433,12 +443,12 @@ class AuditCore:
                                                 where), where)
         self.wait_equity.close_batch()
         for held in book.open_keys:  # back at or above the limit (or now the best: ratio 1)
-            if held[0] == "disparity" and ratios.get(held, 1.0) >= limit:
+            ratio = ratios.get(held, 1.0)
+            if held[0] == "disparity" and ratio >= limit:
                 assert held[1] is not None and held[2] is not None
-                ratio = ratios.get(held, 1.0)
                 self._resolve(held, ratio, where,
                               disparity_resolution(held[1], held[2], ratio, limit))
-        if len(self._lifted):
+        if self._lifted:
             self._lifted_overrides(where)
 
     def carry_over(self, alerts: list[Alert]) -> None:
@@ -446,8 +456,8 @@ class AuditCore:
 
         This core's detectors start afresh and know nothing of them, so they are resolved on
         its first placement, before anything can fire again, each with a resolved edge that
-        says why; a condition that still
-        holds fires again as a new episode once the detectors have seen it. They are counted
+        says why; a condition that still holds fires again as a new episode once the
+        detectors have seen it. They are counted
         in :attr:`alerts_closed_on_restart`, not in this run's fired and resolved counts.
         """
         self._carried.extend(a for a in alerts if a.state == "firing")
