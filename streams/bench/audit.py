@@ -34,7 +34,6 @@ from streams.sinks.audit_store import AuditStoreSink
 __all__ = ["AuditBench", "run_audit_bench"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class AuditBench:
     events: int
