@@ -50,6 +50,15 @@ class AlarmCycle:
         self.recovery.threshold = value
 
     @property
+    def statistic(self) -> float:
+        """The evidence now, against :attr:`threshold`: in control, the largest alarm CUSUM
+        (the alarm fires above the threshold); alarmed, the recovery CUSUM (the alarm ends
+        above it)."""
+        if self.alarmed:
+            return self.recovery.statistic
+        return max(cusum.statistic for cusum in self.sides)
+
+    @property
     def in_control(self) -> bool:
         """No evidence of a change: every alarm CUSUM stands at zero."""
         return all(cusum.at_zero for cusum in self.sides)

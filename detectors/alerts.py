@@ -26,7 +26,8 @@ from typing import Final
 
 import msgspec
 
-__all__ = ["ALERT_KINDS", "ALERT_STATES", "Alert", "AlertBook", "AlertKey", "fingerprint"]
+__all__ = ["ALERT_KINDS", "ALERT_NAMES", "ALERT_SEVERITIES", "ALERT_STATES", "Alert", "AlertBook",
+           "AlertKey", "fingerprint"]
 
 ALERT_KINDS: Final = (
     "amplification",
@@ -36,6 +37,25 @@ ALERT_KINDS: Final = (
     "override_expired",
 )
 """Documented alert kinds (docs/alerts.md); the contract's ``kind`` field takes one of them."""
+
+ALERT_NAMES: Final = {
+    "amplification": "PlacewatchFeedbackAmplification",
+    "disparity": "PlacewatchPreferredTierDisparity",
+    "equity_drift": "PlacewatchEquityDrift",
+    "forecast_drift": "PlacewatchForecastDrift",
+    "override_expired": "PlacewatchOverrideExpired",
+}
+"""Each kind's alert name: ``alerts.jsonl``'s ``alert``, Alertmanager's ``alertname``, the
+Prometheus rule (alerts/placewatch.rules.yml) and its runbook (alerts/runbooks/)."""
+
+ALERT_SEVERITIES: Final = {
+    "amplification": "critical",
+    "disparity": "warning",
+    "equity_drift": "warning",
+    "forecast_drift": "warning",
+    "override_expired": "warning",
+}
+"""Each kind's ``severity`` label: critical pages the on-call receiver (alerts/alertmanager.yml)."""
 
 ALERT_STATES: Final = ("firing", "resolved")
 """The two edges of an alert, as written in ``alerts.jsonl``'s ``state``."""

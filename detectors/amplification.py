@@ -63,6 +63,14 @@ class GapTrend:
         self.growth = 0.0
         self.z = 0.0
 
+    @property
+    def growth_so_far(self) -> float | None:
+        """The shortfall since detection minus the shortfall at detection, over the
+        observations seen so far (None before the first); final once :attr:`done`."""
+        if self.done:
+            return self.growth
+        return self._worse / self._n - self.before if self._n else None
+
     def start(self, batches: list[tuple[float, int, float]]) -> None:
         """The level at detection: ``(shortfall, n, unit variance)`` of the alarm's batches."""
         n = sum(b[1] for b in batches)

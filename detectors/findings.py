@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from detectors.alerts import Alert, AlertKey, fingerprint
+from detectors.alerts import ALERT_NAMES, ALERT_SEVERITIES, Alert, AlertKey, fingerprint
 from detectors.disparity import DisparityFinding
 from detectors.drift import DriftSignal
 from detectors.forecast import ForecastSignal
@@ -40,9 +40,9 @@ def disparity_alert(key: AlertKey, f: DisparityFinding, threshold: float, confid
                     where: Where) -> Alert:
     """``disparity``: a standing shortfall in cheap compute, with confidence."""
     return Alert(
-        alert="PlacewatchPreferredTierDisparity",
+        alert=ALERT_NAMES["disparity"],
         state="firing", fingerprint=fingerprint(key), kind="disparity",
-        severity="warning",
+        severity=ALERT_SEVERITIES["disparity"],
         attribute=f.attribute, group=f.group, metric="preferred_rate_parity_ratio",
         value=round(f.ratio, 6), reference=threshold, decision_id=where.decision_id,
         event_index=where.event_index, at=iso(where.at),
@@ -61,9 +61,9 @@ def drift_alert(key: AlertKey, s: DriftSignal, budget: float, where: Where,
     spec = RATE_BY_NAME[s.metric]
     words, verb, unit = spec.words, spec.verb, spec.support
     return Alert(
-        alert="PlacewatchEquityDrift",
+        alert=ALERT_NAMES["equity_drift"],
         state="firing", fingerprint=fingerprint(key), kind="equity_drift",
-        severity="warning",
+        severity=ALERT_SEVERITIES["equity_drift"],
         attribute=s.attribute, group=s.group, metric=s.metric, value=round(s.observed, 6),
         reference=round(s.expected, 6), decision_id=where.decision_id,
         event_index=where.event_index, at=iso(where.at),
@@ -80,9 +80,9 @@ def amplification_alert(key: AlertKey, s: DriftSignal, where: Where) -> Alert:
     """``amplification``: the drifted gap keeps widening window after window."""
     words = RATE_BY_NAME[s.metric].words
     return Alert(
-        alert="PlacewatchFeedbackAmplification",
+        alert=ALERT_NAMES["amplification"],
         state="firing", fingerprint=fingerprint(key), kind="amplification",
-        severity="critical",
+        severity=ALERT_SEVERITIES["amplification"],
         attribute=s.attribute, group=s.group, metric=f"{s.metric}_gap_growth",
         value=round(s.detail, 6), reference=0.0, decision_id=where.decision_id,
         event_index=where.event_index, at=iso(where.at),
@@ -100,9 +100,9 @@ def forecast_alert(key: AlertKey, attribute: str, group: str, s: ForecastSignal,
     """``forecast_drift``: a group's forecasts went wrong in one direction."""
     direction = "under" if s.ratio > s.reference_ratio else "over"
     return Alert(
-        alert="PlacewatchForecastDrift",
+        alert=ALERT_NAMES["forecast_drift"],
         state="firing", fingerprint=fingerprint(key), kind="forecast_drift",
-        severity="warning",
+        severity=ALERT_SEVERITIES["forecast_drift"],
         attribute=attribute, group=group, metric=f"{s.quantity}_actual_over_predicted",
         value=round(s.ratio, 6), reference=round(s.reference_ratio, 6),
         decision_id=where.decision_id, event_index=where.event_index, at=iso(where.at),
@@ -117,9 +117,9 @@ def override_alert(key: AlertKey, by: str | None, reason: str | None, past: floa
                    job_id: str, attributes: dict[str, str], where: Where) -> Alert:
     """``override_expired``: a manual override outlived its expiry."""
     return Alert(
-        alert="PlacewatchOverrideExpired",
+        alert=ALERT_NAMES["override_expired"],
         state="firing", fingerprint=fingerprint(key), kind="override_expired",
-        severity="warning",
+        severity=ALERT_SEVERITIES["override_expired"],
         attribute=None, group=None, metric="override_past_limit_seconds", value=past,
         reference=limit, decision_id=where.decision_id, event_index=where.event_index,
         at=iso(where.at),

@@ -113,6 +113,9 @@ class AuditCore:
         self.wait_equity = WaitEquity(config.wait_gap_limit, config.confidence,
                                       max(config.min_group_support, 2))
         self._forecast_watches = 0
+        self.family_threshold = math.nan
+        """The CUSUM threshold every sequential watch was last tested against (the false-alarm
+        budget shared by all of them; NaN before the first evaluation)."""
         self._sampler = AuditSampler(config.audit_sample_rate, config.audit_sample_key,
                                      config.audit_always_overrides, config.shadow_train_rate,
                                      config.audit_open_alert_rate)
@@ -423,6 +426,7 @@ class AuditCore:
         detectors = max(self.drift.watches + self._forecast_watches, 1)
         threshold = threshold_for(detectors / self.config.false_alarms_per_million
                                   * 1e6 / self.config.evaluate_every)
+        self.family_threshold = threshold
         for signal in self.drift.refresh(self.ledger, threshold):
             self._on_drift(signal, where)
         for table in self.ledger.groups.values():

@@ -87,6 +87,12 @@ class RiverCycle:
         return None
 
     @property
+    def statistic(self) -> float:
+        """The level: the mean of the latest :data:`RECENT` values (judged against
+        :data:`ADVERSE_LEVEL`; River's own statistics are internal to it)."""
+        return self._level()
+
+    @property
     def in_control(self) -> bool:
         """Not alarmed, and the latest values do not lean against the group (their level is at
         most :data:`ADVERSE_LEVEL`)."""

@@ -14,6 +14,17 @@ pick_python() {
   return 1
 }
 
+# promtool and amtool (tests of alerts/), Prometheus and Alertmanager (end-to-end tests).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+  else
+    echo "warning: install Debian's prometheus and prometheus-alertmanager (promtool, amtool)" \
+         "for the alerting tests" >&2
+  fi
+fi
+
 PY=$(pick_python)
 if [ ! -x .venv/bin/python ]; then
   if ! "$PY" -m venv .venv 2>/dev/null; then

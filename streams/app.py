@@ -16,6 +16,7 @@ import importlib.metadata
 import logging
 import platform
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from streams.audit.worker import (
     make_auditor,
 )
 from streams.errors import PlacewatchError
+from streams.health import ChainWatch, LiveHealth
 from streams.logs import log_event
 from streams.metrics import build_registry
 from streams.settings import Settings
@@ -81,6 +83,8 @@ class Placewatch:
         self.audit_status = AuditStatus()
         self._audits: InlineAudits | ProcessAudits | None = None
         self._audit_work: list[WorkItem] = []
+        self.health: LiveHealth | None = None
+        """A live run's own health figures (wall clock), exported while it runs."""
         self.stop_requested = threading.Event()
         """Set by the first Ctrl-C or SIGTERM (:func:`graceful_stop`): finish the batch, stop."""
 
@@ -120,10 +124,16 @@ class Placewatch:
             if not batch:
                 return
             first = core.events_in
+            health = self.health
             try:
                 with self.lock:
+                    began = time.perf_counter()
                     for _, raw in batch:
                         core.process(raw)
+                    if health is not None:
+                        health.processing_seconds += time.perf_counter() - began
+                        health.batches += 1
+                        health.last_batch_at = time.time()
             except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
                 self.stop_requested.set()
                 self.deliver(sinks, first, batch[:core.events_in - first])
@@ -257,9 +267,12 @@ class Placewatch:
         out = RunDirectory.open(out_dir, resume=True, fsync=True)
         self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(), *self.sinks]
+        self.health = LiveHealth()
+        chain = ChainWatch(out.store.path, self.health, s.audit_verify_interval_s).start()
         try:
             self.start_audits(live=True)
         except BaseException:
+            chain.close()
             out.close()
             server.shutdown()
             raise
@@ -273,6 +286,7 @@ class Placewatch:
         finally:
             if self.stop_requested.is_set():
                 stopped_by = "interrupt"
+            chain.close()
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
@@ -332,7 +346,7 @@ def create_app(settings: Settings, sinks: Sequence[Sink] = ()) -> Placewatch:
     lock = threading.Lock()
     app = Placewatch(settings, core, registry := CollectorRegistry(auto_describe=False), lock,
                      sinks)
-    build_registry(core, lock, registry, lambda: app.audit_status)
+    build_registry(core, lock, registry, lambda: app.audit_status, lambda: app.health)
     return app
 
 

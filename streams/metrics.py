@@ -17,11 +17,12 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from detectors.alerts import ALERT_KINDS
 from detectors.events import REJECTION_REASONS
-from detectors.fairness import parity
+from detectors.fairness import parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
 from detectors.pipeline import AuditCore
 from streams import metric_names as m
 from streams.audit.worker import AuditStatus
+from streams.health import LiveHealth
 
 __all__ = ["CoreCollector", "build_registry"]
 
@@ -30,10 +31,12 @@ class CoreCollector(Collector):
     """Reads an :class:`AuditCore` under ``lock`` (shared with the thread feeding it)."""
 
     def __init__(self, core: AuditCore, lock: AbstractContextManager[object] | None = None,
-                 audit_status: Callable[[], AuditStatus] | None = None):
+                 audit_status: Callable[[], AuditStatus] | None = None,
+                 health: Callable[[], LiveHealth | None] | None = None):
         self._core = core
         self._lock = lock or nullcontext()
         self._audit_status = audit_status
+        self._health = health
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -70,9 +73,72 @@ class CoreCollector(Collector):
             yield from self._audit_families(self._audit_status())
         yield from self._alert_families()
         yield from self._group_families()
+        yield from self._detector_families()
         if core.watermark != float("-inf"):
             yield GaugeMetricFamily(m.EVENT_TIME, "Latest event time seen (Unix seconds).",
                                     value=core.watermark)
+        health = self._health() if self._health is not None else None
+        if health is not None:
+            yield from self._health_families(health)
+
+    @staticmethod
+    def _health_families(health: LiveHealth) -> Iterator[Metric]:
+        yield GaugeMetricFamily(m.STARTED_AT, "When this run started (Unix seconds).",
+                                value=health.started_at)
+        if health.last_batch_at is not None:
+            yield GaugeMetricFamily(m.LAST_BATCH_AT, "Wall-clock time the latest batch of "
+                                    "events was processed (Unix seconds).",
+                                    value=health.last_batch_at)
+        yield CounterMetricFamily(m.PROCESSING_SECONDS, "Wall-clock seconds spent processing "
+                                  "events in the core.", value=health.processing_seconds)
+        yield CounterMetricFamily(m.BATCHES, "Batches of events processed.",
+                                  value=health.batches)
+        if health.chain_ok is not None and health.chain_checked_at is not None:
+            yield GaugeMetricFamily(m.AUDIT_CHAIN_OK, "1 if the audit store's hash chain "
+                                    "verified at the latest check, 0 if it did not.",
+                                    value=1 if health.chain_ok else 0)
+            yield GaugeMetricFamily(m.AUDIT_CHAIN_RECORDS, "Records in the chain at the "
+                                    "latest check.", value=health.chain_records)
+            yield GaugeMetricFamily(m.AUDIT_CHAIN_CHECKED_AT, "When the chain was last "
+                                    "verified (Unix seconds).", value=health.chain_checked_at)
+
+    def _detector_families(self) -> Iterator[Metric]:
+        core = self._core
+        statistic = GaugeMetricFamily(
+            m.DRIFT_STATISTIC, "Evidence of each sequential watch now: in phase alarm the "
+            "CUSUM that raises the alert above placewatch_drift_threshold, in phase recovery "
+            "the one that resolves it (a River drift_detector exports its level instead).",
+            labels=["watch", "attribute", "group", "metric", "phase"])
+        growth = GaugeMetricFamily(
+            m.AMPLIFICATION_GROWTH, "For a group in a drift alarm, its shortfall since "
+            "detection minus its shortfall at detection (amplification fires when this is "
+            "significant and at least trend_min_growth).",
+            labels=["attribute", "group", "metric"])
+        for attribute in core.ledger.attribute_names:
+            for name, stats in sorted(core.ledger.groups[attribute].items()):
+                for metric, watch in sorted((stats.drift or {}).items()):
+                    if watch.ratio is None:
+                        continue  # still warming up: no test yet
+                    cycle = watch.cycle
+                    statistic.add_metric(["equity_drift", attribute, name, metric,
+                                          "recovery" if cycle.alarmed else "alarm"],
+                                         cycle.statistic)
+                    so_far = watch.trend.growth_so_far if watch.trend is not None else None
+                    if so_far is not None:
+                        growth.add_metric([attribute, name, metric], so_far)
+                for quantity, residuals in sorted((stats.forecast or {}).items()):
+                    if residuals.dispersion.ready or residuals.cycle.alarmed:
+                        statistic.add_metric(
+                            ["forecast_drift", attribute, name, quantity,
+                             "recovery" if residuals.cycle.alarmed else "alarm"],
+                            residuals.cycle.statistic)
+        yield statistic
+        yield growth
+        if core.family_threshold == core.family_threshold:  # not NaN: evaluated once
+            yield GaugeMetricFamily(
+                m.DRIFT_THRESHOLD, "The CUSUM threshold every sequential watch is tested "
+                "against: one false-alarm budget (false_alarms_per_million) shared by all.",
+                value=core.family_threshold)
 
     def _alert_families(self) -> Iterator[Metric]:
         core = self._core
@@ -85,16 +151,32 @@ class CoreCollector(Collector):
             m.ALERT_ACTIVE, "1 for every alert open now (the series disappears when it "
             "resolves); fingerprint is the alerts.jsonl fingerprint.",
             labels=["kind", "attribute", "group", "metric", "fingerprint"])
+        value = GaugeMetricFamily(m.ALERT_VALUE, "The observed value an open alert fired "
+                                  "on (its alerts.jsonl value).",
+                                  labels=["kind", "attribute", "group", "metric", "fingerprint"])
+        reference = GaugeMetricFamily(m.ALERT_REFERENCE, "What the value was compared with "
+                                      "when the alert fired (its alerts.jsonl reference).",
+                                      labels=["kind", "attribute", "group", "metric",
+                                              "fingerprint"])
+        fired_at = GaugeMetricFamily(m.ALERT_FIRED_AT, "Event time an open alert fired at "
+                                     "(Unix seconds).",
+                                     labels=["kind", "attribute", "group", "metric",
+                                             "fingerprint"])
         open_by_kind = dict.fromkeys(ALERT_KINDS, 0)
-        for key, fired, _ in core.alert_book.open_alerts():
+        for key, fired, since in core.alert_book.open_alerts():
             open_by_kind[key[0]] = open_by_kind.get(key[0], 0) + 1
-            active.add_metric([fired.kind, fired.attribute or "", fired.group or "",
-                               fired.metric, fired.fingerprint], 1)
+            labels = [fired.kind, fired.attribute or "", fired.group or "", fired.metric,
+                      fired.fingerprint]
+            active.add_metric(labels, 1)
+            value.add_metric(labels, fired.value)
+            if isinstance(fired.reference, int | float):
+                reference.add_metric(labels, fired.reference)
+            fired_at.add_metric(labels, since)
         for kind in ALERT_KINDS:
             alerts.add_metric([kind], core.alerts_by_kind.get(kind, 0))
             resolved.add_metric([kind], core.resolved_by_kind.get(kind, 0))
             open_alerts.add_metric([kind], open_by_kind[kind])
-        yield from (alerts, resolved, open_alerts, active)
+        yield from (alerts, resolved, open_alerts, active, value, reference, fired_at)
 
     @staticmethod
     def _audit_families(status: AuditStatus) -> Iterator[Metric]:
@@ -105,6 +187,10 @@ class CoreCollector(Collector):
                                   value=status.deferred)
         yield GaugeMetricFamily(m.AUDIT_BACKLOG, "Sampled decisions waiting to be explained.",
                                 value=status.backlog)
+        if status.backlog_limit is not None:
+            yield GaugeMetricFamily(m.AUDIT_BACKLOG_LIMIT, "Backlog beyond which new samples "
+                                    "are recorded deferred (audit_backlog).",
+                                    value=status.backlog_limit)
         yield CounterMetricFamily(m.SHADOW_SKIPPED, "Training examples the shadow model "
                                   "skipped because the deep-audit worker was behind.",
                                   value=status.training_skipped)
@@ -129,6 +215,17 @@ class CoreCollector(Collector):
                                         labels=["attribute", "group", "action"])
         rates = GaugeMetricFamily(m.GROUP_RATE, "Per-group rates since start.",
                                   labels=["attribute", "group", "metric"])
+        confidence = core.config.confidence
+        z = z_for_confidence(confidence)
+        lower = GaugeMetricFamily(m.GROUP_RATE_LOWER, f"Lower end of the {confidence:.0%} "
+                                  "Wilson interval of each group rate.",
+                                  labels=["attribute", "group", "metric"])
+        upper = GaugeMetricFamily(m.GROUP_RATE_UPPER, f"Upper end of the {confidence:.0%} "
+                                  "Wilson interval of each group rate.",
+                                  labels=["attribute", "group", "metric"])
+        rate_support = GaugeMetricFamily(m.GROUP_RATE_SUPPORT, "Decisions each group rate is "
+                                         "computed over (its denominator).",
+                                         labels=["attribute", "group", "metric"])
         waits = GaugeMetricFamily(m.GROUP_QUEUE_WAIT, "Mean queue wait per group (seconds).",
                                   labels=["attribute", "group"])
         ratio = GaugeMetricFamily(m.PARITY_RATIO,
@@ -164,7 +261,12 @@ class CoreCollector(Collector):
                 for metric in RATE_METRICS:
                     num, den = stats.rate_counts(metric)
                     if den:
-                        rates.add_metric([attribute, name, metric], num / den)
+                        labels = [attribute, name, metric]
+                        rates.add_metric(labels, num / den)
+                        lo, hi = wilson_interval(num, den, z)
+                        lower.add_metric(labels, lo)
+                        upper.add_metric(labels, hi)
+                        rate_support.add_metric(labels, den)
                 if stats.wait_n:
                     waits.add_metric([attribute, name], stats.wait_sum / stats.wait_n)
                     p95.add_metric([attribute, name], stats.wait_p95_s or 0.0)
@@ -185,14 +287,16 @@ class CoreCollector(Collector):
                     fig = parity(supported)
                     ratio.add_metric([attribute, metric], fig.ratio)
                     diff.add_metric([attribute, metric], fig.difference)
-        yield from (decisions, rates, waits, p95, unit_cost, ratio, diff, tracked, overflow,
-                    bias, mae)
+        yield from (decisions, rates, lower, upper, rate_support, waits, p95, unit_cost, ratio,
+                    diff, tracked, overflow, bias, mae)
 
 
 def build_registry(core: AuditCore, lock: threading.Lock | None = None,
                    registry: CollectorRegistry | None = None,
-                   audit_status: Callable[[], AuditStatus] | None = None) -> CollectorRegistry:
-    """A registry holding only placewatch's collector (no process metrics: deterministic)."""
+                   audit_status: Callable[[], AuditStatus] | None = None,
+                   health: Callable[[], LiveHealth | None] | None = None) -> CollectorRegistry:
+    """A registry holding only placewatch's collector (no process metrics: deterministic;
+    ``health`` gives a live run's wall-clock figures, None in a replay)."""
     registry = registry or CollectorRegistry(auto_describe=False)
-    registry.register(CoreCollector(core, lock, audit_status))
+    registry.register(CoreCollector(core, lock, audit_status, health))
     return registry

@@ -48,6 +48,8 @@ class Settings:
     """Sampled decisions a worker may hold unexplained before new ones are recorded deferred."""
     audit_retention_days: int = 400
     """Days audit records are kept before ``audit purge`` may delete them (legal holds aside)."""
+    audit_verify_interval_s: float = 3600.0
+    """Seconds between re-verifications of the audit chain by a live run (0: at start only)."""
     source: str = ""
     """Where the settings came from, for the log (never their values)."""
 
@@ -171,6 +173,11 @@ def load_settings(config_file: Path | None = None,
     retention = shell.get("audit_retention_days", 400)
     if not isinstance(retention, int) or isinstance(retention, bool) or retention < 1:
         raise ConfigError(f"audit_retention_days: must be an integer >= 1, got {retention!r}")
+    verify_every = shell.get("audit_verify_interval_s", 3600.0)
+    if (not isinstance(verify_every, int | float) or isinstance(verify_every, bool)
+            or not 0 <= verify_every < float("inf")):
+        raise ConfigError("audit_verify_interval_s: must be a number of seconds >= 0, got "
+                          f"{verify_every!r}")
     currency = shell.get("currency", "USD")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise ConfigError(f"currency: must be a three-letter code such as USD, got {currency!r}")
@@ -184,5 +191,6 @@ def load_settings(config_file: Path | None = None,
         audit_worker=worker,
         audit_backlog=backlog,
         audit_retention_days=retention,
+        audit_verify_interval_s=float(verify_every),
         source=" < ".join(sources),
     )

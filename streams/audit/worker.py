@@ -93,6 +93,8 @@ class AuditStatus:
     deferred: int = 0
     training_skipped: int = 0
     backlog: int = 0
+    backlog_limit: int | None = None
+    """Beyond this many unexplained, new samples are deferred (None: inline, no backlog)."""
     shadow_examples: int = 0
     shadow_accuracy: float | None = None
     deadline_examples: int = 0
@@ -186,7 +188,7 @@ class ProcessAudits:
         if backlog < 1:
             raise ValueError(f"backlog must be >= 1, got {backlog}")
         self.backlog = backlog
-        self.status = AuditStatus()
+        self.status = AuditStatus(backlog_limit=backlog)
         self._builder = params.builder()
         self._pending_items = 0
         self._pending_explains: list[int] = []  # explains per batch in flight

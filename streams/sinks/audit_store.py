@@ -27,6 +27,7 @@ class AuditStoreSink:
     name = "audit.sqlite"
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
+        self.path = path
         self.store = SqliteAuditStore(path, fsync=fsync)
 
     def write(self, batch: Batch) -> None:

@@ -69,3 +69,39 @@ def test_every_family_has_its_documented_labels() -> None:
         assert rows, family
         for row, _ in rows:
             assert set(row) == labels, (family, row)
+
+
+def test_open_alerts_carry_their_figures_and_detectors_their_evidence() -> None:
+    """On a drifting stream: each open alert's value, reference and firing time are exported
+    under its fingerprint; every warmed-up watch exports its statistic below the family
+    threshold unless its alert is open; rate intervals hold their rate."""
+    from simulator import SCENARIOS, Simulation
+
+    app = create_app(load_settings(environ={}))
+    for raw in Simulation(SCENARIOS["equity_drift"], 40_000, seed=1):
+        app.core.process(raw)
+    text = generate_latest(app.registry).decode()
+    book = app.core.alert_book.open_alerts()
+    assert book
+    values = {row["fingerprint"]: v for row, v in _rows(text, m.ALERT_VALUE)}
+    fired_at = {row["fingerprint"]: v for row, v in _rows(text, m.ALERT_FIRED_AT)}
+    for _, alert, since in book:
+        assert values[alert.fingerprint] == alert.value
+        assert fired_at[alert.fingerprint] == since
+    threshold = float(re.search(rf"^{m.DRIFT_THRESHOLD} (\S+)$", text, re.M)[1])
+    assert threshold == app.core.family_threshold > 0
+    statistics = _rows(text, m.DRIFT_STATISTIC)
+    assert {row["watch"] for row, _ in statistics} == {"equity_drift", "forecast_drift"}
+    alarmed = {(a.attribute, a.group, a.metric) for _, a, _ in book if a.kind == "equity_drift"}
+    for row, value in statistics:
+        if row["watch"] == "equity_drift":
+            key = (row["attribute"], row["group"], row["metric"])
+            assert (row["phase"] == "recovery") == (key in alarmed), row
+            assert 0 <= value <= threshold, row
+    lower = {tuple(r.values()): v for r, v in _rows(text, m.GROUP_RATE_LOWER)}
+    upper = {tuple(r.values()): v for r, v in _rows(text, m.GROUP_RATE_UPPER)}
+    rates = _rows(text, m.GROUP_RATE)
+    assert rates and len(lower) == len(rates) == len(upper)
+    for row, rate in rates:
+        key = tuple(row.values())
+        assert lower[key] <= rate <= upper[key]

@@ -56,7 +56,11 @@ def test_run_serves_metrics_on_loopback_and_stops_cleanly(tmp_path: Path, stop: 
     try:
         assert url.startswith("http://127.0.0.1:")
         _scrape_until(url, ('placewatch_events_total{kind="placement"}',
-                            'placewatch_group_rate{attribute="team"'))
+                            'placewatch_group_rate{attribute="team"',
+                            # a live run's own health: wall-clock figures, the chain verified
+                            "placewatch_last_batch_processed_timestamp_seconds ",
+                            "placewatch_processing_seconds_total ",
+                            "placewatch_audit_chain_ok 1.0"))
         proc.send_signal(stop)
         _, err = proc.communicate(timeout=120)
     finally:

@@ -1,0 +1,43 @@
+"""A live run's chain check: a store that verifies reads 1, an edited one 0, and says why."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from streams.audit.store import SqliteAuditStore
+from streams.health import ChainWatch, LiveHealth
+
+
+def test_the_chain_check_notices_an_edited_record(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path)
+    store.append_bodies([(f"d-{i}", "2026-11-02T08:15:00Z",
+                          b'{"decision_id":"d-%d","n":%d}' % (i, i)) for i in range(5)])
+    health = LiveHealth()
+    watch = ChainWatch(path, health, interval_s=0)
+    watch.check()
+    assert (health.chain_ok, health.chain_records, health.chain_problem) == (True, 5, "")
+    checked = health.chain_checked_at
+    assert checked is not None
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE records SET body = ? WHERE seq = 3", (b'{"decision_id":"d-2","n":99}',))
+    db.close()
+    with caplog.at_level(logging.ERROR, logger="placewatch"):
+        watch.check()
+    assert health.chain_ok is False and health.chain_problem
+    assert health.chain_checked_at is not None and health.chain_checked_at >= checked
+    assert "audit chain does not verify" in caplog.text
+    store.close()
+
+
+def test_a_missing_store_is_a_failed_check_not_a_crash(tmp_path: Path) -> None:
+    health = LiveHealth()
+    watch = ChainWatch(tmp_path / "nowhere.sqlite", health, interval_s=0).start()
+    watch.close()
+    assert health.chain_ok is False and "no audit store" in health.chain_problem
