@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import generate_latest, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from detectors.audit_work import WorkItem
@@ -37,6 +36,7 @@ from streams.audit.worker import (
     make_auditor,
 )
 from streams.errors import PlacewatchError
+from streams.exposition import render, serve
 from streams.health import ChainWatch, LiveHealth
 from streams.logs import log_event
 from streams.metrics import build_registry
@@ -44,12 +44,16 @@ from streams.settings import Settings
 from streams.sinks.base import Batch, Sink
 from streams.sinks.directory import OUTPUT_FILES, RunDirectory
 from streams.sinks.log import AlertLog
+from streams.sinks.outbox import AlertOutbox
 
 __all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "OUTPUT_FILES", "Placewatch", "create_app",
            "graceful_stop", "rederive_records", "versions"]
 
 BATCH_EVENTS = 512
 """Input events per batch: effects are drained and handed to the sinks after each."""
+LIVE_BATCH_SECONDS = 0.2
+"""A live run also closes a batch once its first event is this old, so a slow source's alerts
+reach the sinks (and Alertmanager) without waiting for 512 events."""
 AUDIT_FLUSH_ITEMS = 256
 """Audit work items gathered before they are handed on (about every 2,000 events): a hand-off
 costs the event that pays it ~0.1-0.5 ms, so it should land on well under 1% of events."""
@@ -84,6 +88,7 @@ class Placewatch:
         self._audits: InlineAudits | ProcessAudits | None = None
         self._audit_work: list[WorkItem] = []
         self.health: LiveHealth | None = None
+        self._received_at: float | None = None
         """A live run's own health figures (wall clock), exported while it runs."""
         self.stop_requested = threading.Event()
         """Set by the first Ctrl-C or SIGTERM (:func:`graceful_stop`): finish the batch, stop."""
@@ -115,11 +120,19 @@ class Placewatch:
         batch: list[tuple[str, bytes]] = []
         iterator = iter(events)
         stop = self.stop_requested
+        live = self.health is not None
+        clock = time.monotonic
         while not stop.is_set():
             batch.clear()
+            opened = 0.0
             for item in iterator:
                 batch.append(item)
+                if len(batch) == 1 and live:
+                    opened = clock()
+                    self._received_at = time.time()
                 if len(batch) >= BATCH_EVENTS or stop.is_set():
+                    break
+                if live and clock() - opened > LIVE_BATCH_SECONDS:
                     break
             if not batch:
                 return
@@ -160,7 +173,7 @@ class Placewatch:
             records.extend(audits.close())
         out = Batch(first, len(batch),
                     [(d, batch[d.event_index - first][0]) for d in effects.dead_letters],
-                    effects.alerts, records, final)
+                    effects.alerts, records, final, self._received_at)
         for sink in sinks:
             sink.write(out)
         for sink in sinks:
@@ -184,7 +197,7 @@ class Placewatch:
         summary = self.summary(records, head)
         out.write_final(
             orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
-            generate_latest(self.registry))
+            render(self.registry))
         for sink in sinks:
             sink.close()
         log_event(_LOG, logging.INFO, "run finished", out=str(out.directory),
@@ -255,8 +268,7 @@ class Placewatch:
         """Serve ``/metrics`` and process until the source ends or Ctrl-C / SIGTERM."""
         s = self.settings
         try:
-            server, thread = start_http_server(s.metrics_port, addr=s.metrics_host,
-                                               registry=self.registry)
+            server, thread = serve(self.registry, s.metrics_host, s.metrics_port)
         except OSError as exc:
             raise PlacewatchError(f"cannot listen on {s.metrics_host}:{s.metrics_port}: "
                                   f"{exc.strerror or exc}; set metrics_port or "
@@ -266,13 +278,24 @@ class Placewatch:
                   url=f"http://{s.metrics_host}:{port}/metrics")
         out = RunDirectory.open(out_dir, resume=True, fsync=True)
         self.core.carry_over(out.left_open)
-        sinks = [*out.sinks, AlertLog(), *self.sinks]
-        self.health = LiveHealth()
-        chain = ChainWatch(out.store.path, self.health, s.audit_verify_interval_s).start()
+        sinks = [*out.sinks, AlertLog(s.runbook_base), *self.sinks]
+        health = LiveHealth()
+        chain = ChainWatch(out.store.path, health, s.audit_verify_interval_s).start()
         try:
+            if s.alertmanager_urls or s.webhook_urls:
+                outbox = AlertOutbox(out.directory / "alert_outbox.sqlite", s.alertmanager_urls,
+                                     s.webhook_urls, s.alertmanager_resend_s,
+                                     dict(s.alertmanager_extra_labels), s.runbook_base)
+                sinks.append(outbox)
+                health.delivery = outbox.stats
+                # what an earlier run left undelivered goes out before this run's own edges
+                outbox.first_pass.wait(timeout=30)
+            self.health = health
             self.start_audits(live=True)
         except BaseException:
             chain.close()
+            for sink in sinks[len(out.sinks):]:
+                sink.close()
             out.close()
             server.shutdown()
             raise

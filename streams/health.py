@@ -18,6 +18,7 @@ from pathlib import Path
 from streams.audit.verify import verify_store
 from streams.errors import AuditStoreError
 from streams.logs import log_event
+from streams.sinks.outbox import DeliveryStats
 
 __all__ = ["ChainWatch", "LiveHealth"]
 
@@ -38,6 +39,8 @@ class LiveHealth:
     chain_ok: bool | None = None
     chain_records: int = 0
     chain_problem: str = ""
+    delivery: dict[str, DeliveryStats] = field(default_factory=dict)
+    """Direct alert delivery, per target (public URL), when configured."""
 
 
 class ChainWatch:

@@ -14,13 +14,18 @@ __all__ = ["configure_logging", "log_event"]
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+def _timestamp(record: logging.LogRecord) -> str:
+    """UTC, to the millisecond: ``2026-12-01T03:04:05.678Z``."""
+    return dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "msg", ...extra fields}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -34,12 +39,12 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``LEVEL message key=value ...``, readable at 3 a.m."""
+    """``TIME LEVEL message key=value ...``, readable at 3 a.m."""
 
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v}" for k, v in vars(record).items()
                          if k not in _STANDARD and not k.startswith("_"))
-        text = f"{record.levelname:<7} {record.getMessage()}"
+        text = f"{_timestamp(record)} {record.levelname:<7} {record.getMessage()}"
         return f"{text}  {extra}" if extra else text
 
 

@@ -12,7 +12,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from detectors.alerts import ALERT_KINDS
@@ -23,6 +28,7 @@ from detectors.pipeline import AuditCore
 from streams import metric_names as m
 from streams.audit.worker import AuditStatus
 from streams.health import LiveHealth
+from streams.sinks.outbox import DELIVERY_BUCKETS
 
 __all__ = ["CoreCollector", "build_registry"]
 
@@ -101,6 +107,9 @@ class CoreCollector(Collector):
                                     "latest check.", value=health.chain_records)
             yield GaugeMetricFamily(m.AUDIT_CHAIN_CHECKED_AT, "When the chain was last "
                                     "verified (Unix seconds).", value=health.chain_checked_at)
+        if health.delivery:
+            yield from _delivery_families(health)
+
 
     def _detector_families(self) -> Iterator[Metric]:
         core = self._core
@@ -289,6 +298,31 @@ class CoreCollector(Collector):
                     diff.add_metric([attribute, metric], fig.difference)
         yield from (decisions, rates, lower, upper, rate_support, waits, p95, unit_cost, ratio,
                     diff, tracked, overflow, bias, mae)
+
+
+def _delivery_families(health: LiveHealth) -> Iterator[Metric]:
+    sent = CounterMetricFamily(m.ALERT_DELIVERIES, "Alerts accepted by each direct-delivery "
+                               "target (Alertmanager re-sends included).", labels=["target"])
+    failed = CounterMetricFamily(m.ALERT_DELIVERY_FAILURES, "Failed delivery attempts per "
+                                 "target (each is retried).", labels=["target"])
+    pending = GaugeMetricFamily(m.ALERT_DELIVERY_PENDING, "Alert edges in the outbox not yet "
+                                "accepted by the target.", labels=["target"])
+    last = GaugeMetricFamily(m.ALERT_DELIVERY_LAST_SUCCESS, "When the target last accepted a "
+                             "delivery (Unix seconds).", labels=["target"])
+    latency = HistogramMetricFamily(m.ALERT_DELIVERY_SECONDS, "Seconds from an alert edge "
+                                    "entering the outbox to its first acceptance by the target.",
+                                    labels=["target"])
+    for target, stats in sorted(health.delivery.items()):
+        sent.add_metric([target], stats.sent)
+        failed.add_metric([target], stats.failures)
+        pending.add_metric([target], stats.pending)
+        if stats.last_success_at is not None:
+            last.add_metric([target], stats.last_success_at)
+        buckets = [(f"{bound:g}", count)
+                   for bound, count in zip(DELIVERY_BUCKETS, stats.latency_buckets, strict=True)]
+        buckets.append(("+Inf", stats.latency_count))
+        latency.add_metric([target], buckets, stats.latency_sum)
+    yield from (sent, failed, pending, last, latency)
 
 
 def build_registry(core: AuditCore, lock: threading.Lock | None = None,

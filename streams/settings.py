@@ -13,7 +13,9 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +24,12 @@ from typing import Any
 from detectors.config import CoreConfig
 from streams.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "public_url"]
 
 ENV_PREFIX = "PLACEWATCH_"
 _CORE_KEYS = {f.name for f in dataclasses.fields(CoreConfig)}
 _SECRET_KEYS = {"audit_sample_key"}
+_URL_KEYS = ("alertmanager_urls", "webhook_urls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,17 @@ class Settings:
     """Days audit records are kept before ``audit purge`` may delete them (legal holds aside)."""
     audit_verify_interval_s: float = 3600.0
     """Seconds between re-verifications of the audit chain by a live run (0: at start only)."""
+    alertmanager_urls: tuple[str, ...] = ()
+    """Alertmanager base URLs (every one of an HA pair) that a live run sends alerts to
+    directly, through the durable outbox (streams/sinks/outbox.py)."""
+    webhook_urls: tuple[str, ...] = ()
+    """URLs that a live run POSTs every alert edge to (its alerts.jsonl line), in order."""
+    alertmanager_resend_s: float = 60.0
+    """Seconds between re-sends of a firing alert (Alertmanager wants 30 s to 3 min)."""
+    alertmanager_extra_labels: tuple[tuple[str, str], ...] = ()
+    """Labels added to every directly delivered alert (match Prometheus's external_labels)."""
+    runbook_base: str = "alerts/runbooks/"
+    """Prefix of every alert's runbook_url on the direct path (the rules use the same)."""
     source: str = ""
     """Where the settings came from, for the log (never their values)."""
 
@@ -69,7 +83,23 @@ class Settings:
         for f in dataclasses.fields(self):
             if f.name not in ("core", "source"):
                 out[f.name] = getattr(self, f.name)
+        for key in _URL_KEYS:  # credentials may ride in a URL: show where, not how
+            out[key] = [public_url(url) for url in out[key]]
+        out["alertmanager_extra_labels"] = dict(self.alertmanager_extra_labels)
         return out
+
+
+def public_url(url: str) -> str:
+    """The URL without credentials, query or fragment: safe for logs and metric labels.
+
+    >>> public_url("https://user:secret@am.example:9093/path?token=x")
+    'https://am.example:9093/path'
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _as_tuple(key: str, value: Any) -> Any:
@@ -114,6 +144,49 @@ def _check_host(host: Any) -> str:
         if host != "localhost" and not all(p.isalnum() or "-" in p for p in host.split(".")):
             raise ConfigError(f"metrics_host: not an address or host name: {host!r}") from None
     return host
+
+
+def _urls(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: must be a list of http(s) URLs, got {type(value).__name__}")
+    for url in value:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # never echo the value: it may hold credentials
+            raise ConfigError(f"{key}: not an http(s) URL with a host: "
+                              f"{parts.scheme or '?'}://{parts.hostname or '?'}...")
+    return tuple(value)
+
+
+def _delivery(shell: Mapping[str, Any]) -> dict[str, Any]:
+    """The direct alert delivery's keys, validated."""
+    resend = shell.get("alertmanager_resend_s", 60.0)
+    if (not isinstance(resend, int | float) or isinstance(resend, bool)
+            or not 1.0 <= resend <= 3600.0):
+        raise ConfigError(f"alertmanager_resend_s: must be seconds in 1..3600, got {resend!r}")
+    labels = shell.get("alertmanager_extra_labels", {})
+    if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", k)
+            and isinstance(v, str) for k, v in labels.items()):
+        raise ConfigError("alertmanager_extra_labels: must be a table of label names to "
+                          f"strings, got {labels!r}")
+    reserved = set(labels) & {"alertname", "severity", "kind", "attribute", "group", "metric",
+                              "fingerprint"}
+    if reserved:
+        raise ConfigError(f"alertmanager_extra_labels: {', '.join(sorted(reserved))} "
+                          "are placewatch's own labels")
+    base = shell.get("runbook_base", "alerts/runbooks/")
+    if not isinstance(base, str):
+        raise ConfigError(f"runbook_base: must be a string, got {base!r}")
+    return {
+        "alertmanager_urls": _urls("alertmanager_urls", shell.get("alertmanager_urls", [])),
+        "webhook_urls": _urls("webhook_urls", shell.get("webhook_urls", [])),
+        "alertmanager_resend_s": float(resend),
+        "alertmanager_extra_labels": tuple(sorted(labels.items())),
+        "runbook_base": base,
+    }
 
 
 def load_settings(config_file: Path | None = None,
@@ -178,6 +251,7 @@ def load_settings(config_file: Path | None = None,
             or not 0 <= verify_every < float("inf")):
         raise ConfigError("audit_verify_interval_s: must be a number of seconds >= 0, got "
                           f"{verify_every!r}")
+    delivery = _delivery(shell)
     currency = shell.get("currency", "USD")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise ConfigError(f"currency: must be a three-letter code such as USD, got {currency!r}")
@@ -192,5 +266,6 @@ def load_settings(config_file: Path | None = None,
         audit_backlog=backlog,
         audit_retention_days=retention,
         audit_verify_interval_s=float(verify_every),
+        **delivery,
         source=" < ".join(sources),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import sys
@@ -202,6 +203,10 @@ def run(
                                            "second, about 1,200 events/s).")] = 6000.0,
     max_events: Annotated[int | None, typer.Option(min=1, help="Stop after this many events "
                                                    "(default: run until Ctrl-C).")] = None,
+    revert_at: Annotated[int | None, typer.Option(min=1, help="Undo the scenario's change from "
+                                                  "this event index on, so its alerts can be "
+                                                  "seen to resolve (see simulate --help).")
+                         ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for alerts, dead letters,"
                                       " the audit store and the final summary.",
                                       file_okay=False)] = Path("placewatch-data"),
@@ -225,15 +230,28 @@ def run(
     log_event(_LOG, logging.INFO, "starting", scenario=scenario, seed=seed, speedup=speedup,
               settings=settings.source)
 
+    recent: collections.deque[tuple[float, int]] = collections.deque([(started, 0)])
+
+    def rate(core: AuditCore) -> float:
+        """Events per second over the last ~10 s (not the average since start)."""
+        now = time.monotonic()
+        recent.append((now, core.events_in))
+        while len(recent) > 2 and now - recent[1][0] > 10:
+            recent.popleft()
+        then, count = recent[0]
+        return (core.events_in - count) / max(now - then, 1e-9)
+
     def line(core: AuditCore) -> str:
-        elapsed = max(time.monotonic() - started, 1e-9)
         at = core.last_at.strftime("%Y-%m-%d %H:%M") if core.last_at else "-"
-        return (f"[bold]placewatch[/] {core.events_in:,} events ({core.events_in / elapsed:,.0f}"
+        return (f"[bold]placewatch[/] {core.events_in:,} events ({rate(core):,.0f}"
                 f"/s)  placements {core.placements:,}  outcomes {core.outcomes:,}  rejected "
                 f"{core.rejected:,}  audited {core.audited:,}  alerts [bold red]"
                 f"{core.alerts_fired}[/]  sim time {at}")
 
-    events = paced(scenario, seed, max_events, speedup)
+    try:
+        events = paced(scenario, seed, max_events, speedup, revert_at=revert_at)
+    except ValueError as exc:
+        raise PlacewatchError(f"--revert-at: {exc}") from exc
     show = not State.quiet and ERR.is_terminal
     with graceful_stop(placewatch), Live("", console=ERR, refresh_per_second=4,
                                       transient=True) if show else NoLive() as live:
@@ -246,6 +264,7 @@ def run(
                 last[0] = now
             elif not show and now - last[0] > 10:
                 log_event(_LOG, logging.INFO, "status", events_in=core.events_in,
+                          events_per_s=round(rate(core), 1), alerts_open=len(core.alert_book),
                           alerts=core.alerts_fired, audited=core.audited)
                 last[0] = now
 

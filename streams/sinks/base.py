@@ -38,6 +38,9 @@ class Batch:
     explained beside the event path, so they may belong to events of earlier batches."""
     final: bool = False
     """The run's closing batch: nothing follows it."""
+    received_at: float | None = None
+    """Wall-clock time (Unix seconds) the batch's first event arrived, in a live run (None in
+    a replay): the start of an alert's end-to-end delivery latency."""
 
 
 @runtime_checkable

@@ -13,9 +13,13 @@ _LOG = logging.getLogger("placewatch")
 
 
 class AlertLog:
-    """Logs every firing edge as a warning and every resolved edge as information."""
+    """Logs every firing edge as a warning and every resolved edge as information, one line
+    each, with the alert's runbook."""
 
     name = "log"
+
+    def __init__(self, runbook_base: str = "alerts/runbooks/") -> None:
+        self.runbook_base = runbook_base
 
     def write(self, batch: Batch) -> None:
         for alert in batch.alerts:
@@ -23,7 +27,8 @@ class AlertLog:
             log_event(_LOG, level, alert.summary, alert=alert.alert, state=alert.state,
                       kind=alert.kind, attribute=alert.attribute, group=alert.group,
                       metric=alert.metric, value=alert.value, at=alert.at,
-                      decision_id=alert.decision_id, fingerprint=alert.fingerprint)
+                      decision_id=alert.decision_id, fingerprint=alert.fingerprint,
+                      runbook=f"{self.runbook_base}{alert.alert}.md")
 
     def durable(self) -> None:
         return None

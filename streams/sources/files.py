@@ -67,9 +67,17 @@ def count_lines(paths: list[Path]) -> int | None:
 
 def paced(scenario: str, seed: int, events: int | None, speedup: float,
           clock: Callable[[], float] = time.monotonic,
-          sleep: Callable[[float], None] = time.sleep) -> Iterator[tuple[str, bytes]]:
-    """The simulator as a live source: one simulated second every ``1/speedup`` seconds."""
-    sim = Simulation(SCENARIOS[scenario], events, seed)
+          sleep: Callable[[float], None] = time.sleep,
+          revert_at: int | None = None) -> Iterator[tuple[str, bytes]]:
+    """The simulator as a live source: one simulated second every ``1/speedup`` seconds.
+
+    A bad ``revert_at`` is a ``ValueError`` here, before the first event."""
+    sim = Simulation(SCENARIOS[scenario], events, seed, revert_at=revert_at)
+    return _paced(sim, speedup, clock, sleep)
+
+
+def _paced(sim: Simulation, speedup: float, clock: Callable[[], float],
+           sleep: Callable[[float], None]) -> Iterator[tuple[str, bytes]]:
     start = clock()
     for index, raw in enumerate(sim):
         ahead = sim.now / speedup - (clock() - start)

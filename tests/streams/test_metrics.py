@@ -105,3 +105,21 @@ def test_open_alerts_carry_their_figures_and_detectors_their_evidence() -> None:
     for row, rate in rates:
         key = tuple(row.values())
         assert lower[key] <= rate <= upper[key]
+
+
+def test_the_served_exposition_is_byte_for_byte_the_library_s() -> None:
+    """streams.exposition.render (what /metrics serves) equals prometheus_client's own
+    generate_latest, on values that need escaping too, and Prometheus's parser reads it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.exposition import render
+
+    app = create_app(load_settings(environ={}, overrides={"evaluate_every": 10}))
+    for i, team in enumerate(['quote"d', "back\\slash", "new\nline", "ünïcode", "plain"] * 40):
+        app.core.process(line(placement(f"d-{i}", team=team, tier="spot" if i % 3 else None)))
+    app.core.process(b"not json")
+    app.core.finish()
+    body = render(app.registry)
+    assert body == generate_latest(app.registry)
+    families = {f.name for f in text_string_to_metric_families(body.decode())}
+    assert {m.EVENTS, m.GROUP_RATE, m.DEAD_LETTERS} <= families
