@@ -141,6 +141,13 @@ class AlertBook:
             self.version += 1
         return held
 
+    def amend(self, key: AlertKey, alert: Alert) -> None:
+        """Replace an open alert's firing edge (same identity), keeping when it fired."""
+        held = self._open[key]
+        if alert.fingerprint != held[0].fingerprint:
+            raise ValueError("amend() keeps an alert's identity")
+        self._open[key] = (alert, held[1])
+
     def firing(self, key: AlertKey) -> Alert | None:
         """The firing edge of an open alert."""
         held = self._open.get(key)

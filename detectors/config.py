@@ -101,6 +101,10 @@ class CoreConfig:
     """Event-time seconds without a placement carrying an expired override after which its
     ``override_expired`` alert may resolve (see :class:`~detectors.overrides.LiftedOverrides`
     for the arrival-order condition that must hold too)."""
+    coincide_overlap: float = 0.95
+    """Share of their latest decisions two groups of different attributes must have in common
+    for the second's alert to be reported inside the first's (:mod:`detectors.coincidence`);
+    above 1: never."""
     audit_sample_rate: float = 0.02
     """Fraction of decisions deep-audited (one in fifty)."""
     audit_sample_key: str = "placewatch-audit-v1"
@@ -191,6 +195,9 @@ class CoreConfig:
         _require(_is_number(self.override_resolve_after_s) and self.override_resolve_after_s > 0,
                  "override_resolve_after_s", "a number of seconds > 0",
                  self.override_resolve_after_s)
+        _require(_is_number(self.coincide_overlap) and self.coincide_overlap >= 0.5,
+                 "coincide_overlap", "a share >= 0.5 (above 1 turns it off)",
+                 self.coincide_overlap)
         _require(_is_number(self.placement_ttl_s) and self.placement_ttl_s > 0,
                  "placement_ttl_s", "a number of seconds > 0", self.placement_ttl_s)
         _require(_is_number(self.audit_sample_rate) and 0 <= self.audit_sample_rate <= 1,

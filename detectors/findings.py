@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import msgspec
+
 from detectors.alerts import ALERT_NAMES, ALERT_SEVERITIES, Alert, AlertKey, fingerprint
 from detectors.disparity import DisparityFinding
 from detectors.drift import DriftSignal
@@ -20,7 +22,7 @@ from detectors.rates import RATE_BY_NAME
 __all__ = ["Where", "amplification_alert", "amplification_resolution", "disparity_alert",
            "disparity_resolution", "drift_alert", "drift_resolution", "forecast_alert",
            "forecast_resolution", "iso", "override_alert", "override_resolution",
-           "resolved_alert", "restart_resolution"]
+           "resolved_alert", "restart_resolution", "same_population"]
 
 def iso(ts: dt.datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, millisecond precision."""
@@ -130,20 +132,42 @@ def override_alert(key: AlertKey, by: str | None, reason: str | None, past: floa
     )
 
 
+def same_population(fired: Alert, attribute: str, group: str, share: float) -> Alert:
+    """``fired``, naming a group of another attribute made of the same decisions, whose own
+    alert it stands for (:mod:`detectors.coincidence`)."""
+    also = list(_same_population(fired))
+    also.append({"attribute": attribute, "group": group, "shared": round(share, 4)})
+    names = ", ".join(f"{a['attribute']}={a['group']}" for a in also)
+    base = fired.summary.split(" Same decisions as ")[0]
+    return msgspec.structs.replace(
+        fired, summary=f"{base} Same decisions as {names}: one population, one alert.",
+        details={**fired.details, "same_population": also})
+
+
+def _same_population(alert: Alert) -> list[dict[str, object]]:
+    also = alert.details.get("same_population")
+    return list(also) if isinstance(also, list) else []
+
+
 def resolved_alert(fired: Alert, fired_at: float, value: float, where: Where,
                    why: str) -> Alert:
     """The ``resolved`` edge of ``fired``: same identity and fingerprint, the value now, and
     how long (event time) the alert was open."""
     open_for = max(where.at.timestamp() - fired_at, 0.0)
+    details: dict[str, object] = {
+        "fired_at": fired.at, "fired_event_index": fired.event_index,
+        "fired_decision_id": fired.decision_id, "value_at_firing": fired.value,
+        "open_seconds": round(open_for, 3)}
+    also = _same_population(fired)
+    if also:
+        details["same_population"] = also
     return Alert(
         alert=fired.alert, state="resolved", fingerprint=fired.fingerprint, kind=fired.kind,
         attribute=fired.attribute, group=fired.group, metric=fired.metric,
         severity=fired.severity, value=round(value, 6), reference=fired.reference,
         decision_id=where.decision_id, event_index=where.event_index, at=iso(where.at),
         summary=f"Resolved after {_duration(open_for)}: {why}",
-        details={"fired_at": fired.at, "fired_event_index": fired.event_index,
-                 "fired_decision_id": fired.decision_id, "value_at_firing": fired.value,
-                 "open_seconds": round(open_for, 3)},
+        details=details,
     )
 
 

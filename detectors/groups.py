@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
+from detectors.coincidence import RECENT
 from detectors.rates import RATE_BY_NAME, RATE_METRICS
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class GroupStats:
         "preempted",
         "preferred",
         "queued",
+        "recent",
         "rejected",
         "tiered",
         "unit_price_n",
@@ -136,6 +138,9 @@ class GroupStats:
         self.forecast: dict[str, ResidualWatch] | None = None
         self.alerts: tuple[tuple[str, str | None, str | None, str], ...] = ()
         """Alert conditions open on this group (kept by the core for audit sampling)."""
+        self.recent = [0] * RECENT
+        """Event indexes of the group's latest decisions, a ring filled in ``decisions``
+        order (:mod:`detectors.coincidence`)."""
 
     def __getstate__(self) -> dict[str, object]:
         return {slot: getattr(self, slot) for slot in self.__slots__}

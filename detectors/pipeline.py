@@ -26,6 +26,7 @@ from typing import Final
 
 from detectors.alerts import Alert, AlertBook, AlertKey
 from detectors.audit_work import Explain, Learn, LearnOutcome, WorkItem
+from detectors.coincidence import RECENT, shared
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
 from detectors.disparity import StandingDisparity
@@ -45,6 +46,7 @@ from detectors.findings import (
     override_resolution,
     resolved_alert,
     restart_resolution,
+    same_population,
 )
 from detectors.forecast import ForecastDrift, ForecastSignal
 from detectors.groups import EquityLedger, GroupStats, wait_bucket
@@ -57,6 +59,7 @@ from detectors.wait_equity import WaitEquity
 __all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
 
 _FORECAST_STATUSES: Final = frozenset({"succeeded", "timeout"})
+_RING: Final = RECENT - 1
 
 
 
@@ -136,6 +139,10 @@ class AuditCore:
         self.audited = 0
         self._carried: list[Alert] = []
         self.alerts_closed_on_restart = 0
+        self.alerts_merged = 0
+        """Alerts reported inside another open alert because their groups coincide."""
+        self._merged: dict[AlertKey, AlertKey] = {}
+        """Alert conditions reported inside another open alert: alias -> primary."""
         """Alerts an earlier run left open, resolved by this one (:meth:`carry_over`)."""
         self._lifted = LiftedOverrides(config.override_resolve_after_s)
         """Open ``override_expired`` alerts, and when their override counts as lifted."""
@@ -240,6 +247,7 @@ class AuditCore:
         groups = self.ledger.resolve(event.attributes)
         bucket = 0 if wait is None else wait_bucket(wait)
         for stats in groups:
+            stats.recent[stats.decisions & _RING] = index
             stats.decisions += 1
             if action == "place":
                 stats.placed += 1
@@ -343,15 +351,61 @@ class AuditCore:
     # -- findings ------------------------------------------------------------------------
 
     def _fire(self, key: AlertKey, alert: Alert, where: Where) -> None:
-        """Open an alert and queue its firing edge (the caller checked it was not open)."""
+        """Open an alert and queue its firing edge (the caller checked it was not open),
+        unless its group coincides with one already alerted on for the same reason."""
+        if key in self._merged and self.alert_book.is_open(self._merged[key]):
+            return
+        primary = self._coincident(key)
+        if primary is not None:
+            self._merge(primary[0], key, primary[1])
+            return
         self.alert_book.fire(key, alert, where.at.timestamp())
         self._effects.alerts.append(alert)
+
+    def _coincident(self, key: AlertKey) -> tuple[AlertKey, float] | None:
+        """An open alert of the same kind and metric on a group of another attribute made of
+        (nearly) the same decisions, and how much they share (:mod:`detectors.coincidence`)."""
+        kind, attribute, group, metric = key
+        if attribute is None or group is None or self.config.coincide_overlap > 1:
+            return None
+        mine = self.ledger.groups[attribute].get(group)
+        if mine is None:
+            return None
+        best: tuple[AlertKey, float] | None = None
+        for held in self.alert_book.open_keys:
+            if held[0] != kind or held[3] != metric or held[1] in (None, attribute):
+                continue
+            assert held[1] is not None and held[2] is not None
+            theirs = self.ledger.groups.get(held[1], {}).get(held[2])
+            if theirs is None:
+                continue
+            share = shared(mine.recent, mine.decisions, theirs.recent, theirs.decisions)
+            if share is not None and share >= self.config.coincide_overlap and (
+                    best is None or share > best[1]):
+                best = (held, share)
+        return best
+
+    def _merge(self, primary: AlertKey, alias: AlertKey, share: float) -> None:
+        """Report ``alias`` inside the open alert ``primary``: its firing edge (still queued,
+        when they fired in the same batch) and its resolution name both populations."""
+        self._merged[alias] = primary
+        self.alerts_merged += 1
+        fired = self.alert_book.firing(primary)
+        assert fired is not None and alias[1] is not None and alias[2] is not None
+        named = same_population(fired, alias[1], alias[2], share)
+        self.alert_book.amend(primary, named)
+        queued = self._effects.alerts
+        for i, edge in enumerate(queued):
+            if edge is fired:
+                queued[i] = named
 
     def _resolve(self, key: AlertKey, value: float, where: Where, why: str) -> None:
         """Close an alert if it is open and queue its resolved edge."""
         held = self.alert_book.resolve(key)
         if held is None:
             return
+        for alias in [a for a, primary in self._merged.items() if primary == key]:
+            del self._merged[alias]
         fired, fired_at = held
         self._effects.alerts.append(resolved_alert(fired, fired_at, value, where, why))
 

@@ -89,6 +89,8 @@ class Placewatch:
         self._audit_work: list[WorkItem] = []
         self.health: LiveHealth | None = None
         self._received_at: float | None = None
+        self.findings_path: Path | None = None
+        """The findings store of the run directory in use (read by the metrics)."""
         """A live run's own health figures (wall clock), exported while it runs."""
         self.stop_requested = threading.Event()
         """Set by the first Ctrl-C or SIGTERM (:func:`graceful_stop`): finish the batch, stop."""
@@ -232,6 +234,7 @@ class Placewatch:
             "alerts_resolved": core.alerts_resolved,
             "alerts_open": len(core.alert_book),
             "alerts_closed_on_restart": core.alerts_closed_on_restart,
+            "alerts_merged": core.alerts_merged,
             "audit_store": "audit.sqlite",
             "audit_head": {"records": audit_records, "hash": audit_head},
             "settings": {
@@ -252,6 +255,7 @@ class Placewatch:
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
         out = RunDirectory.open(out_dir, resume=False)
+        self.findings_path = out.findings.store.path
         sinks = [*out.sinks, *self.sinks]
         self.start_audits(live=False)
         try:
@@ -277,6 +281,7 @@ class Placewatch:
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
         out = RunDirectory.open(out_dir, resume=True, fsync=True)
+        self.findings_path = out.findings.store.path
         self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(s.runbook_base), *self.sinks]
         health = LiveHealth()
@@ -369,7 +374,8 @@ def create_app(settings: Settings, sinks: Sequence[Sink] = ()) -> Placewatch:
     lock = threading.Lock()
     app = Placewatch(settings, core, registry := CollectorRegistry(auto_describe=False), lock,
                      sinks)
-    build_registry(core, lock, registry, lambda: app.audit_status, lambda: app.health)
+    build_registry(core, lock, registry, lambda: app.audit_status, lambda: app.health,
+                   lambda: app.findings_path)
     return app
 
 

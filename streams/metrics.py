@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -27,6 +28,7 @@ from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
 from detectors.pipeline import AuditCore
 from streams import metric_names as m
 from streams.audit.worker import AuditStatus
+from streams.findings import REMEDIATION_BUCKETS, figures
 from streams.health import LiveHealth
 from streams.sinks.outbox import DELIVERY_BUCKETS
 
@@ -38,15 +40,20 @@ class CoreCollector(Collector):
 
     def __init__(self, core: AuditCore, lock: AbstractContextManager[object] | None = None,
                  audit_status: Callable[[], AuditStatus] | None = None,
-                 health: Callable[[], LiveHealth | None] | None = None):
+                 health: Callable[[], LiveHealth | None] | None = None,
+                 findings: Callable[[], Path | None] | None = None):
         self._core = core
         self._lock = lock or nullcontext()
         self._audit_status = audit_status
         self._health = health
+        self._findings = findings
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             yield from self._families()
+        path = self._findings() if self._findings is not None else None
+        if path is not None:  # its own connection, outside the core's lock
+            yield from _finding_families(path)
 
     def _families(self) -> Iterator[Metric]:
         core = self._core
@@ -171,6 +178,10 @@ class CoreCollector(Collector):
                                      "(Unix seconds).",
                                      labels=["kind", "attribute", "group", "metric",
                                              "fingerprint"])
+        same = GaugeMetricFamily(m.ALERT_SAME_POPULATION, "For an open alert that stands for "
+                                 "a group of another attribute made of the same decisions: "
+                                 "that group, and the share of their latest decisions shared.",
+                                 labels=["fingerprint", "attribute", "group"])
         open_by_kind = dict.fromkeys(ALERT_KINDS, 0)
         for key, fired, since in core.alert_book.open_alerts():
             open_by_kind[key[0]] = open_by_kind.get(key[0], 0) + 1
@@ -181,11 +192,15 @@ class CoreCollector(Collector):
             if isinstance(fired.reference, int | float):
                 reference.add_metric(labels, fired.reference)
             fired_at.add_metric(labels, since)
+            also = fired.details.get("same_population")
+            for entry in also if isinstance(also, list) else ():
+                same.add_metric([fired.fingerprint, str(entry["attribute"]),
+                                 str(entry["group"])], float(entry["shared"]))
         for kind in ALERT_KINDS:
             alerts.add_metric([kind], core.alerts_by_kind.get(kind, 0))
             resolved.add_metric([kind], core.resolved_by_kind.get(kind, 0))
             open_alerts.add_metric([kind], open_by_kind[kind])
-        yield from (alerts, resolved, open_alerts, active, value, reference, fired_at)
+        yield from (alerts, resolved, open_alerts, active, value, reference, fired_at, same)
 
     @staticmethod
     def _audit_families(status: AuditStatus) -> Iterator[Metric]:
@@ -300,6 +315,29 @@ class CoreCollector(Collector):
                     diff, tracked, overflow, bias, mae)
 
 
+def _finding_families(path: Path) -> Iterator[Metric]:
+    found = figures(path)
+    if found is None:
+        return
+    unresolved = GaugeMetricFamily(m.FINDINGS_UNRESOLVED, "Findings not resolved yet, by "
+                                   "kind and whether someone acknowledged them.",
+                                   labels=["kind", "state"])
+    for kind in ALERT_KINDS:
+        for state in ("open", "acknowledged"):
+            unresolved.add_metric([kind, state], found.unresolved.get((kind, state), 0))
+    yield unresolved
+    age = HistogramMetricFamily(m.REMEDIATION_AGE, "Time from detecting a finding to its "
+                                "resolution, by the detector or a person (docs/alerts.md).",
+                                labels=["kind"])
+    for kind in ALERT_KINDS:
+        ages = [a for k, a in found.remediation if k == kind]
+        buckets = [(f"{bound:g}", sum(1 for a in ages if a <= bound))
+                   for bound in REMEDIATION_BUCKETS]
+        buckets.append(("+Inf", len(ages)))
+        age.add_metric([kind], buckets, sum(ages))
+    yield age
+
+
 def _delivery_families(health: LiveHealth) -> Iterator[Metric]:
     sent = CounterMetricFamily(m.ALERT_DELIVERIES, "Alerts accepted by each direct-delivery "
                                "target (Alertmanager re-sends included).", labels=["target"])
@@ -328,9 +366,11 @@ def _delivery_families(health: LiveHealth) -> Iterator[Metric]:
 def build_registry(core: AuditCore, lock: threading.Lock | None = None,
                    registry: CollectorRegistry | None = None,
                    audit_status: Callable[[], AuditStatus] | None = None,
-                   health: Callable[[], LiveHealth | None] | None = None) -> CollectorRegistry:
+                   health: Callable[[], LiveHealth | None] | None = None,
+                   findings: Callable[[], Path | None] | None = None) -> CollectorRegistry:
     """A registry holding only placewatch's collector (no process metrics: deterministic;
-    ``health`` gives a live run's wall-clock figures, None in a replay)."""
+    ``health`` gives a live run's wall-clock figures, None in a replay; ``findings`` the
+    run directory's findings store once there is one)."""
     registry = registry or CollectorRegistry(auto_describe=False)
-    registry.register(CoreCollector(core, lock, audit_status, health))
+    registry.register(CoreCollector(core, lock, audit_status, health, findings))
     return registry

@@ -21,6 +21,7 @@ from simulator import SCENARIOS, Simulation
 from streams.app import create_app, graceful_stop
 from streams.cli.audit import audit_app
 from streams.cli.bench import bench_app
+from streams.cli.findings import findings_app
 from streams.cli.support import ERR, ConfigOpt, NoLive, State, make_parent, progress, settings_for
 from streams.errors import PlacewatchError
 from streams.logs import log_event
@@ -48,6 +49,7 @@ import_app = typer.Typer(help="Convert public traces into v1 contract events.",
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")  # streams/cli/audit.py
+app.add_typer(findings_app, name="findings")  # streams/cli/findings.py
 app.add_typer(bench_app, name="bench")  # streams/cli/bench.py
 app.add_typer(config_app, name="config")
 

@@ -14,6 +14,7 @@ import msgspec
 
 from detectors.alerts import Alert
 from streams.errors import PlacewatchError
+from streams.findings import FindingsSink
 from streams.sinks.audit_store import AuditStoreSink
 from streams.sinks.base import Sink
 from streams.sinks.files import AlertsFile, DeadLettersFile
@@ -21,7 +22,8 @@ from streams.sinks.files import AlertsFile, DeadLettersFile
 __all__ = ["OUTPUT_FILES", "RunDirectory"]
 
 OUTPUT_FILES = ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom",
-                "audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm")
+                "audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm", "findings.sqlite",
+                "findings.sqlite-wal", "findings.sqlite-shm")
 
 
 class RunDirectory:
@@ -29,17 +31,19 @@ class RunDirectory:
     the end."""
 
     def __init__(self, directory: Path, alerts: AlertsFile, dead_letters: DeadLettersFile,
-                 store: AuditStoreSink, left_open: list[Alert] | None = None) -> None:
+                 store: AuditStoreSink, findings: FindingsSink,
+                 left_open: list[Alert] | None = None) -> None:
         self.directory = directory
         self.alerts = alerts
         self.dead_letters = dead_letters
         self.store = store
+        self.findings = findings
         self.left_open = left_open or []
         """Alerts an earlier run left open in ``alerts.jsonl`` (firing, never resolved)."""
 
     @property
     def sinks(self) -> list[Sink]:
-        return [self.dead_letters, self.alerts, self.store]
+        return [self.dead_letters, self.alerts, self.store, self.findings]
 
     @classmethod
     def open(cls, directory: Path, resume: bool, fsync: bool = False) -> RunDirectory:
@@ -65,7 +69,8 @@ class RunDirectory:
         return cls(directory,
                    AlertsFile(directory / "alerts.jsonl", append=resume, fsync=fsync),
                    DeadLettersFile(directory / "dead_letter.jsonl", append=resume, fsync=fsync),
-                   AuditStoreSink(store, fsync=fsync), left_open)
+                   AuditStoreSink(store, fsync=fsync),
+                   FindingsSink(directory / "findings.sqlite", fsync=fsync), left_open)
 
     def write_final(self, summary: bytes, metrics: bytes) -> None:
         """``summary.json`` and ``metrics.prom``, written once the last batch is safe."""
