@@ -93,6 +93,9 @@ def test_open_alerts_carry_their_figures_and_detectors_their_evidence() -> None:
     statistics = _rows(text, m.DRIFT_STATISTIC)
     assert {row["watch"] for row, _ in statistics} == {"equity_drift", "forecast_drift"}
     alarmed = {(a.attribute, a.group, a.metric) for _, a, _ in book if a.kind == "equity_drift"}
+    # a group reported inside another's alert (the same decisions) is in its alarm too
+    alarmed |= {(s["attribute"], s["group"], a.metric) for _, a, _ in book
+                if a.kind == "equity_drift" for s in a.details.get("same_population", [])}
     for row, value in statistics:
         if row["watch"] == "equity_drift":
             key = (row["attribute"], row["group"], row["metric"])
