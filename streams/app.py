@@ -45,6 +45,7 @@ from streams.sinks.base import Batch, Sink
 from streams.sinks.directory import OUTPUT_FILES, RunDirectory
 from streams.sinks.log import AlertLog
 from streams.sinks.outbox import AlertOutbox
+from streams.sources.live import LiveReader
 
 __all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "OUTPUT_FILES", "Placewatch", "create_app",
            "graceful_stop", "rederive_records", "versions"]
@@ -120,22 +121,19 @@ class Placewatch:
         """Feed the core in batches; after each, deliver its effects; yield progress."""
         core = self.core
         batch: list[tuple[str, bytes]] = []
-        iterator = iter(events)
         stop = self.stop_requested
-        live = self.health is not None
-        clock = time.monotonic
+        # a live source is read in a thread of its own, so a batch closes on time
+        reader = LiveReader(events, stop) if self.health is not None else None
+        iterator = iter(events) if reader is None else iter(())
         while not stop.is_set():
             batch.clear()
-            opened = 0.0
-            for item in iterator:
-                batch.append(item)
-                if len(batch) == 1 and live:
-                    opened = clock()
-                    self._received_at = time.time()
-                if len(batch) >= BATCH_EVENTS or stop.is_set():
-                    break
-                if live and clock() - opened > LIVE_BATCH_SECONDS:
-                    break
+            if reader is not None:
+                self._received_at = reader.batch(batch, BATCH_EVENTS, LIVE_BATCH_SECONDS)
+            else:
+                for item in iterator:
+                    batch.append(item)
+                    if len(batch) >= BATCH_EVENTS or stop.is_set():
+                        break
             if not batch:
                 return
             first = core.events_in
@@ -290,17 +288,24 @@ class Placewatch:
             if s.alertmanager_urls or s.webhook_urls:
                 outbox = AlertOutbox(out.directory / "alert_outbox.sqlite", s.alertmanager_urls,
                                      s.webhook_urls, s.alertmanager_resend_s,
-                                     dict(s.alertmanager_extra_labels), s.runbook_base)
-                sinks.append(outbox)
+                                     dict(s.alertmanager_extra_labels), s.runbook_base,
+                                     s.alertmanager_resolve_grace_s)
+                # firing rows alerts.jsonl does not hold open (a writer stopped between the
+                # two) are resolved; the outbox is written first, so it never misses an edge
+                # alerts.jsonl has
+                outbox.reconcile(a.fingerprint for a in out.left_open)
+                sinks.insert(0, outbox.start())
                 health.delivery = outbox.stats
                 # what an earlier run left undelivered goes out before this run's own edges
-                outbox.first_pass.wait(timeout=30)
+                outbox.first_pass(timeout=15)
             self.health = health
             self.start_audits(live=True)
         except BaseException:
             chain.close()
-            for sink in sinks[len(out.sinks):]:
-                sink.close()
+            own = out.sinks
+            for sink in sinks:
+                if not any(sink is mine for mine in own):
+                    sink.close()
             out.close()
             server.shutdown()
             raise

@@ -339,29 +339,34 @@ def _finding_families(path: Path) -> Iterator[Metric]:
 
 
 def _delivery_families(health: LiveHealth) -> Iterator[Metric]:
+    labels = ["target", "endpoint"]
     sent = CounterMetricFamily(m.ALERT_DELIVERIES, "Alerts accepted by each direct-delivery "
-                               "target (Alertmanager re-sends included).", labels=["target"])
+                               "target (Alertmanager re-sends included).", labels=labels)
     failed = CounterMetricFamily(m.ALERT_DELIVERY_FAILURES, "Failed delivery attempts per "
-                                 "target (each is retried).", labels=["target"])
+                                 "target (each is retried).", labels=labels)
+    refused = CounterMetricFamily(m.ALERT_DELIVERY_REJECTED, "Deliveries the target refused "
+                                  "for good (a 4xx other than 408 and 429); kept in the "
+                                  "outbox's rejected table.", labels=labels)
     pending = GaugeMetricFamily(m.ALERT_DELIVERY_PENDING, "Alert edges in the outbox not yet "
-                                "accepted by the target.", labels=["target"])
+                                "accepted by the target.", labels=labels)
     last = GaugeMetricFamily(m.ALERT_DELIVERY_LAST_SUCCESS, "When the target last accepted a "
-                             "delivery (Unix seconds).", labels=["target"])
-    latency = HistogramMetricFamily(m.ALERT_DELIVERY_SECONDS, "Seconds from an alert edge "
-                                    "entering the outbox to its first acceptance by the target.",
-                                    labels=["target"])
+                             "delivery (Unix seconds).", labels=labels)
+    latency = HistogramMetricFamily(m.ALERT_DELIVERY_SECONDS, "Seconds from the arrival of "
+                                    "the first event of an alert's batch to the target's "
+                                    "first acceptance of the edge.", labels=labels)
     for target, stats in sorted(health.delivery.items()):
-        sent.add_metric([target], stats.sent)
-        failed.add_metric([target], stats.failures)
-        pending.add_metric([target], stats.pending)
+        names = [target, stats.endpoint]
+        sent.add_metric(names, stats.sent)
+        failed.add_metric(names, stats.failures)
+        refused.add_metric(names, stats.rejected)
+        pending.add_metric(names, stats.pending)
         if stats.last_success_at is not None:
-            last.add_metric([target], stats.last_success_at)
+            last.add_metric(names, stats.last_success_at)
         buckets = [(f"{bound:g}", count)
                    for bound, count in zip(DELIVERY_BUCKETS, stats.latency_buckets, strict=True)]
         buckets.append(("+Inf", stats.latency_count))
-        latency.add_metric([target], buckets, stats.latency_sum)
-    yield from (sent, failed, pending, last, latency)
-
+        latency.add_metric(names, buckets, stats.latency_sum)
+    yield from (sent, failed, refused, pending, last, latency)
 
 def build_registry(core: AuditCore, lock: threading.Lock | None = None,
                    registry: CollectorRegistry | None = None,

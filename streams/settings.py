@@ -24,7 +24,7 @@ from typing import Any
 from detectors.config import CoreConfig
 from streams.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings", "public_url"]
+__all__ = ["ENV_PREFIX", "Settings", "endpoint_of", "load_settings"]
 
 ENV_PREFIX = "PLACEWATCH_"
 _CORE_KEYS = {f.name for f in dataclasses.fields(CoreConfig)}
@@ -62,6 +62,9 @@ class Settings:
     """Seconds between re-sends of a firing alert (Alertmanager wants 30 s to 3 min)."""
     alertmanager_extra_labels: tuple[tuple[str, str], ...] = ()
     """Labels added to every directly delivered alert (match Prometheus's external_labels)."""
+    alertmanager_resolve_grace_s: float = 60.0
+    """Seconds after a resolution the direct path's endsAt lies (the rules' own end comes
+    within a scrape and an evaluation, so the two paths agree)."""
     runbook_base: str = "alerts/runbooks/"
     """Prefix of every alert's runbook_url on the direct path (the rules use the same)."""
     source: str = ""
@@ -84,22 +87,28 @@ class Settings:
             if f.name not in ("core", "source"):
                 out[f.name] = getattr(self, f.name)
         for key in _URL_KEYS:  # credentials may ride in a URL: show where, not how
-            out[key] = [public_url(url) for url in out[key]]
+            out[key] = [endpoint_of(url) + ("/…" if urllib.parse.urlsplit(url).path.strip("/")
+                                            else "") for url in out[key]]
         out["alertmanager_extra_labels"] = dict(self.alertmanager_extra_labels)
         return out
 
 
-def public_url(url: str) -> str:
-    """The URL without credentials, query or fragment: safe for logs and metric labels.
+def endpoint_of(url: str) -> str:
+    """Where a URL points, safe for logs and metric labels: no credentials, path, query or
+    fragment (a webhook's path can be its secret).
 
-    >>> public_url("https://user:secret@am.example:9093/path?token=x")
-    'https://am.example:9093/path'
+    >>> endpoint_of("https://user:secret@am.example:9093/hooks/T0/SECRET?token=x")
+    'https://am.example:9093'
+    >>> endpoint_of("http://[::1]:9093/")
+    'http://[::1]:9093'
     """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return f"{parts.scheme}://{host}"
 
 
 def _as_tuple(key: str, value: Any) -> Any:
@@ -166,6 +175,11 @@ def _delivery(shell: Mapping[str, Any]) -> dict[str, Any]:
     if (not isinstance(resend, int | float) or isinstance(resend, bool)
             or not 1.0 <= resend <= 3600.0):
         raise ConfigError(f"alertmanager_resend_s: must be seconds in 1..3600, got {resend!r}")
+    grace = shell.get("alertmanager_resolve_grace_s", 60.0)
+    if (not isinstance(grace, int | float) or isinstance(grace, bool)
+            or not 0.0 <= grace <= 3600.0):
+        raise ConfigError("alertmanager_resolve_grace_s: must be seconds in 0..3600, got "
+                          f"{grace!r}")
     labels = shell.get("alertmanager_extra_labels", {})
     if not isinstance(labels, dict) or not all(
             isinstance(k, str) and re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", k)
@@ -184,6 +198,7 @@ def _delivery(shell: Mapping[str, Any]) -> dict[str, Any]:
         "alertmanager_urls": _urls("alertmanager_urls", shell.get("alertmanager_urls", [])),
         "webhook_urls": _urls("webhook_urls", shell.get("webhook_urls", [])),
         "alertmanager_resend_s": float(resend),
+        "alertmanager_resolve_grace_s": float(grace),
         "alertmanager_extra_labels": tuple(sorted(labels.items())),
         "runbook_base": base,
     }

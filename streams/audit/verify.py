@@ -49,10 +49,15 @@ def verify_store(path: Path, expect_head: str | None = None,
     if not path.is_file():
         raise AuditStoreError(f"no audit store at {path}")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        # one read transaction: records and checkpoints from the same snapshot, even while a
+        # live run appends (else a checkpoint written between the two reads looks like
+        # records removed from the end)
+        db.execute("BEGIN")
         rows = db.execute("SELECT seq, decision_id, decided_at, body, body_sha256, prev_hash, "
                           "hash FROM records ORDER BY rowid").fetchall()
         checkpoints = dict(db.execute("SELECT seq, hash FROM checkpoints").fetchall())
+        db.execute("COMMIT")
         db.close()
     except sqlite3.Error as exc:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc

@@ -218,15 +218,16 @@ def bench_alerts(
     if not delivery.latencies_s:
         raise PlacewatchError("no probe alert reached the receiver")
     console.print(f"delivery: {delivery.delivered}/{delivery.probes} probe alerts from "
-                  f"{delivery.events:,} events in {delivery.seconds:.1f} s; event arrival to "
-                  f"Alertmanager p50 {delivery.quantile(0.5) * 1000:.0f} ms, p99 "
+                  f"{delivery.events:,} events in {delivery.seconds:.1f} s; event read to "
+                  f"accepted by the Alertmanager stand-in: p50 "
+                  f"{delivery.quantile(0.5) * 1000:.0f} ms, p99 "
                   f"{delivery.quantile(0.99) * 1000:.0f} ms, max "
                   f"{max(delivery.latencies_s) * 1000:.0f} ms")
     checks = [("scrape with the groups <= 100 ms", scrape.loaded_s <= 0.1,
                f"{scrape.loaded_s * 1000:.1f} ms"),
               ("every probe alert delivered", delivery.delivered == delivery.probes,
                f"{delivery.delivered}/{delivery.probes}"),
-              ("event to Alertmanager p99 <= 1 s", delivery.quantile(0.99) <= 1.0,
+              ("event read to accepted p99 <= 1 s", delivery.quantile(0.99) <= 1.0,
                f"{delivery.quantile(0.99) * 1000:.0f} ms")]
     for text, ok, figure in checks:
         console.print(f"{'PASS' if ok else 'FAIL'}  {text}: {figure}")

@@ -1,26 +1,38 @@
 """Direct delivery of alert edges to Alertmanager and to webhooks, through a durable outbox.
 
-Every alert edge is written, in the batch's own transaction, to ``alert_outbox.sqlite`` beside
-the audit store; a sender thread delivers from there, so nothing on the event path waits for a
-network and nothing is lost when a receiver, or placewatch itself, is down:
+Every alert edge is committed to ``alert_outbox.sqlite`` (beside the audit store) when its
+batch is written; one sender thread per target delivers from there, so nothing on the event
+path waits for a network, a slow target does not hold up the others, and nothing is lost when
+a receiver, or placewatch itself, is down:
 
 - **Alertmanager** (``alertmanager_urls``; every URL of an HA pair gets every alert): one row
-  per (URL, fingerprint) holds the alert's latest edge. ``POST /api/v2/alerts`` sends it with
-  the labels the Prometheus rules give the same alert (alerts/placewatch.rules.yml), so
+  per (target, fingerprint) holds the alert's latest edge. ``POST /api/v2/alerts`` sends it
+  with the labels the Prometheus rules give the same alert (alerts/placewatch.rules.yml), so
   Alertmanager deduplicates the two paths. A firing alert is re-sent every
   ``alertmanager_resend_s`` with ``endsAt`` four resend intervals ahead (as Prometheus does: if
-  placewatch stops, Alertmanager resolves it after that); a resolved one is sent with
-  ``endsAt`` at its resolution and then forgotten.
-- **Webhooks** (``webhook_urls``): every edge, as its ``alerts.jsonl`` line, is POSTed once, in
-  order, per URL.
+  placewatch stops, Alertmanager resolves it after that). A resolved one is sent with
+  ``endsAt`` ``alertmanager_resolve_grace_s`` after its resolution, then forgotten: the
+  Prometheus rule, which sees the resolution a scrape and an evaluation later, then ends the
+  alert itself without the two paths disagreeing in between.
+- **Webhooks** (``webhook_urls``): every edge, as its ``alerts.jsonl`` line, is POSTed in order,
+  at least once (a response lost in transit means a repeat; each body carries
+  ``fingerprint``, ``state`` and ``event_index`` to deduplicate on, also sent as the header
+  ``Placewatch-Edge``).
 
-A failed send is retried with exponential backoff (1 s doubling to 5 min), each wait drawn
-between half and all of it (jitter), so a fleet does not retry in step.
-Rows survive a restart; the sender resumes them at once.
+A target that fails is retried with exponential backoff (1 s doubling to 5 min, each wait
+drawn between half and all of it, so a fleet does not retry in step), however many new edges
+arrive meanwhile. A 4xx answer other than 408 and 429 is permanent: the edge is kept in the
+outbox's ``rejected`` table, logged with the answer, counted, and delivery moves on.
+Credentials in a URL (``https://user:pass@host``) are sent as an ``Authorization: Basic``
+header and never logged, exported or stored: targets are named ``alertmanager-1``,
+``webhook-1`` ..., with their ``scheme://host:port`` as the ``endpoint``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import http.client
 import json
 import logging
 import random
@@ -28,8 +40,9 @@ import sqlite3
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -39,10 +52,11 @@ import msgspec
 from detectors.alerts import Alert
 from streams.errors import PlacewatchError
 from streams.logs import log_event
-from streams.settings import public_url
+from streams.settings import endpoint_of
 from streams.sinks.base import Batch
 
-__all__ = ["DELIVERY_BUCKETS", "AlertOutbox", "DeliveryStats", "alertmanager_alert"]
+__all__ = ["DELIVERY_BUCKETS", "AlertOutbox", "DeliveryStats", "Target", "alertmanager_alert",
+           "targets"]
 
 _LOG = logging.getLogger("placewatch")
 _SCHEMA: Final = """
@@ -54,7 +68,7 @@ CREATE TABLE IF NOT EXISTS am_alerts (
     starts_at REAL NOT NULL,
     changed_at REAL NOT NULL,
     due_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL,
     sent_at REAL,
     PRIMARY KEY (target, fingerprint)
 );
@@ -62,42 +76,88 @@ CREATE TABLE IF NOT EXISTS webhook_queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     target TEXT NOT NULL,
     body BLOB NOT NULL,
-    changed_at REAL NOT NULL,
-    due_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    changed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_queue_target ON webhook_queue (target, id);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    body BLOB NOT NULL,
+    status INTEGER NOT NULL,
+    answer TEXT NOT NULL,
+    rejected_at REAL NOT NULL
 );
 """
 DELIVERY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 """Upper bounds (seconds) of the delivery-latency histogram: from the arrival of the first
-event of the alert's batch to the target's first acceptance of the edge."""
+event of the alert's batch (no later than the alert's own event) to the target's first
+acceptance of the edge."""
 _BACKOFF_CAP_S: Final = 300.0
 _SEND_BATCH: Final = 500
 _TIMEOUT_S: Final = 10.0
+_RETRYABLE_4XX: Final = frozenset({408, 429})
 
 
-def alertmanager_alert(alert: Alert, starts_at: float, ends_at: float | None,
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One configured receiver. ``key`` (a hash of the configured URL) names its rows in the
+    outbox, so no credential is stored there."""
+
+    kind: str
+    name: str
+    url: str
+    endpoint: str
+    authorization: str | None
+    key: str
+
+
+def targets(alertmanager_urls: Sequence[str], webhook_urls: Sequence[str]) -> list[Target]:
+    """The configured receivers, credentials moved from the URL into a header.
+
+    >>> [(t.name, t.url, t.endpoint, t.authorization) for t in targets(
+    ...     ["https://u:p@am.example:9093/"], ["http://[::1]:8080/hook/T000/SECRET"])]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('alertmanager-1', 'https://am.example:9093/', 'https://am.example:9093', 'Basic dTpw'),
+     ('webhook-1', 'http://[::1]:8080/hook/T000/SECRET', 'http://[::1]:8080', None)]
+    """
+    out = []
+    for kind, urls in (("alertmanager", alertmanager_urls), ("webhook", webhook_urls)):
+        for number, configured in enumerate(urls, start=1):
+            parts = urllib.parse.urlsplit(configured)
+            auth = None
+            if parts.username is not None:
+                pair = f"{urllib.parse.unquote(parts.username)}:" \
+                       f"{urllib.parse.unquote(parts.password or '')}"
+                auth = "Basic " + base64.b64encode(pair.encode()).decode()
+            netloc = parts.netloc.rsplit("@", 1)[-1]
+            url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query,
+                                           parts.fragment))
+            out.append(Target(kind, f"{kind}-{number}", url, endpoint_of(configured), auth,
+                              hashlib.sha256(configured.encode()).hexdigest()[:16]))
+    return out
+
+
+def alertmanager_alert(alert: Alert, state: str, starts_at: float, ends_at: float,
                        extra_labels: Mapping[str, str], runbook_base: str) -> dict[str, Any]:
     """One alert as Alertmanager's v2 API takes it: the rule path's labels (empty ones left
     out, as Prometheus drops them), and annotations for the on-call engineer."""
     labels = {"alertname": alert.alert, "severity": alert.severity, "kind": alert.kind,
               "attribute": alert.attribute or "", "group": alert.group or "",
               "metric": alert.metric, "fingerprint": alert.fingerprint, **extra_labels}
-    out: dict[str, Any] = {
+    return {
         "labels": {k: v for k, v in labels.items() if v},
         "annotations": {
             "summary": alert.summary,
             "description": (f"{alert.summary} Value {alert.value:g} against "
-                            f"{alert.reference}; detected on decision {alert.decision_id} "
+                            f"{alert.reference}; {state} on decision {alert.decision_id} "
                             f"at {alert.at} (event time)."),
             "runbook_url": f"{runbook_base}{alert.alert}.md",
             "decision_id": alert.decision_id,
             "event_time": alert.at,
         },
         "startsAt": _rfc3339(starts_at),
+        "endsAt": _rfc3339(max(ends_at, starts_at)),
     }
-    if ends_at is not None:
-        out["endsAt"] = _rfc3339(ends_at)
-    return out
 
 
 def _rfc3339(ts: float) -> str:
@@ -106,10 +166,12 @@ def _rfc3339(ts: float) -> str:
 
 @dataclass(slots=True)
 class DeliveryStats:
-    """Per target: what the sender did (read by the metrics collector)."""
+    """Per target: what its sender did (read by the metrics collector)."""
 
+    endpoint: str
     sent: int = 0
     failures: int = 0
+    rejected: int = 0
     pending: int = 0
     last_success_at: float | None = None
     latency_buckets: list[int] = field(default_factory=lambda: [0] * len(DELIVERY_BUCKETS))
@@ -124,71 +186,118 @@ class DeliveryStats:
                 self.latency_buckets[i] += 1
 
 
-def _post(url: str, payload: bytes) -> None:
-    request = urllib.request.Request(url, data=payload, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "User-Agent": "placewatch"})
-    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
-        response.read()
+class _Rejected(Exception):
+    """A permanent refusal (4xx other than 408 and 429)."""
+
+    def __init__(self, status: int, answer: str) -> None:
+        super().__init__(f"HTTP {status}: {answer}")
+        self.status = status
+        self.answer = answer
+
+
+def _post(target: Target, url: str, payload: bytes, headers: Mapping[str, str]) -> None:
+    """POST ``payload``; raises :class:`_Rejected` on a permanent refusal, ``OSError`` or
+    ``http.client.HTTPException`` (or ``ValueError``) on anything worth retrying."""
+    sent = {"Content-Type": "application/json", "User-Agent": "placewatch", **headers}
+    if target.authorization is not None:
+        sent["Authorization"] = target.authorization
+    request = urllib.request.Request(url, data=payload, method="POST", headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        answer = exc.read(2000).decode("utf-8", "replace") if exc.fp else ""
+        if 400 <= exc.code < 500 and exc.code not in _RETRYABLE_4XX:
+            raise _Rejected(exc.code, answer.strip() or str(exc.reason)) from exc
+        raise
 
 
 class AlertOutbox:
-    """A sink that queues alert edges durably, and the thread that delivers them."""
+    """A sink that queues alert edges durably, and the threads that deliver them."""
 
     name = "alert_outbox.sqlite"
 
     def __init__(self, path: Path, alertmanager_urls: Sequence[str] = (),
                  webhook_urls: Sequence[str] = (), resend_s: float = 60.0,
                  extra_labels: Mapping[str, str] | None = None,
-                 runbook_base: str = "alerts/runbooks/", fsync: bool = True,
-                 post: Callable[[str, bytes], None] = _post,
+                 runbook_base: str = "alerts/runbooks/", resolve_grace_s: float = 60.0,
+                 fsync: bool = True,
+                 post: Callable[[Target, str, bytes, Mapping[str, str]], None] = _post,
                  clock: Callable[[], float] = time.time) -> None:
         self.path = path
-        self.alertmanager_urls = tuple(alertmanager_urls)
-        self.webhook_urls = tuple(webhook_urls)
+        self.targets = targets(alertmanager_urls, webhook_urls)
         self.resend_s = resend_s
+        self.resolve_grace_s = resolve_grace_s
         self.extra_labels = dict(extra_labels or {})
         self.runbook_base = runbook_base
         self._post = post
         self._clock = clock
-        self.stats = {public_url(u): DeliveryStats()
-                      for u in (*self.alertmanager_urls, *self.webhook_urls)}
+        self.stats = {t.name: DeliveryStats(t.endpoint) for t in self.targets}
+        self._lock = threading.Lock()  # the connection and the stats, between threads
         try:
-            self._db = self._connect(fsync)
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+            self._db.executescript(_SCHEMA)
+            (self._version,), = self._db.execute("SELECT coalesce(max(version), 0) "
+                                                 "FROM am_alerts")
+            self._warn_unconfigured()
         except sqlite3.Error as exc:
             raise PlacewatchError(f"cannot open the alert outbox {path}: {exc}") from exc
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._down: set[str] = set()
-        self._lock = threading.Lock()  # the connection and the stats, between threads
-        self.first_pass = threading.Event()
-        """Set once the sender has tried everything that was due when it started (what an
-        earlier run left undelivered): a restarted run waits for it before new edges."""
-        self._thread = threading.Thread(target=self._run, name="placewatch-alert-outbox",
-                                        daemon=True)
-        self._thread.start()
+        """Targets whose latest attempt failed (each sender touches only its own)."""
+        self._wake = {t.name: threading.Event() for t in self.targets}
+        self._first = {t.name: threading.Event() for t in self.targets}
+        self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True,
+                                          name=f"placewatch-outbox-{t.name}")
+                         for t in self.targets]
 
-    def _connect(self, fsync: bool) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                             check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-        db.executescript(_SCHEMA)
-        now = self._clock()  # a new run retries what an earlier one left at once
-        db.execute("UPDATE am_alerts SET due_at = ? WHERE due_at > ? AND sent_at IS NULL",
-                   (now, now))
-        db.execute("UPDATE webhook_queue SET due_at = ? WHERE due_at > ?", (now, now))
-        targets = (*self.alertmanager_urls, *self.webhook_urls)
-        marks = ",".join("?" * len(targets))
-        (orphans,), = db.execute(
+    def _warn_unconfigured(self) -> None:
+        keys = [t.key for t in self.targets]
+        marks = ",".join("?" * len(keys)) or "''"
+        (left,), = self._db.execute(
             f"SELECT (SELECT count(*) FROM am_alerts WHERE target NOT IN ({marks})) + "
             f"(SELECT count(*) FROM webhook_queue WHERE target NOT IN ({marks}))",
-            (*targets, *targets))
-        if orphans:
+            (*keys, *keys))
+        if left:
             log_event(_LOG, logging.WARNING, "alert outbox holds edges for targets no longer "
-                      "configured; they are kept, not sent", edges=int(orphans),
+                      "configured; they are kept, not sent", edges=int(left),
                       outbox=str(self.path))
-        return db
+
+    def reconcile(self, open_fingerprints: Iterable[str]) -> int:
+        """Before sending: alerts the outbox holds as firing that the run directory's
+        ``alerts.jsonl`` does not (its writer stopped between the two files) are resolved, so
+        Alertmanager is not told of an alert no detector will ever end. Returns how many."""
+        keep = set(open_fingerprints)
+        now = self._clock()
+        with self._lock:
+            rows = self._db.execute("SELECT target, fingerprint FROM am_alerts WHERE "
+                                    "state = 'firing'").fetchall()
+            stale = [(t, fp) for t, fp in rows if fp not in keep]
+            if stale:
+                self._db.execute("BEGIN IMMEDIATE")
+                for target, fp in stale:
+                    self._version += 1
+                    self._db.execute(
+                        "UPDATE am_alerts SET state = 'resolved', changed_at = ?, due_at = ?, "
+                        "version = ?, sent_at = NULL WHERE target = ? AND fingerprint = ?",
+                        (now, now, self._version, target, fp))
+                self._db.execute("COMMIT")
+        return len(stale)
+
+    def start(self) -> AlertOutbox:
+        """Start one sender per target (after :meth:`reconcile`)."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def first_pass(self, timeout: float) -> bool:
+        """Wait until every sender has tried what was due when it started."""
+        deadline = time.monotonic() + timeout
+        return all(event.wait(max(0.0, deadline - time.monotonic()))
+                   for event in self._first.values())
 
     # -- the sink (event path) ------------------------------------------------------------
 
@@ -196,179 +305,212 @@ class AlertOutbox:
         if not batch.alerts:
             return
         now = self._clock()
-        # latency is measured from the arrival of the batch's first event (the latest the
-        # alert's own event can have arrived), or from now when that is not known
-        since = batch.received_at if batch.received_at is not None else now
-        rows_am: list[tuple[Any, ...]] = []
-        rows_hook: list[tuple[Any, ...]] = []
-        for alert in batch.alerts:
-            body = msgspec.json.encode(alert)
-            for url in self.alertmanager_urls:
-                rows_am.append((url, alert.fingerprint, alert.state, body, now, since, now))
-            for url in self.webhook_urls:
-                rows_hook.append((url, body, since, now))
+        # latency counts from the arrival of the batch's first event: no later than the
+        # alert's own event (or from now when that is not known)
+        since = min(batch.received_at, now) if batch.received_at is not None else now
+        am = [t.key for t in self.targets if t.kind == "alertmanager"]
+        hooks = [t.key for t in self.targets if t.kind == "webhook"]
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
-                # a firing edge starts the alert afresh; a resolved one keeps its start
-                self._db.executemany(
-                    "INSERT INTO am_alerts (target, fingerprint, state, alert, starts_at, "
-                    "changed_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (target, fingerprint) DO UPDATE SET state = excluded.state, "
-                    "alert = excluded.alert, changed_at = excluded.changed_at, "
-                    "due_at = excluded.due_at, attempts = 0, "
-                    "starts_at = CASE WHEN excluded.state = 'firing' THEN excluded.starts_at "
-                    "ELSE am_alerts.starts_at END", rows_am)
-                self._db.executemany(
-                    "INSERT INTO webhook_queue (target, body, changed_at, due_at) "
-                    "VALUES (?, ?, ?, ?)", rows_hook)
+                for alert in batch.alerts:
+                    body = msgspec.json.encode(alert)
+                    for key in am:
+                        self._version += 1
+                        # a new edge is undelivered again; a firing edge starts the alert
+                        # afresh, a resolved one keeps its start
+                        self._db.execute(
+                            "INSERT INTO am_alerts (target, fingerprint, state, alert, "
+                            "starts_at, changed_at, due_at, version) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                            "ON CONFLICT (target, fingerprint) DO UPDATE SET "
+                            "state = excluded.state, alert = excluded.alert, "
+                            "changed_at = excluded.changed_at, due_at = excluded.due_at, "
+                            "version = excluded.version, sent_at = NULL, "
+                            "starts_at = CASE WHEN excluded.state = 'firing' "
+                            "THEN excluded.starts_at ELSE am_alerts.starts_at END",
+                            (key, alert.fingerprint, alert.state, body, since, since, now,
+                             self._version))
+                    for key in hooks:
+                        self._db.execute("INSERT INTO webhook_queue (target, body, changed_at)"
+                                         " VALUES (?, ?, ?)", (key, body, since))
                 self._db.execute("COMMIT")
         except sqlite3.Error as exc:
+            with self._lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             raise PlacewatchError(f"alert outbox write failed ({self.path}): {exc}") from exc
 
     def durable(self) -> None:
-        """Rows are committed in :meth:`write`; wake the sender for them."""
-        self._wake.set()
+        """Rows are committed in :meth:`write`; wake the senders for them."""
+        for event in self._wake.values():
+            event.set()
 
     def close(self) -> None:
-        """Stop the sender after one last attempt at what is due (undelivered rows stay for
-        the next run)."""
+        """Stop the senders after one last attempt each at what is due (undelivered rows stay
+        for the next run)."""
         self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=2 * _TIMEOUT_S + 5)
+        self.durable()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=2 * _TIMEOUT_S + 5)
         with self._lock:
             self._db.close()
 
     def pending(self) -> int:
-        """Rows not yet delivered (firing Alertmanager rows count until they resolve)."""
+        """Edges not yet accepted by their target."""
         with self._lock:
             (am,), = self._db.execute("SELECT count(*) FROM am_alerts WHERE sent_at IS NULL")
             (hooks,), = self._db.execute("SELECT count(*) FROM webhook_queue")
         return int(am) + int(hooks)
 
-    # -- the sender thread ----------------------------------------------------------------
+    # -- one sender thread per target -----------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, target: Target) -> None:
+        streak = 0
+        retry_at = 0.0
         while True:
             stopping = self._stop.is_set()
-            try:
-                next_due = self._send_due()
-            except sqlite3.Error as exc:
-                log_event(_LOG, logging.ERROR, "alert outbox unreadable", error=str(exc))
-                next_due = self._clock() + 5.0
-            self.first_pass.set()
+            now = self._clock()
+            wait = retry_at - now
+            if wait <= 0:
+                try:
+                    ok, wait = self._pass(target, now)
+                except Exception as exc:  # never let a sender die: log, back off, go on
+                    log_event(_LOG, logging.ERROR, "alert sender failed; retrying",
+                              target=target.name, error=f"{type(exc).__name__}: {exc}")
+                    ok, wait = False, 0.0
+                if ok:
+                    streak = 0
+                else:
+                    streak += 1
+                    wait = _backoff(streak)
+                    retry_at = self._clock() + wait
+            self._first[target.name].set()
             if stopping:
                 return
-            self._wake.wait(timeout=max(0.0, min(next_due - self._clock(), 60.0)))
-            self._wake.clear()
+            event = self._wake[target.name]
+            event.wait(timeout=min(max(wait, 0.0), 60.0))
+            event.clear()
 
-    def _send_due(self) -> float:
-        """Send everything due; return when the next row falls due."""
-        now = self._clock()
-        for url in self.alertmanager_urls:
-            self._send_alertmanager(url, now)
-        for url in self.webhook_urls:
-            self._send_webhook(url, now)
+    def _pass(self, target: Target, now: float) -> tuple[bool, float]:
+        """Send what is due; (no failure, seconds until the next row falls due)."""
+        if target.kind == "alertmanager":
+            ok = self._send_alertmanager(target, now)
+        else:
+            ok = self._send_webhooks(target)
         with self._lock:
-            (due,), = self._db.execute(
-                "SELECT min(d) FROM (SELECT min(due_at) AS d FROM am_alerts "
-                "UNION ALL SELECT min(due_at) FROM webhook_queue)")
-            self._count_pending()
-        return float(due) if due is not None else now + 60.0
+            if target.kind == "alertmanager":
+                (due,), = self._db.execute("SELECT min(due_at) FROM am_alerts WHERE target = ?",
+                                           (target.key,))
+                (n,), = self._db.execute("SELECT count(*) FROM am_alerts WHERE target = ? AND "
+                                         "sent_at IS NULL", (target.key,))
+            else:
+                (n,), = self._db.execute("SELECT count(*) FROM webhook_queue WHERE target = ?",
+                                         (target.key,))
+                due = now if n else None
+            self.stats[target.name].pending = int(n)
+        return ok, (float(due) - self._clock()) if due is not None else 60.0
 
-    def _count_pending(self) -> None:
-        for url in (*self.alertmanager_urls, *self.webhook_urls):
-            (n,), = self._db.execute(
-                "SELECT (SELECT count(*) FROM am_alerts WHERE target = ? AND sent_at IS NULL)"
-                " + (SELECT count(*) FROM webhook_queue WHERE target = ?)", (url, url))
-            self.stats[public_url(url)].pending = int(n)
-
-    def _send_alertmanager(self, url: str, now: float) -> None:
+    def _send_alertmanager(self, target: Target, now: float) -> bool:
         with self._lock:
             rows = self._db.execute(
-                "SELECT fingerprint, state, alert, starts_at, changed_at, sent_at, attempts "
-                "FROM am_alerts WHERE target = ? AND due_at <= ? ORDER BY changed_at LIMIT ?",
-                (url, now, _SEND_BATCH)).fetchall()
+                "SELECT fingerprint, state, alert, starts_at, changed_at, version, sent_at "
+                "FROM am_alerts WHERE target = ? AND due_at <= ? ORDER BY version LIMIT ?",
+                (target.key, now, _SEND_BATCH)).fetchall()
         if not rows:
-            return
-        ttl = 4 * self.resend_s
+            return True
         payload = []
         for _, state, body, starts_at, changed_at, _, _ in rows:
             alert = msgspec.json.decode(body, type=Alert)
-            ends = now + ttl if state == "firing" else changed_at
-            payload.append(alertmanager_alert(alert, starts_at, ends, self.extra_labels,
+            ends = now + 4 * self.resend_s if state == "firing" else \
+                changed_at + self.resolve_grace_s
+            payload.append(alertmanager_alert(alert, state, starts_at, ends, self.extra_labels,
                                               self.runbook_base))
-        endpoint = url.rstrip("/") + "/api/v2/alerts"
-        if not self._attempt(url, endpoint, json.dumps(payload).encode()):
-            with self._lock:
-                self._db.executemany(
-                    "UPDATE am_alerts SET attempts = attempts + 1, due_at = ? "
-                    "WHERE target = ? AND fingerprint = ? AND changed_at = ?",
-                    [(now + _backoff(attempts), url, fp, changed)
-                     for fp, _, _, _, changed, _, attempts in rows])
-            return
+        endpoint = target.url.rstrip("/") + "/api/v2/alerts"
+        outcome = self._attempt(target, endpoint, json.dumps(payload).encode(), {})
+        if outcome is False:
+            return False
         done = self._clock()
-        stats = self.stats[public_url(url)]
+        stats = self.stats[target.name]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            for fp, state, _, _, changed, sent_at, _ in rows:
-                if sent_at is None:
+            for fp, state, _, _, changed, version, sent_at in rows:
+                if sent_at is None and outcome is True:
                     stats.observe(done - changed)
-                if state == "resolved":  # delivered: forget it unless a new edge came in
+                if state == "resolved":  # delivered: forget it unless a newer edge came in
                     self._db.execute("DELETE FROM am_alerts WHERE target = ? AND "
-                                     "fingerprint = ? AND changed_at = ?", (url, fp, changed))
-                else:
+                                     "fingerprint = ? AND version = ?", (target.key, fp, version))
+                else:  # re-sent every resend_s; a refused one waits for its next edge
                     self._db.execute(
-                        "UPDATE am_alerts SET sent_at = ?, attempts = 0, due_at = ? WHERE "
-                        "target = ? AND fingerprint = ? AND changed_at = ?",
-                        (done, done + self.resend_s, url, fp, changed))
+                        "UPDATE am_alerts SET sent_at = ?, due_at = ? WHERE target = ? AND "
+                        "fingerprint = ? AND version = ?",
+                        (done, done + self.resend_s if outcome is True else float("inf"),
+                         target.key, fp, version))
             self._db.execute("COMMIT")
-            stats.sent += len(rows)
+            if outcome is True:
+                stats.sent += len(rows)
+        return True
 
-    def _send_webhook(self, url: str, now: float) -> None:
+    def _send_webhooks(self, target: Target) -> bool:
         while True:
             with self._lock:
-                row = self._db.execute(
-                    "SELECT id, body, changed_at, attempts, due_at FROM webhook_queue "
-                    "WHERE target = ? ORDER BY id LIMIT 1", (url,)).fetchone()
-            if row is None or row[4] > now:
-                return  # in order: a failed edge holds back the ones after it
-            rowid, body, changed, attempts, _ = row
-            if not self._attempt(url, url, bytes(body)):
-                with self._lock:
-                    self._db.execute("UPDATE webhook_queue SET attempts = attempts + 1, "
-                                     "due_at = ? WHERE id = ?", (now + _backoff(attempts), rowid))
-                return
+                row = self._db.execute("SELECT id, body, changed_at FROM webhook_queue WHERE "
+                                       "target = ? ORDER BY id LIMIT 1",
+                                       (target.key,)).fetchone()
+            if row is None:
+                return True
+            rowid, body, changed = row
+            edge = msgspec.json.decode(body, type=Alert)
+            outcome = self._attempt(target, target.url, bytes(body), {
+                "Placewatch-Edge": f"{edge.fingerprint}:{edge.state}:{edge.event_index}"})
+            if outcome is False:
+                return False  # in order: a failed edge holds back the ones after it
             done = self._clock()
-            stats = self.stats[public_url(url)]
             with self._lock:
                 self._db.execute("DELETE FROM webhook_queue WHERE id = ?", (rowid,))
-                stats.observe(done - changed)
-                stats.sent += 1
+                if outcome is True:
+                    self.stats[target.name].observe(done - changed)
+                    self.stats[target.name].sent += 1
 
-    def _attempt(self, url: str, endpoint: str, payload: bytes) -> bool:
-        shown = public_url(url)
+    def _attempt(self, target: Target, url: str, payload: bytes,
+                 headers: Mapping[str, str]) -> bool | None:
+        """True when accepted, False to retry later, None when refused for good (the
+        payload is kept in ``rejected``)."""
+        stats = self.stats[target.name]
         try:
-            self._post(endpoint, payload)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self._post(target, url, payload, headers)
+        except _Rejected as exc:
             with self._lock:
-                self.stats[shown].failures += 1
-            if url not in self._down:
-                self._down.add(url)
+                stats.rejected += 1
+                self._db.execute("INSERT INTO rejected (target, body, status, answer, "
+                                 "rejected_at) VALUES (?, ?, ?, ?, ?)",
+                                 (target.key, payload, exc.status, exc.answer[:2000],
+                                  self._clock()))
+            log_event(_LOG, logging.ERROR, "alert delivery refused; kept in the outbox's "
+                      "rejected table", target=target.name, endpoint=target.endpoint,
+                      status=exc.status, answer=exc.answer[:300])
+            return None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            with self._lock:
+                stats.failures += 1
+            if target.name not in self._down:  # once per outage
+                self._down.add(target.name)
                 log_event(_LOG, logging.WARNING, "alert delivery failing; will retry",
-                          target=shown, error=_reason(exc))
+                          target=target.name, endpoint=target.endpoint, error=_reason(exc))
             return False
         with self._lock:
-            self.stats[shown].last_success_at = self._clock()
-        if url in self._down:
-            self._down.discard(url)
-            log_event(_LOG, logging.INFO, "alert delivery recovered", target=shown)
+            stats.last_success_at = self._clock()
+        if target.name in self._down:
+            self._down.discard(target.name)
+            log_event(_LOG, logging.INFO, "alert delivery recovered", target=target.name,
+                      endpoint=target.endpoint)
         return True
 
 
-def _backoff(attempts: int) -> float:
+def _backoff(streak: int) -> float:
     """Between half and all of an exponential ceiling: 1 s, 2 s, 4 s ... capped at 5 min."""
-    return random.uniform(0.5, 1.0) * min(_BACKOFF_CAP_S, 2.0 ** attempts)
+    return random.uniform(0.5, 1.0) * min(_BACKOFF_CAP_S, 2.0 ** min(streak - 1, 16))
 
 
 def _reason(exc: BaseException) -> str:
@@ -376,4 +518,4 @@ def _reason(exc: BaseException) -> str:
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
-    return str(exc)
+    return f"{type(exc).__name__}: {exc}"

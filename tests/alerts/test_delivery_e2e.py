@@ -48,7 +48,8 @@ def test_an_equity_drift_reaches_on_call_through_rules_and_directly_then_resolve
             alertmanager(tmp_path / "am-direct", f"{receiver.url}/direct") as am_direct, \
             prometheus(tmp_path / "prom", f"127.0.0.1:{port}", am_rules):
         config = _config(tmp_path / "placewatch.toml", metrics_port=port,
-                         alertmanager_urls=[am_direct], alertmanager_resend_s=2)
+                         alertmanager_urls=[am_direct], alertmanager_resend_s=2,
+                         alertmanager_resolve_grace_s=2)
         # the drift starts at 40% of the events and is undone at 55,000
         proc = start_run(tmp_path / "run", config, tmp_path / "run.log", "--scenario",
                          "equity_drift", "--max-events", "100000", "--revert-at", "55000",
@@ -73,13 +74,17 @@ def test_an_equity_drift_reaches_on_call_through_rules_and_directly_then_resolve
             firing["annotations"]["description"]
         assert firing["annotations"]["runbook_url"].endswith("PlacewatchEquityDrift.md")
     # both paths carry one identity: the same labels, the fingerprint of alerts.jsonl
-    rule = next(n for n in receiver.notified("/rules/") if n["labels"].get("group") == "genomics")
-    direct = next(n for n in receiver.notified("/direct/")
-                  if n["labels"].get("group") == "genomics")
-    assert rule["labels"] == direct["labels"]
     edges = [a for a in _alerts(tmp_path / "run") if a["group"] == "genomics"
              and a["kind"] == "equity_drift"]
-    assert edges[0]["fingerprint"] == direct["labels"]["fingerprint"]
+    wanted = {"fingerprint": edges[0]["fingerprint"]}
+    rule = next(n for n in receiver.notified("/rules/")
+                if n["labels"]["fingerprint"] == wanted["fingerprint"])
+    direct = next(n for n in receiver.notified("/direct/")
+                  if n["labels"]["fingerprint"] == wanted["fingerprint"])
+    assert rule["labels"] == direct["labels"]
+    # and neither path notified it firing twice before it resolved
+    for path in ("/rules/", "/direct/"):
+        assert _states(receiver.notified(path), wanted)[:2] == ["firing", "resolved"]
 
 
 def test_nothing_is_lost_or_notified_twice_across_an_alertmanager_outage_and_a_restart(
@@ -90,12 +95,15 @@ def test_nothing_is_lost_or_notified_twice_across_an_alertmanager_outage_and_a_r
     am_url = f"http://127.0.0.1:{am_port}"
     config = _config(tmp_path / "placewatch.toml", metrics_port=0,
                      alertmanager_urls=[am_url], webhook_urls=[f"{receiver.url}/hook"],
-                     alertmanager_resend_s=1)
+                     alertmanager_resend_s=1, alertmanager_resolve_grace_s=1)
     out = tmp_path / "run"
     # 1. Alertmanager down: findings fire, the outbox keeps them; the run ends on its own.
     first = start_run(out, config, tmp_path / "run1.log", "--scenario", "equity_drift",
                       "--max-events", "40000", "--speedup", "1000000")
-    assert first.wait(timeout=600) == 0, (tmp_path / "run1.log").read_text()
+    try:
+        assert first.wait(timeout=600) == 0, (tmp_path / "run1.log").read_text()
+    finally:
+        stop_run(first)
     fired = [a for a in _alerts(out) if a["state"] == "firing"]
     assert fired, (tmp_path / "run1.log").read_text()
     assert receiver.posts == []
@@ -106,7 +114,10 @@ def test_nothing_is_lost_or_notified_twice_across_an_alertmanager_outage_and_a_r
     with alertmanager(tmp_path / "am", f"{receiver.url}/am", port=am_port):
         second = start_run(out, config, tmp_path / "run2.log", "--scenario", "baseline",
                            "--max-events", "2000", "--speedup", "1000000")
-        assert second.wait(timeout=600) == 0, (tmp_path / "run2.log").read_text()
+        try:
+            assert second.wait(timeout=600) == 0, (tmp_path / "run2.log").read_text()
+        finally:
+            stop_run(second)
         edges = _alerts(out)
         # every edge of both runs reached the webhook, once each, in order
         until(lambda: len(receiver.bodies("/hook")) >= len(edges), 120,

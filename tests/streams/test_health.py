@@ -41,3 +41,43 @@ def test_a_missing_store_is_a_failed_check_not_a_crash(tmp_path: Path) -> None:
     watch = ChainWatch(tmp_path / "nowhere.sqlite", health, interval_s=0).start()
     watch.close()
     assert health.chain_ok is False and "no audit store" in health.chain_problem
+
+
+def test_the_chain_check_is_not_fooled_by_a_writer_appending_meanwhile(tmp_path: Path) -> None:
+    """Records and checkpoints are read from one snapshot: a checkpoint written between two
+    reads would otherwise look like records cut from the end."""
+    import threading
+
+    path = tmp_path / "audit.sqlite"
+    store = SqliteAuditStore(path, checkpoint_every=10)
+    store.append_bodies([(f"d-{i}", "2026-11-02T08:15:00Z",
+                          b'{"decision_id":"d-%d","pad":"%s"}' % (i, b"x" * 400))
+                         for i in range(20_000)])
+    store.close()
+    stop = threading.Event()
+    started = threading.Event()
+
+    def write() -> None:
+        own = SqliteAuditStore(path, checkpoint_every=10)
+        i = 20_000
+        try:
+            while not stop.is_set():
+                own.append_bodies([(f"d-{i}", "2026-11-02T08:15:00Z",
+                                    b'{"decision_id":"d-%d"}' % i)])
+                i += 1
+                started.set()
+        finally:
+            own.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert started.wait(60)
+    health = LiveHealth()
+    watch = ChainWatch(path, health, interval_s=0)
+    try:
+        for _ in range(5):
+            watch.check()
+            assert health.chain_ok, health.chain_problem
+    finally:
+        stop.set()
+        writer.join(timeout=60)

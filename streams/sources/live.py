@@ -1,0 +1,101 @@
+"""A live source read in a thread of its own, so a batch can close on time.
+
+A live run closes a batch at 512 events or once its first event is
+:data:`~streams.app.LIVE_BATCH_SECONDS` old, whichever comes first. Reading the source in the
+run's own thread, the second condition could only be checked when the next event arrived: a
+slow scheduler's alert would wait for its next decision. :class:`LiveReader` pulls the source
+into a bounded queue instead, and :meth:`LiveReader.batch` waits on the queue with a deadline.
+An exception in the source is raised in the caller's thread, at the point of the next batch.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from typing import Final
+
+__all__ = ["LiveReader"]
+
+_END: Final = object()
+_POLL_S: Final = 0.25
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class LiveReader:
+    """Pulls ``events`` into a bounded queue from a daemon thread until it ends or ``stop``
+    is set."""
+
+    def __init__(self, events: Iterable[tuple[str, bytes]], stop: threading.Event,
+                 capacity: int = 8192) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
+        self._stop = stop
+        self.ended = False
+        self._thread = threading.Thread(target=self._pull, args=(events,), daemon=True,
+                                        name="placewatch-source")
+        self._thread.start()
+
+    def _pull(self, events: Iterable[tuple[str, bytes]]) -> None:
+        try:
+            for item in events:
+                while not self._put(item):
+                    if self._stop.is_set():
+                        return
+            self._put_final(_END)
+        except BaseException as exc:  # handed to the run's thread
+            self._put_final(_Failed(exc))
+
+    def _put(self, item: object) -> bool:
+        try:
+            self._queue.put(item, timeout=_POLL_S)
+        except queue.Full:
+            return False
+        return True
+
+    def _put_final(self, item: object) -> None:
+        while not self._put(item):
+            if self._stop.is_set():
+                return
+
+    def batch(self, into: list[tuple[str, bytes]], limit: int, seconds: float) -> float | None:
+        """Append up to ``limit`` events, waiting for the first as long as it takes (or until
+        ``stop``), then until ``seconds`` after it arrived. Returns the wall-clock time the
+        first arrived, or None when the source has ended (or stop was set) with nothing more."""
+        first = self._take(None)
+        if first is None:
+            return None
+        into.append(first)
+        received = time.time()
+        deadline = time.monotonic() + seconds
+        while len(into) < limit and not self._stop.is_set():
+            item = self._take(deadline)
+            if item is None:
+                break
+            into.append(item)
+        return received
+
+    def _take(self, deadline: float | None) -> tuple[str, bytes] | None:
+        while not self.ended:
+            wait = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
+            if wait <= 0:
+                return None
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                if deadline is None and self._stop.is_set():
+                    return None
+                continue
+            if item is _END:
+                self.ended = True
+                return None
+            if isinstance(item, _Failed):
+                self.ended = True
+                raise item.exc
+            assert isinstance(item, tuple)
+            return item
+        return None
