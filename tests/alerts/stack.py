@@ -141,13 +141,14 @@ def alertmanager(directory: Path, receiver: str, port: int | None = None
 
 
 @contextmanager
-def prometheus(directory: Path, target: str, alertmanager_url: str) -> Iterator[str]:
+def prometheus(directory: Path, target: str, alertmanager_url: str, scrape: float = 1.0,
+               evaluation: float = 1.0) -> Iterator[str]:
     binary = shutil.which("prometheus")
     assert binary, "prometheus not found: scripts/setup.sh installs it"
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": f"{scrape:g}s", "evaluation_interval": f"{evaluation:g}s"},
         "rule_files": [str(ROOT / "alerts/placewatch.rules.yml")],
         "alerting": {"alertmanagers": [{"static_configs": [
             {"targets": [alertmanager_url.removeprefix("http://")]}]}]},
