@@ -4,6 +4,7 @@ COPY pyproject.toml README.md ./
 COPY detectors detectors
 COPY simulator simulator
 COPY streams streams
+COPY dashboards dashboards
 RUN pip install --no-cache-dir . && useradd --create-home placewatch
 USER placewatch
 WORKDIR /home/placewatch
