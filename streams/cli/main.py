@@ -21,6 +21,7 @@ from simulator import SCENARIOS, Simulation
 from streams.app import create_app, graceful_stop
 from streams.cli.audit import audit_app
 from streams.cli.bench import bench_app
+from streams.cli.dashboards import dashboards_app
 from streams.cli.findings import findings_app
 from streams.cli.support import ERR, ConfigOpt, NoLive, State, make_parent, progress, settings_for
 from streams.errors import PlacewatchError
@@ -50,6 +51,7 @@ config_app = typer.Typer(help="Show the effective configuration.", no_args_is_he
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")  # streams/cli/audit.py
 app.add_typer(findings_app, name="findings")  # streams/cli/findings.py
+app.add_typer(dashboards_app, name="dashboards")  # streams/cli/dashboards.py
 app.add_typer(bench_app, name="bench")  # streams/cli/bench.py
 app.add_typer(config_app, name="config")
 
