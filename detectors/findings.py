@@ -132,11 +132,13 @@ def override_alert(key: AlertKey, by: str | None, reason: str | None, past: floa
     )
 
 
-def same_population(fired: Alert, attribute: str, group: str, share: float) -> Alert:
+def same_population(fired: Alert, attribute: str, group: str, share: float, value: float,
+                    reference: float | str) -> Alert:
     """``fired``, naming a group of another attribute made of the same decisions, whose own
-    alert it stands for (:mod:`detectors.coincidence`)."""
+    alert it stands for, with that alert's value and reference (:mod:`detectors.coincidence`)."""
     also = list(_same_population(fired))
-    also.append({"attribute": attribute, "group": group, "shared": round(share, 4)})
+    also.append({"attribute": attribute, "group": group, "shared": round(share, 4),
+                 "value": value, "reference": reference})
     names = ", ".join(f"{a['attribute']}={a['group']}" for a in also)
     base = fired.summary.split(" Same decisions as ")[0]
     return msgspec.structs.replace(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from detectors.coincidence import RECENT
 from detectors.rates import RATE_BY_NAME, RATE_METRICS
 
 if TYPE_CHECKING:
@@ -30,6 +29,10 @@ if TYPE_CHECKING:
     from detectors.forecast import ResidualWatch
 
 __all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "EquityLedger", "GroupStats", "group_name"]
+
+RECENT: Final = 256
+"""Latest decisions per group whose event indexes are kept (a ring; a power of two), so that
+groups made of the same decisions can be told (:mod:`detectors.coincidence`)."""
 
 OVERFLOW_GROUP: Final = "__other__"
 """Group that collects decisions for values beyond an attribute's group cap."""

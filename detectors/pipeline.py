@@ -24,9 +24,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Final
 
+import msgspec
+
 from detectors.alerts import Alert, AlertBook, AlertKey
 from detectors.audit_work import Explain, Learn, LearnOutcome, WorkItem
-from detectors.coincidence import RECENT, shared
+from detectors.coincidence import SamePopulation, promoted, still_alarmed
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
 from detectors.disparity import StandingDisparity
@@ -46,10 +48,9 @@ from detectors.findings import (
     override_resolution,
     resolved_alert,
     restart_resolution,
-    same_population,
 )
 from detectors.forecast import ForecastDrift, ForecastSignal
-from detectors.groups import EquityLedger, GroupStats, wait_bucket
+from detectors.groups import RECENT, EquityLedger, GroupStats, wait_bucket
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import LiftedOverrides, OverrideWatch
 from detectors.rates import RATE_BY_NAME
@@ -139,10 +140,8 @@ class AuditCore:
         self.audited = 0
         self._carried: list[Alert] = []
         self.alerts_closed_on_restart = 0
-        self.alerts_merged = 0
+        self._same = SamePopulation(config.coincide_overlap)
         """Alerts reported inside another open alert because their groups coincide."""
-        self._merged: dict[AlertKey, AlertKey] = {}
-        """Alert conditions reported inside another open alert: alias -> primary."""
         """Alerts an earlier run left open, resolved by this one (:meth:`carry_over`)."""
         self._lifted = LiftedOverrides(config.override_resolve_after_s)
         """Open ``override_expired`` alerts, and when their override counts as lifted."""
@@ -352,62 +351,30 @@ class AuditCore:
 
     def _fire(self, key: AlertKey, alert: Alert, where: Where) -> None:
         """Open an alert and queue its firing edge (the caller checked it was not open),
-        unless its group coincides with one already alerted on for the same reason."""
-        if key in self._merged and self.alert_book.is_open(self._merged[key]):
-            return
-        primary = self._coincident(key)
-        if primary is not None:
-            self._merge(primary[0], key, primary[1])
+        unless its group is the same decisions as one alerted on for the same reason in this
+        batch (:class:`~detectors.coincidence.SamePopulation`)."""
+        if self._same.absorb(key, alert, self.ledger, self.alert_book, self._effects.alerts):
             return
         self.alert_book.fire(key, alert, where.at.timestamp())
         self._effects.alerts.append(alert)
 
-    def _coincident(self, key: AlertKey) -> tuple[AlertKey, float] | None:
-        """An open alert of the same kind and metric on a group of another attribute made of
-        (nearly) the same decisions, and how much they share (:mod:`detectors.coincidence`)."""
-        kind, attribute, group, metric = key
-        if attribute is None or group is None or self.config.coincide_overlap > 1:
-            return None
-        mine = self.ledger.groups[attribute].get(group)
-        if mine is None:
-            return None
-        best: tuple[AlertKey, float] | None = None
-        for held in self.alert_book.open_keys:
-            if held[0] != kind or held[3] != metric or held[1] in (None, attribute):
-                continue
-            assert held[1] is not None and held[2] is not None
-            theirs = self.ledger.groups.get(held[1], {}).get(held[2])
-            if theirs is None:
-                continue
-            share = shared(mine.recent, mine.decisions, theirs.recent, theirs.decisions)
-            if share is not None and share >= self.config.coincide_overlap and (
-                    best is None or share > best[1]):
-                best = (held, share)
-        return best
-
-    def _merge(self, primary: AlertKey, alias: AlertKey, share: float) -> None:
-        """Report ``alias`` inside the open alert ``primary``: its firing edge (still queued,
-        when they fired in the same batch) and its resolution name both populations."""
-        self._merged[alias] = primary
-        self.alerts_merged += 1
-        fired = self.alert_book.firing(primary)
-        assert fired is not None and alias[1] is not None and alias[2] is not None
-        named = same_population(fired, alias[1], alias[2], share)
-        self.alert_book.amend(primary, named)
-        queued = self._effects.alerts
-        for i, edge in enumerate(queued):
-            if edge is fired:
-                queued[i] = named
+    @property
+    def alerts_merged(self) -> int:
+        """Alerts reported inside another open alert because their groups coincide."""
+        return self._same.merged
 
     def _resolve(self, key: AlertKey, value: float, where: Where, why: str) -> None:
-        """Close an alert if it is open and queue its resolved edge."""
+        """Close an alert if it is open and queue its resolved edge; a group reported inside
+        it whose own condition still holds fires its own alert now."""
         held = self.alert_book.resolve(key)
         if held is None:
+            self._same.forget(key)  # a merged group's own condition cleared
             return
-        for alias in [a for a, primary in self._merged.items() if primary == key]:
-            del self._merged[alias]
         fired, fired_at = held
         self._effects.alerts.append(resolved_alert(fired, fired_at, value, where, why))
+        for alias, alert in self._same.released(key):
+            if still_alarmed(alias, self.ledger):
+                self._fire(alias, promoted(alert, where, key), where)
 
     def _on_drift(self, signal: DriftSignal, where: Where) -> None:
         attribute, group, metric = signal.attribute, signal.group, signal.metric
@@ -527,8 +494,9 @@ class AuditCore:
             except ValueError:
                 fired_at = where.at.timestamp()
             self.alerts_closed_on_restart += 1
-            self._effects.alerts.append(resolved_alert(
-                fired, fired_at, fired.value, where, restart_resolution(fired)))
+            edge = resolved_alert(fired, fired_at, fired.value, where, restart_resolution(fired))
+            self._effects.alerts.append(msgspec.structs.replace(
+                edge, details={**edge.details, "closed_on_restart": True}))
         self._carried = []
 
     def finish(self) -> None:

@@ -186,10 +186,16 @@ class Placewatch:
         self.deliver(sinks, self.core.events_in, [], final=True)
 
     def _abandon(self, sinks: Sequence[Sink]) -> None:
+        """The error path: stop the deep audits at once and release every sink, so the
+        process can exit (each step is attempted even if an earlier one fails)."""
         if self._audits is not None:
-            self._audits.close()
+            self._audits.abort()
         for sink in sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as exc:  # keep closing the others
+                log_event(_LOG, logging.ERROR, "sink did not close cleanly", sink=sink.name,
+                          error=str(exc))
 
     def _finish(self, out: RunDirectory, sinks: Sequence[Sink]) -> dict[str, Any]:
         self.close_input(sinks)
@@ -311,20 +317,24 @@ class Placewatch:
             raise
         stopped_by = "end of input"
         try:
-            for _ in self.consume(events, sinks):
-                if status is not None:
-                    status(self.core)
-        except KeyboardInterrupt:  # a second signal: stop now, still write what we have
-            self.stop_requested.set()
-        finally:
-            if self.stop_requested.is_set():
-                stopped_by = "interrupt"
-            chain.close()
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-        log_event(_LOG, logging.INFO, "stopping", reason=stopped_by)
-        return self._finish(out, sinks)
+            try:
+                for _ in self.consume(events, sinks):
+                    if status is not None:
+                        status(self.core)
+            except KeyboardInterrupt:  # a second signal: stop now, still write what we have
+                self.stop_requested.set()
+            finally:
+                if self.stop_requested.is_set():
+                    stopped_by = "interrupt"
+                chain.close()
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=5)
+            log_event(_LOG, logging.INFO, "stopping", reason=stopped_by)
+            return self._finish(out, sinks)
+        except BaseException:  # an error, or another signal while finishing: exit, never hang
+            self._abandon(sinks)
+            raise
 
 
 class _RecordsByDecision:

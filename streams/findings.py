@@ -13,8 +13,10 @@ detection to resolution:
   simulator's fast-forwarded demo they do not, and the detector's figure is the one to read).
 
 A finding resolved by a person stays resolved by that person; the detector's later
-resolution is recorded beside it (``detector_resolved_at``). Ages feed the
-``placewatch_remediation_age_seconds`` histogram and the weekly report.
+resolution is recorded beside it (``detector_resolved_at``). A finding a restarted ``run``
+closed (its detectors start afresh) is ``resolved_by = 'restart'`` with no remediation age:
+a restart is not a remediation. Ages feed the
+``placewatch_remediation_age_seconds`` histogram.
 """
 
 from __future__ import annotations
@@ -164,7 +166,14 @@ class FindingsStore:
                 if row is None:
                     continue  # fired before this store existed
                 fid, detected_at, resolved_at = row
-                if resolved_at is None:
+                if alert.details.get("closed_on_restart") is True:
+                    # a restart is not a remediation: closed, with no age
+                    self._db.execute(
+                        "UPDATE findings SET resolved_at = coalesce(resolved_at, ?), "
+                        "resolved_by = coalesce(resolved_by, 'restart'), resolve_note = "
+                        "coalesce(resolve_note, ?), detector_resolved_at = ? WHERE id = ?",
+                        (alert.at, alert.summary, alert.at, fid))
+                elif resolved_at is None:
                     age = max(_parse(alert.at) - _parse(detected_at), 0.0)
                     self._db.execute(
                         "UPDATE findings SET resolved_at = ?, resolved_by = 'detector', "
@@ -203,7 +212,11 @@ class FindingsStore:
                                   f"({finding.resolved_by}, {finding.resolved_at})")
         with closing(self._db.cursor()) as cur:
             cur.execute("UPDATE findings SET acknowledged_at = ?, acknowledged_by = ?, "
-                        "ack_note = ? WHERE id = ?", (time.time(), by, note, finding_id))
+                        "ack_note = ? WHERE id = ? AND resolved_at IS NULL",
+                        (time.time(), by, note, finding_id))
+            if cur.rowcount == 0:
+                raise PlacewatchError(f"finding {finding_id} was resolved meanwhile: "
+                                      f"{self.get(finding_id).resolved_by}")
         return self.get(finding_id)
 
     def resolve(self, finding_id: int, by: str, note: str) -> Finding:
@@ -218,6 +231,9 @@ class FindingsStore:
                         "resolved_at IS NULL",
                         (_now_iso(), f"person:{by}", note,
                          max(now - finding.recorded_at, 0.0), finding_id))
+            if cur.rowcount == 0:
+                raise PlacewatchError(f"finding {finding_id} was resolved meanwhile: "
+                                      f"{self.get(finding_id).resolved_by}")
         return self.get(finding_id)
 
 

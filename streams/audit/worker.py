@@ -18,6 +18,7 @@ Both take the core's audit work in stream order and give back finished audit rec
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 from dataclasses import asdict, dataclass
@@ -126,6 +127,10 @@ class InlineAudits:
             for key, value in _model_status(self.auditor).items():
                 setattr(self.status, key, value)
         return records
+
+    def abort(self) -> None:
+        """Nothing runs beside the caller: nothing to stop."""
+        return None
 
     def close(self) -> list[Sealed]:
         return []
@@ -257,6 +262,15 @@ class ProcessAudits:
             self._pending_explains.append(explains)
         self.status.backlog = sum(self._pending_explains)
         return records
+
+    def abort(self) -> None:
+        """Stop the worker now, whatever it holds (the error path: it ignores SIGINT and
+        SIGTERM, so it is killed; records in flight are lost, as a crash would lose them)."""
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=10)
 
     def close(self) -> list[Sealed]:
         """Wait for every record in flight, then stop the worker."""

@@ -150,7 +150,7 @@ def findings_ack(finding_id: IdArg, data: DataOpt = Path("placewatch-data"), by:
 @findings_app.command("resolve")
 def findings_resolve(
     finding_id: IdArg,
-    note: Annotated[str, typer.Option(help="What was done (kept for the weekly report).")],
+    note: Annotated[str, typer.Option(help="What was done (kept with the finding for reviewers).")],
     data: DataOpt = Path("placewatch-data"),
     by: ByOpt = None,
 ) -> None:

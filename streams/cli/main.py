@@ -170,8 +170,9 @@ def replay(
     """Run the whole pipeline over event files and write the contract's results to OUT.
 
     Writes alerts.jsonl, summary.json (counts and the fairness section), dead_letter.jsonl
-    (every rejected event with its reason and original bytes), metrics.prom and the audit
-    store audit.sqlite. The same input and configuration give byte-identical results.
+    (every rejected event with its reason and original bytes), metrics.prom, the audit
+    store audit.sqlite and findings.sqlite (every alert as a case: placewatch findings).
+    The same input and configuration give byte-identical alerts, summary and audit records.
     """
     settings = settings_for(config)
     check_inputs(files)

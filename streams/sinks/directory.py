@@ -55,6 +55,12 @@ class RunDirectory:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             held = _records_in(store)
+            worked = _people_in(directory / "findings.sqlite") if not resume else 0
+            if worked:
+                raise PlacewatchError(
+                    f"{directory / 'findings.sqlite'} holds {worked} findings people "
+                    "acknowledged or resolved: replay into another --out, or move it away "
+                    "first")
             if held and not resume:
                 raise PlacewatchError(
                     f"{store} already holds {held} audit records (kept for "
@@ -96,6 +102,23 @@ def _records_in(store: Path) -> int:
         raise PlacewatchError(f"{store} exists but cannot be read as an audit store ({exc}); "
                               "it is left untouched: move it away or choose another --out"
                               ) from exc
+
+
+def _people_in(findings: Path) -> int:
+    """Findings a person acknowledged or resolved (0 when there is no store)."""
+    if not findings.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{findings}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT count(*) FROM findings WHERE acknowledged_at IS NOT "
+                                  "NULL OR resolved_by LIKE 'person:%'").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise PlacewatchError(f"{findings} exists but cannot be read as a findings store "
+                              f"({exc}); it is left untouched: move it away or choose another "
+                              "--out") from exc
 
 
 def _left_open(path: Path) -> list[Alert]:

@@ -21,8 +21,10 @@ a receiver, or placewatch itself, is down:
 
 A target that fails is retried with exponential backoff (1 s doubling to 5 min, each wait
 drawn between half and all of it, so a fleet does not retry in step), however many new edges
-arrive meanwhile. A 4xx answer other than 408 and 429 is permanent: the edge is kept in the
-outbox's ``rejected`` table, logged with the answer, counted, and delivery moves on.
+arrive meanwhile; a redirect is a failure, never followed. Only a 400 or 422 (the payload is
+invalid) is permanent: the payload is kept in the outbox's ``rejected`` table, logged with the
+answer, counted, and delivery moves on (firing Alertmanager rows keep being re-sent, since
+Alertmanager accepts the valid alerts of a batch it refuses).
 Credentials in a URL (``https://user:pass@host``) are sent as an ``Authorization: Basic``
 header and never logged, exported or stored: targets are named ``alertmanager-1``,
 ``webhook-1`` ..., with their ``scheme://host:port`` as the ``endpoint``.
@@ -31,6 +33,7 @@ header and never logged, exported or stored: targets are named ``alertmanager-1`
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -42,7 +45,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -95,7 +98,21 @@ acceptance of the edge."""
 _BACKOFF_CAP_S: Final = 300.0
 _SEND_BATCH: Final = 500
 _TIMEOUT_S: Final = 10.0
-_RETRYABLE_4XX: Final = frozenset({408, 429})
+_PERMANENT: Final = frozenset({400, 422})
+"""Answers that say the payload itself is wrong: retrying it cannot help. Every other
+failure (401, 403, 404, 413, 5xx, a redirect, no answer) is a configuration or availability
+problem that an operator can fix, so it is retried and counted as a failure."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failure: following it would turn the POST into a GET and could carry
+    the credentials to another host."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER: Final = urllib.request.build_opener(_NoRedirect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +149,9 @@ def targets(alertmanager_urls: Sequence[str], webhook_urls: Sequence[str]) -> li
             netloc = parts.netloc.rsplit("@", 1)[-1]
             url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query,
                                            parts.fragment))
+            # rows are keyed by the URL without its credentials: a rotated password keeps them
             out.append(Target(kind, f"{kind}-{number}", url, endpoint_of(configured), auth,
-                              hashlib.sha256(configured.encode()).hexdigest()[:16]))
+                              hashlib.sha256(url.encode()).hexdigest()[:16]))
     return out
 
 
@@ -196,18 +214,19 @@ class _Rejected(Exception):
 
 
 def _post(target: Target, url: str, payload: bytes, headers: Mapping[str, str]) -> None:
-    """POST ``payload``; raises :class:`_Rejected` on a permanent refusal, ``OSError`` or
+    """POST ``payload`` (never following a redirect); raises :class:`_Rejected` when the
+    target says the payload is invalid (400, 422), ``OSError`` or
     ``http.client.HTTPException`` (or ``ValueError``) on anything worth retrying."""
     sent = {"Content-Type": "application/json", "User-Agent": "placewatch", **headers}
     if target.authorization is not None:
         sent["Authorization"] = target.authorization
     request = urllib.request.Request(url, data=payload, method="POST", headers=sent)
     try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+        with _OPENER.open(request, timeout=_TIMEOUT_S) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         answer = exc.read(2000).decode("utf-8", "replace") if exc.fp else ""
-        if 400 <= exc.code < 500 and exc.code not in _RETRYABLE_4XX:
+        if exc.code in _PERMANENT:
             raise _Rejected(exc.code, answer.strip() or str(exc.reason)) from exc
         raise
 
@@ -277,15 +296,26 @@ class AlertOutbox:
                                     "state = 'firing'").fetchall()
             stale = [(t, fp) for t, fp in rows if fp not in keep]
             if stale:
-                self._db.execute("BEGIN IMMEDIATE")
-                for target, fp in stale:
-                    self._version += 1
-                    self._db.execute(
-                        "UPDATE am_alerts SET state = 'resolved', changed_at = ?, due_at = ?, "
-                        "version = ?, sent_at = NULL WHERE target = ? AND fingerprint = ?",
-                        (now, now, self._version, target, fp))
-                self._db.execute("COMMIT")
+                with self._transaction():
+                    for target, fp in stale:
+                        self._version += 1
+                        self._db.execute(
+                            "UPDATE am_alerts SET state = 'resolved', changed_at = ?, "
+                            "due_at = ?, version = ?, sent_at = NULL WHERE target = ? AND "
+                            "fingerprint = ?", (now, now, self._version, target, fp))
         return len(stale)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (the caller holds the lock),
+        so the shared connection is never left inside a transaction."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def start(self) -> AlertOutbox:
         """Start one sender per target (after :meth:`reconcile`)."""
@@ -311,8 +341,7 @@ class AlertOutbox:
         am = [t.key for t in self.targets if t.kind == "alertmanager"]
         hooks = [t.key for t in self.targets if t.kind == "webhook"]
         try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._lock, self._transaction():
                 for alert in batch.alerts:
                     body = msgspec.json.encode(alert)
                     for key in am:
@@ -334,11 +363,7 @@ class AlertOutbox:
                     for key in hooks:
                         self._db.execute("INSERT INTO webhook_queue (target, body, changed_at)"
                                          " VALUES (?, ?, ?)", (key, body, since))
-                self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            with self._lock:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
             raise PlacewatchError(f"alert outbox write failed ({self.path}): {exc}") from exc
 
     def durable(self) -> None:
@@ -373,6 +398,9 @@ class AlertOutbox:
             stopping = self._stop.is_set()
             now = self._clock()
             wait = retry_at - now
+            if wait > 0:  # backing off: keep the pending figure current all the same
+                with contextlib.suppress(sqlite3.Error):
+                    self._count_pending(target)
             if wait <= 0:
                 try:
                     ok, wait = self._pass(target, now)
@@ -399,18 +427,25 @@ class AlertOutbox:
             ok = self._send_alertmanager(target, now)
         else:
             ok = self._send_webhooks(target)
+        n = self._count_pending(target)
         with self._lock:
             if target.kind == "alertmanager":
                 (due,), = self._db.execute("SELECT min(due_at) FROM am_alerts WHERE target = ?",
                                            (target.key,))
+            else:
+                due = now if n else None
+        return ok, (float(due) - self._clock()) if due is not None else 60.0
+
+    def _count_pending(self, target: Target) -> int:
+        with self._lock:
+            if target.kind == "alertmanager":
                 (n,), = self._db.execute("SELECT count(*) FROM am_alerts WHERE target = ? AND "
                                          "sent_at IS NULL", (target.key,))
             else:
                 (n,), = self._db.execute("SELECT count(*) FROM webhook_queue WHERE target = ?",
                                          (target.key,))
-                due = now if n else None
             self.stats[target.name].pending = int(n)
-        return ok, (float(due) - self._clock()) if due is not None else 60.0
+        return int(n)
 
     def _send_alertmanager(self, target: Target, now: float) -> bool:
         with self._lock:
@@ -433,21 +468,19 @@ class AlertOutbox:
             return False
         done = self._clock()
         stats = self.stats[target.name]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, self._transaction():
             for fp, state, _, _, changed, version, sent_at in rows:
                 if sent_at is None and outcome is True:
                     stats.observe(done - changed)
                 if state == "resolved":  # delivered: forget it unless a newer edge came in
                     self._db.execute("DELETE FROM am_alerts WHERE target = ? AND "
                                      "fingerprint = ? AND version = ?", (target.key, fp, version))
-                else:  # re-sent every resend_s; a refused one waits for its next edge
+                else:  # re-sent every resend_s (after a 400 too: Alertmanager keeps the
+                    # valid alerts of a batch it refuses, and they must not expire)
                     self._db.execute(
                         "UPDATE am_alerts SET sent_at = ?, due_at = ? WHERE target = ? AND "
                         "fingerprint = ? AND version = ?",
-                        (done, done + self.resend_s if outcome is True else float("inf"),
-                         target.key, fp, version))
-            self._db.execute("COMMIT")
+                        (done, done + self.resend_s, target.key, fp, version))
             if outcome is True:
                 stats.sent += len(rows)
         return True

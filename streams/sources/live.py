@@ -32,23 +32,35 @@ class LiveReader:
     is set."""
 
     def __init__(self, events: Iterable[tuple[str, bytes]], stop: threading.Event,
-                 capacity: int = 8192) -> None:
+                 capacity: int = 1024) -> None:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._stop = stop
         self.ended = False
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._pull, args=(events,), daemon=True,
                                         name="placewatch-source")
         self._thread.start()
 
     def _pull(self, events: Iterable[tuple[str, bytes]]) -> None:
+        """Read until the source ends or stop is set (checked before every read, so at most
+        the queue's worth is read and not processed), then close the source."""
+        iterator = iter(events)
         try:
-            for item in events:
+            while not self._stop.is_set():
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    self._put_final(_END)
+                    return
                 while not self._put(item):
                     if self._stop.is_set():
                         return
-            self._put_final(_END)
         except BaseException as exc:  # handed to the run's thread
             self._put_final(_Failed(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     def _put(self, item: object) -> bool:
         try:
@@ -65,9 +77,12 @@ class LiveReader:
     def batch(self, into: list[tuple[str, bytes]], limit: int, seconds: float) -> float | None:
         """Append up to ``limit`` events, waiting for the first as long as it takes (or until
         ``stop``), then until ``seconds`` after it arrived. Returns the wall-clock time the
-        first arrived, or None when the source has ended (or stop was set) with nothing more."""
+        first arrived, or None when the source has ended (or stop was set) with nothing more.
+        A source's error is raised once the events read before it have been returned."""
+        self._raise_pending()
         first = self._take(None)
         if first is None:
+            self._raise_pending()
             return None
         into.append(first)
         received = time.time()
@@ -78,6 +93,11 @@ class LiveReader:
                 break
             into.append(item)
         return received
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def _take(self, deadline: float | None) -> tuple[str, bytes] | None:
         while not self.ended:
@@ -95,7 +115,8 @@ class LiveReader:
                 return None
             if isinstance(item, _Failed):
                 self.ended = True
-                raise item.exc
+                self._error = item.exc  # raised at the next batch, after these events
+                return None
             assert isinstance(item, tuple)
             return item
         return None

@@ -134,3 +134,37 @@ def test_the_command_line_lists_acknowledges_and_resolves(tmp_path: Path) -> Non
     shown = cli("show", str(target["id"]))
     assert "person:bob: policy reverted" in shown.stdout
     assert cli("show", "99999").returncode == 1
+
+
+def test_replay_keeps_findings_people_worked_on(tmp_path: Path) -> None:
+    data = tmp_path / "run"
+    data.mkdir()
+    sink = FindingsSink(data / "findings.sqlite")
+    sink.write(Batch(0, 1, [], [_alert("firing", "2026-11-02T08:00:00.000Z")], []))
+    sink.close()
+    store = FindingsStore(data / "findings.sqlite", create=False)
+    store.acknowledge(1, "bob", "looking")
+    store.close()
+    sim = Simulation(SCENARIOS["baseline"], 1000, seed=1)
+    with pytest.raises(PlacewatchError, match="people acknowledged or resolved"):
+        create_app(load_settings(environ={})).replay((("sim", raw) for raw in sim), data)
+    again = FindingsStore(data / "findings.sqlite", create=False)
+    try:
+        assert again.get(1).acknowledged_by == "bob"
+    finally:
+        again.close()
+
+
+def test_a_restart_closes_findings_without_counting_it_as_remediation(tmp_path: Path) -> None:
+    sink = FindingsSink(tmp_path / "findings.sqlite")
+    try:
+        sink.write(Batch(0, 1, [], [_alert("firing", "2026-11-02T08:00:00.000Z")], []))
+        closed = _alert("resolved", "2026-11-02T09:00:00.000Z")
+        import msgspec
+
+        closed = msgspec.structs.replace(closed, details={"closed_on_restart": True})
+        sink.write(Batch(1, 1, [], [closed], []))
+        [finding] = sink.store.list()
+        assert (finding.resolved_by, finding.remediation_age_s) == ("restart", None)
+    finally:
+        sink.close()

@@ -41,10 +41,34 @@ def test_the_source_s_error_is_raised_in_the_run() -> None:
 
     reader = LiveReader(broken(), threading.Event())
     batch: list[tuple[str, bytes]] = []
+    # the events read before the error come first, then the error
+    assert reader.batch(batch, 512, 5.0) is not None and batch == [("s:0", b"x")]
     with pytest.raises(OSError, match="broker went away"):
-        while reader.batch(batch, 512, 0.2) is not None:
-            pass
-    assert batch == [("s:0", b"x")]
+        reader.batch([], 512, 0.2)
+
+
+def test_stop_ends_reading_and_closes_the_source() -> None:
+    closed = threading.Event()
+    pulled = []
+
+    def endless() -> Iterator[tuple[str, bytes]]:
+        try:
+            i = 0
+            while True:
+                pulled.append(i)
+                yield (f"s:{i}", b"x")
+                i += 1
+        finally:
+            closed.set()
+
+    stop = threading.Event()
+    reader = LiveReader(endless(), stop, capacity=16)
+    batch: list[tuple[str, bytes]] = []
+    assert reader.batch(batch, 8, 5.0) is not None
+    stop.set()
+    assert closed.wait(60)
+    # read ahead of what was processed: at most the queue and the item in hand
+    assert len(pulled) <= len(batch) + 16 + 2
 
 
 def test_stop_ends_a_wait_for_the_first_event() -> None:

@@ -193,7 +193,7 @@ def test_a_restart_resolves_what_alerts_jsonl_does_not_hold_open(tmp_path: Path)
 class _Server:
     """A real HTTP receiver on 127.0.0.1 that answers with ``reply`` (status, raw bytes)."""
 
-    def __init__(self, reply: Callable[[], tuple[int, bytes] | bytes]) -> None:
+    def __init__(self, reply: Callable[[], tuple[Any, ...] | bytes]) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         server_self = self
 
@@ -206,6 +206,8 @@ class _Server:
                     self.wfile.write(answer)
                     return
                 self.send_response(answer[0])
+                for name, value in (answer[2] if len(answer) > 2 else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(answer[1])))
                 self.end_headers()
                 self.wfile.write(answer[1])
@@ -248,3 +250,24 @@ def test_over_real_http_credentials_refusals_and_garbage(tmp_path: Path,
     logged = " ".join(str(vars(record)) for record in caplog.records)
     assert "s3cret" not in logged and "alice" not in logged
     assert "start time must be before end time" in logged
+
+
+def test_a_refused_token_or_a_redirect_is_a_failure_retried_never_followed(
+        tmp_path: Path) -> None:
+    elsewhere = _Server(lambda: (200, b""))
+    answers = iter([(401, b"expired"), (302, b"", {"Location": f"{elsewhere.url}/steal"}),
+                    (200, b"")])
+    target = _Server(lambda: next(answers, (200, b"")))
+    am = target.url.replace("http://", "http://alice:s3cret@") + "/"
+    box = AlertOutbox(tmp_path / "alert_outbox.sqlite", [am], [], fsync=False).start()
+    try:
+        box.write(_batch(_alert("firing")))
+        box.durable()
+        _until(lambda: box.stats["alertmanager-1"].sent == 1, 120)
+        assert box.stats["alertmanager-1"].failures == 2
+        assert box.stats["alertmanager-1"].rejected == 0
+        assert elsewhere.requests == []  # the redirect was not followed: no credentials leak
+    finally:
+        box.close()
+        target.close()
+        elsewhere.close()

@@ -119,3 +119,36 @@ def test_a_restarted_run_continues_its_directory(tmp_path: Path) -> None:
     assert len(closed) == first["alerts_open"]
     result = verify_store(out / "audit.sqlite", expect_head=second["audit_head"]["hash"])
     assert result.ok, result
+
+
+def test_a_second_ctrl_c_right_after_the_first_still_exits(tmp_path: Path) -> None:
+    proc, _ = _start(tmp_path, "--speedup", "1000000", "--max-events", "5000000")
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)  # the scenario itself: a second Ctrl-C 50 ms after the first
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)  # exits (it used to hang joining the audit worker)
+    finally:
+        _reap(proc)
+    assert proc.returncode is not None
+
+
+def test_a_sink_that_fails_ends_the_run_with_an_error_instead_of_hanging(tmp_path: Path
+                                                                         ) -> None:
+    import sqlite3
+
+    proc, url = _start(tmp_path, "--speedup", "1000000", "--max-events", "5000000")
+    holder = None
+    try:
+        _scrape_until(url, ('placewatch_events_total{kind="placement"}',))
+        # mid-run, another process takes the findings store: the next alert edge cannot be
+        # recorded (after SQLite's 30 s busy timeout)
+        holder = sqlite3.connect(tmp_path / "run" / "findings.sqlite", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if holder is not None:
+            holder.close()
+        _reap(proc)
+    assert proc.returncode not in (0, None)
+    assert "findings store write failed" in err
