@@ -140,7 +140,8 @@ def test_a_sink_that_fails_ends_the_run_with_an_error_instead_of_hanging(tmp_pat
     proc, url = _start(tmp_path, "--speedup", "1000000", "--max-events", "5000000")
     holder = None
     try:
-        _scrape_until(url, ('placewatch_events_total{kind="placement"}',))
+        # the first batch is processed: the run directory and its stores are open
+        _scrape_until(url, ("placewatch_last_batch_processed_timestamp_seconds ",))
         # mid-run, another process takes the findings store: the next alert edge cannot be
         # recorded (after SQLite's 30 s busy timeout)
         holder = sqlite3.connect(tmp_path / "run" / "findings.sqlite", isolation_level=None)
