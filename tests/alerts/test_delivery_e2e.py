@@ -46,7 +46,7 @@ def test_an_equity_drift_reaches_on_call_through_rules_and_directly_then_resolve
     port = free_port()
     with alertmanager(tmp_path / "am-rules", f"{receiver.url}/rules") as am_rules, \
             alertmanager(tmp_path / "am-direct", f"{receiver.url}/direct") as am_direct, \
-            prometheus(tmp_path / "prom", f"127.0.0.1:{port}", am_rules):
+            prometheus(tmp_path / "prom", f"127.0.0.1:{port}", am_rules, keep_firing_for="5s"):
         config = _config(tmp_path / "placewatch.toml", metrics_port=port,
                          alertmanager_urls=[am_direct], alertmanager_resend_s=2,
                          alertmanager_resolve_grace_s=2)
