@@ -72,7 +72,6 @@ class DashboardSpec:
     tags: Sequence[str] = field(default=("placewatch",))
 
 
-_GOOD_LOW: Final = (("green", None), ("red", 1.0))
 _FOUR_FIFTHS: Final = (("red", None), ("green", 0.8))
 
 SRE: Final = DashboardSpec(

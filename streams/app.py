@@ -89,7 +89,6 @@ class Placewatch:
         self._audits: InlineAudits | ProcessAudits | None = None
         self._audit_work: list[WorkItem] = []
         self.health: LiveHealth | None = None
-        self._received_at: float | None = None
         self.findings_path: Path | None = None
         """The findings store of the run directory in use (read by the metrics)."""
         """A live run's own health figures (wall clock), exported while it runs."""
@@ -127,8 +126,9 @@ class Placewatch:
         iterator = iter(events) if reader is None else iter(())
         while not stop.is_set():
             batch.clear()
+            received: float | None = None
             if reader is not None:
-                self._received_at = reader.batch(batch, BATCH_EVENTS, LIVE_BATCH_SECONDS)
+                received = reader.batch(batch, BATCH_EVENTS, LIVE_BATCH_SECONDS)
             else:
                 for item in iterator:
                     batch.append(item)
@@ -149,17 +149,19 @@ class Placewatch:
                         health.last_batch_at = time.time()
             except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
                 self.stop_requested.set()
-                self.deliver(sinks, first, batch[:core.events_in - first])
+                self.deliver(sinks, first, batch[:core.events_in - first],
+                             received_at=received)
                 raise
-            self.deliver(sinks, first, batch)
+            self.deliver(sinks, first, batch, received_at=received)
             yield len(batch)
 
     def deliver(self, sinks: Sequence[Sink], first: int, batch: Sequence[tuple[str, bytes]],
-                final: bool = False) -> None:
+                final: bool = False, received_at: float | None = None) -> None:
         """Drain the core, hand audit work on, give every sink the batch, then make it safe.
 
         ``batch`` holds the (source, bytes) pairs processed since ``first``; ``final`` also
-        closes the deep audits, so the closing batch carries every record still in flight.
+        closes the deep audits, so the closing batch carries every record still in flight;
+        ``received_at`` is when a live batch's first event arrived.
         """
         effects = self.core.drain()
         audits = self._audits
@@ -173,7 +175,7 @@ class Placewatch:
             records.extend(audits.close())
         out = Batch(first, len(batch),
                     [(d, batch[d.event_index - first][0]) for d in effects.dead_letters],
-                    effects.alerts, records, final, self._received_at)
+                    effects.alerts, records, final, received_at)
         for sink in sinks:
             sink.write(out)
         for sink in sinks:

@@ -32,9 +32,8 @@ header and never logged, exported or stored: targets are named ``alertmanager-1`
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
+import datetime as dt
 import http.client
 import json
 import logging
@@ -42,9 +41,6 @@ import random
 import sqlite3
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,13 +49,13 @@ from typing import Any, Final
 import msgspec
 
 from detectors.alerts import Alert
+from detectors.findings import iso
 from streams.errors import PlacewatchError
 from streams.logs import log_event
-from streams.settings import endpoint_of
 from streams.sinks.base import Batch
+from streams.sinks.receivers import TIMEOUT_S, Rejected, Target, post, reason, targets
 
-__all__ = ["DELIVERY_BUCKETS", "AlertOutbox", "DeliveryStats", "Target", "alertmanager_alert",
-           "targets"]
+__all__ = ["DELIVERY_BUCKETS", "AlertOutbox", "DeliveryStats", "alertmanager_alert"]
 
 _LOG = logging.getLogger("placewatch")
 _SCHEMA: Final = """
@@ -97,64 +93,6 @@ event of the alert's batch (no later than the alert's own event) to the target's
 acceptance of the edge."""
 _BACKOFF_CAP_S: Final = 300.0
 _SEND_BATCH: Final = 500
-_TIMEOUT_S: Final = 10.0
-_PERMANENT: Final = frozenset({400, 422})
-"""Answers that say the payload itself is wrong: retrying it cannot help. Every other
-failure (401, 403, 404, 413, 5xx, a redirect, no answer) is a configuration or availability
-problem that an operator can fix, so it is retried and counted as a failure."""
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is a failure: following it would turn the POST into a GET and could carry
-    the credentials to another host."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER: Final = urllib.request.build_opener(_NoRedirect)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One configured receiver. ``key`` (a hash of the configured URL) names its rows in the
-    outbox, so no credential is stored there."""
-
-    kind: str
-    name: str
-    url: str
-    endpoint: str
-    authorization: str | None
-    key: str
-
-
-def targets(alertmanager_urls: Sequence[str], webhook_urls: Sequence[str]) -> list[Target]:
-    """The configured receivers, credentials moved from the URL into a header.
-
-    >>> [(t.name, t.url, t.endpoint, t.authorization) for t in targets(
-    ...     ["https://u:p@am.example:9093/"], ["http://[::1]:8080/hook/T000/SECRET"])]
-    ... # doctest: +NORMALIZE_WHITESPACE
-    [('alertmanager-1', 'https://am.example:9093/', 'https://am.example:9093', 'Basic dTpw'),
-     ('webhook-1', 'http://[::1]:8080/hook/T000/SECRET', 'http://[::1]:8080', None)]
-    """
-    out = []
-    for kind, urls in (("alertmanager", alertmanager_urls), ("webhook", webhook_urls)):
-        for number, configured in enumerate(urls, start=1):
-            parts = urllib.parse.urlsplit(configured)
-            auth = None
-            if parts.username is not None:
-                pair = f"{urllib.parse.unquote(parts.username)}:" \
-                       f"{urllib.parse.unquote(parts.password or '')}"
-                auth = "Basic " + base64.b64encode(pair.encode()).decode()
-            netloc = parts.netloc.rsplit("@", 1)[-1]
-            url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query,
-                                           parts.fragment))
-            # rows are keyed by the URL without its credentials: a rotated password keeps them
-            out.append(Target(kind, f"{kind}-{number}", url, endpoint_of(configured), auth,
-                              hashlib.sha256(url.encode()).hexdigest()[:16]))
-    return out
-
-
 def alertmanager_alert(alert: Alert, state: str, starts_at: float, ends_at: float,
                        extra_labels: Mapping[str, str], runbook_base: str) -> dict[str, Any]:
     """One alert as Alertmanager's v2 API takes it: the rule path's labels (empty ones left
@@ -179,7 +117,7 @@ def alertmanager_alert(alert: Alert, state: str, starts_at: float, ends_at: floa
 
 
 def _rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    return iso(dt.datetime.fromtimestamp(ts, dt.UTC))
 
 
 @dataclass(slots=True)
@@ -204,33 +142,6 @@ class DeliveryStats:
                 self.latency_buckets[i] += 1
 
 
-class _Rejected(Exception):
-    """A permanent refusal (4xx other than 408 and 429)."""
-
-    def __init__(self, status: int, answer: str) -> None:
-        super().__init__(f"HTTP {status}: {answer}")
-        self.status = status
-        self.answer = answer
-
-
-def _post(target: Target, url: str, payload: bytes, headers: Mapping[str, str]) -> None:
-    """POST ``payload`` (never following a redirect); raises :class:`_Rejected` when the
-    target says the payload is invalid (400, 422), ``OSError`` or
-    ``http.client.HTTPException`` (or ``ValueError``) on anything worth retrying."""
-    sent = {"Content-Type": "application/json", "User-Agent": "placewatch", **headers}
-    if target.authorization is not None:
-        sent["Authorization"] = target.authorization
-    request = urllib.request.Request(url, data=payload, method="POST", headers=sent)
-    try:
-        with _OPENER.open(request, timeout=_TIMEOUT_S) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        answer = exc.read(2000).decode("utf-8", "replace") if exc.fp else ""
-        if exc.code in _PERMANENT:
-            raise _Rejected(exc.code, answer.strip() or str(exc.reason)) from exc
-        raise
-
-
 class AlertOutbox:
     """A sink that queues alert edges durably, and the threads that deliver them."""
 
@@ -241,7 +152,7 @@ class AlertOutbox:
                  extra_labels: Mapping[str, str] | None = None,
                  runbook_base: str = "alerts/runbooks/", resolve_grace_s: float = 60.0,
                  fsync: bool = True,
-                 post: Callable[[Target, str, bytes, Mapping[str, str]], None] = _post,
+                 post: Callable[[Target, str, bytes, Mapping[str, str]], None] = post,
                  clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.targets = targets(alertmanager_urls, webhook_urls)
@@ -378,7 +289,7 @@ class AlertOutbox:
         self.durable()
         for thread in self._threads:
             if thread.is_alive():
-                thread.join(timeout=2 * _TIMEOUT_S + 5)
+                thread.join(timeout=2 * TIMEOUT_S + 5)
         with self._lock:
             self._db.close()
 
@@ -513,7 +424,7 @@ class AlertOutbox:
         stats = self.stats[target.name]
         try:
             self._post(target, url, payload, headers)
-        except _Rejected as exc:
+        except Rejected as exc:
             with self._lock:
                 stats.rejected += 1
                 self._db.execute("INSERT INTO rejected (target, body, status, answer, "
@@ -530,7 +441,7 @@ class AlertOutbox:
             if target.name not in self._down:  # once per outage
                 self._down.add(target.name)
                 log_event(_LOG, logging.WARNING, "alert delivery failing; will retry",
-                          target=target.name, endpoint=target.endpoint, error=_reason(exc))
+                          target=target.name, endpoint=target.endpoint, error=reason(exc))
             return False
         with self._lock:
             stats.last_success_at = self._clock()
@@ -544,11 +455,3 @@ class AlertOutbox:
 def _backoff(streak: int) -> float:
     """Between half and all of an exponential ceiling: 1 s, 2 s, 4 s ... capped at 5 min."""
     return random.uniform(0.5, 1.0) * min(_BACKOFF_CAP_S, 2.0 ** min(streak - 1, 16))
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return str(exc.reason)
-    return f"{type(exc).__name__}: {exc}"

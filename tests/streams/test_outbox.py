@@ -18,7 +18,8 @@ import pytest
 
 from detectors.alerts import Alert, fingerprint
 from streams.sinks.base import Batch
-from streams.sinks.outbox import AlertOutbox, Target
+from streams.sinks.outbox import AlertOutbox
+from streams.sinks.receivers import Target
 
 AM = "http://user:secret@127.0.0.1:9/am"
 HOOK = "http://127.0.0.1:9/hook/T000/SECRET"
