@@ -95,6 +95,14 @@ class CoreConfig:
     """Event-time seconds a placement waits for its outcome."""
     join_capacity: int = 200_000
     """Placements held at most while waiting for their outcome."""
+    reorder_lateness_s: float = 1.0
+    """Event-time seconds an event may arrive behind the latest one of its partition and still
+    be put in its place (:mod:`detectors.sequencer`); every event waits this long."""
+    outcome_settle_s: float = 600.0
+    """Event-time seconds after a job ends that its outcome is applied, so outcomes reported up
+    to this late are processed in the same order however the input is partitioned."""
+    reorder_capacity: int = 100_000
+    """Events the sequencer may hold; beyond it the oldest is released early (counted)."""
     override_max_age_s: float = 86400.0
     """Age after which an override without ``expires_at`` is reported as not expired."""
     override_resolve_after_s: float = 3600.0
@@ -186,10 +194,11 @@ class CoreConfig:
             value = getattr(self, key)
             _require(_is_int(value), key, "an integer", value)
         for key in ("evaluate_every", "dedup_horizon", "join_capacity", "drift_warmup",
-                    "trend_window"):
+                    "trend_window", "reorder_capacity"):
             value = getattr(self, key)
             _require(_is_int(value) and value >= 1, key, "an integer >= 1", value)
-        for key in ("orphan_wait_s", "override_max_age_s", "max_clock_jump_s"):
+        for key in ("orphan_wait_s", "override_max_age_s", "max_clock_jump_s",
+                    "reorder_lateness_s", "outcome_settle_s"):
             value = getattr(self, key)
             _require(_is_number(value) and value >= 0, key, "a number of seconds >= 0", value)
         _require(_is_number(self.override_resolve_after_s) and self.override_resolve_after_s > 0,

@@ -55,6 +55,7 @@ from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import LiftedOverrides, OverrideWatch
 from detectors.rates import RATE_BY_NAME
 from detectors.sampler import AuditSampler
+from detectors.sequencer import EventTimeSequencer
 from detectors.wait_equity import WaitEquity
 
 __all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
@@ -72,6 +73,8 @@ class DeadLetter:
     reason: str
     detail: str
     raw: bytes
+    source: str = ""
+    """The shell's name for where it came from (a file, ``kafka:TOPIC/PARTITION@OFFSET``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,14 @@ class AuditCore:
         self._alerted_version = -1
         self._preferred = frozenset(config.preferred_tiers)
         self._effects = Effects()
+        self.sequencer = EventTimeSequencer(config.reorder_lateness_s, config.outcome_settle_s,
+                                            config.reorder_capacity, config.max_clock_jump_s)
+        """Puts :meth:`offer`'s events in event-time order (:mod:`detectors.sequencer`)."""
+        self._sources: dict[int, str] = {}
+        """Where each buffered undecodable event came from, by arrival tag."""
+        self._decoded = 0
+        """Decoded events applied (the evaluation cadence counts these, not rejected ones,
+        whose place in the order depends on the partitioning)."""
         self.events_in = 0
         self.placements = 0
         self.outcomes = 0
@@ -176,11 +187,29 @@ class AuditCore:
 
     # -- input ---------------------------------------------------------------------------
 
-    def process(self, raw: bytes) -> None:
-        """Account for one input event (never raises on bad input)."""
-        index = self.events_in
-        self.events_in = index + 1
+    def offer(self, raw: bytes, partition: int = 0, source: str = "") -> None:
+        """Take one input event from ``partition`` (0 for a file) and apply, in event-time
+        order, every event the sequencer releases (never raises on bad input).
+
+        ``source`` names where it came from, for its dead letter if it is rejected. An event's
+        ``event_index`` is its arrival position: the count of offers before it.
+        """
         event = decode_event(raw)
+        sequencer = self.sequencer
+        if isinstance(event, Rejection) and source:
+            self._sources[sequencer.offered] = source
+        sequencer.offer(event, raw, partition)
+        for tag, released, body in sequencer.ready():
+            self._apply(released, body, tag)
+
+    def process(self, raw: bytes) -> None:
+        """Apply one input event at once, in the order given (no sequencing: tests and
+        callers that order their input themselves; do not mix with :meth:`offer`)."""
+        self._apply(decode_event(raw), raw, self.events_in)
+
+    def _apply(self, event: Placement | Outcome | Rejection, raw: bytes, index: int) -> None:
+        """Account for one input event."""
+        self.events_in += 1
         if isinstance(event, Placement):
             if self._placement_ids.seen_or_add(event.decision_id):
                 self.duplicates += 1
@@ -193,7 +222,9 @@ class AuditCore:
                 self._on_outcome(event, index)
         else:
             self._reject(event, raw, index)
-        if self.events_in % self.config.evaluate_every == 0:
+            return
+        self._decoded += 1
+        if self._decoded % self.config.evaluate_every == 0:
             self.evaluate()
 
     def _advance(self, ts: float) -> None:
@@ -220,7 +251,8 @@ class AuditCore:
         self.rejected += 1
         reason = rejection.reason
         self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
-        self._effects.dead_letters.append(DeadLetter(index, reason, rejection.detail, raw))
+        self._effects.dead_letters.append(DeadLetter(index, reason, rejection.detail, raw,
+                                                     self._sources.pop(index, "")))
 
     def _on_placement(self, event: Placement, raw: bytes, index: int) -> None:
         if self._carried:
@@ -500,7 +532,10 @@ class AuditCore:
         self._carried = []
 
     def finish(self) -> None:
-        """End of input: final evaluation; outcomes still waiting are orphaned."""
+        """End of input: every buffered event applied, a final evaluation; outcomes still
+        waiting are orphaned."""
+        for tag, event, raw in self.sequencer.flush():
+            self._apply(event, raw, tag)
         self.evaluate()
         self.orphaned_outcomes += len(self.joiner.drain_outcomes())
 

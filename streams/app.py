@@ -45,9 +45,10 @@ from streams.sinks.base import Batch, Sink
 from streams.sinks.directory import OUTPUT_FILES, RunDirectory
 from streams.sinks.log import AlertLog
 from streams.sinks.outbox import AlertOutbox
-from streams.sources.live import LiveReader
+from streams.sources.live import Event, LiveReader
 
-__all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "OUTPUT_FILES", "Placewatch", "create_app",
+__all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "OUTPUT_FILES", "KafkaRun", "Placewatch",
+           "create_app",
            "graceful_stop", "rederive_records", "versions"]
 
 BATCH_EVENTS = 512
@@ -88,6 +89,8 @@ class Placewatch:
         self.audit_status = AuditStatus()
         self._audits: InlineAudits | ProcessAudits | None = None
         self._audit_work: list[WorkItem] = []
+        self._work_since: int | None = None
+        """The first input event the audit work not yet handed on came from."""
         self.health: LiveHealth | None = None
         self.findings_path: Path | None = None
         """The findings store of the run directory in use (read by the metrics)."""
@@ -115,12 +118,17 @@ class Placewatch:
 
     # -- the loop shared by every mode ----------------------------------------------------
 
-    def consume(self, events: Iterable[tuple[str, bytes]], sinks: Sequence[Sink]
-                ) -> Iterator[int]:
-        """Feed the core in batches; after each, deliver its effects; yield progress."""
+    def consume(self, events: Iterable[Event], sinks: Sequence[Sink]) -> Iterator[int]:
+        """Feed the core in batches; after each, deliver its effects; yield progress.
+
+        Items are ``(source, raw)`` or, from a partitioned source, ``(source, raw,
+        partition)``. A source with a ``partition_state()`` method (Kafka) tells the core's
+        sequencer, before each batch, which partitions are assigned and which are quiet.
+        """
         core = self.core
-        batch: list[tuple[str, bytes]] = []
+        batch: list[Event] = []
         stop = self.stop_requested
+        partition_state = getattr(events, "partition_state", None)
         # a live source is read in a thread of its own, so a batch closes on time
         reader = LiveReader(events, stop) if self.health is not None else None
         iterator = iter(events) if reader is None else iter(())
@@ -137,45 +145,60 @@ class Placewatch:
             if not batch:
                 return
             first = core.events_in
+            floor = core.sequencer.oldest_tag
+            offered = core.sequencer.offered
             health = self.health
             try:
                 with self.lock:
                     began = time.perf_counter()
-                    for _, raw in batch:
-                        core.process(raw)
+                    if partition_state is not None:
+                        assigned, quiet = partition_state()
+                        core.sequencer.assign(assigned)
+                        core.sequencer.quiet(quiet)
+                    for item in batch:
+                        core.offer(item[1], item[2] if len(item) > 2 else 0, item[0])
                     if health is not None:
                         health.processing_seconds += time.perf_counter() - began
                         health.batches += 1
                         health.last_batch_at = time.time()
             except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
                 self.stop_requested.set()
-                self.deliver(sinks, first, batch[:core.events_in - first],
+                self.deliver(sinks, first, core.sequencer.offered - offered, floor,
                              received_at=received)
                 raise
-            self.deliver(sinks, first, batch, received_at=received)
+            self.deliver(sinks, first, len(batch), floor, received_at=received)
             yield len(batch)
 
-    def deliver(self, sinks: Sequence[Sink], first: int, batch: Sequence[tuple[str, bytes]],
+    def deliver(self, sinks: Sequence[Sink], first: int, arrived: int, floor: int,
                 final: bool = False, received_at: float | None = None) -> None:
         """Drain the core, hand audit work on, give every sink the batch, then make it safe.
 
-        ``batch`` holds the (source, bytes) pairs processed since ``first``; ``final`` also
+        ``first`` is the core's ``events_in`` before the batch, ``arrived`` the input events
+        it took, ``floor`` the sequencer's oldest buffered arrival before it; ``final`` also
         closes the deep audits, so the closing batch carries every record still in flight;
         ``received_at`` is when a live batch's first event arrived.
         """
         effects = self.core.drain()
         audits = self._audits
         assert audits is not None, "start_audits() first"
-        self._audit_work.extend(effects.audit_work)
+        if effects.audit_work:
+            if self._work_since is None:
+                self._work_since = floor
+            self._audit_work.extend(effects.audit_work)
         records: list[Sealed] = []
         if len(self._audit_work) >= AUDIT_FLUSH_ITEMS or final:
             work, self._audit_work = self._audit_work, []
-            records = audits.submit(work)
+            records = audits.submit(work, self._work_since or 0)
+            self._work_since = None
         if final:
             records.extend(audits.close())
-        out = Batch(first, len(batch),
-                    [(d, batch[d.event_index - first][0]) for d in effects.dead_letters],
-                    effects.alerts, records, final, received_at)
+        # every input before the oldest still buffered or still being explained is done
+        settled = self.core.sequencer.oldest_tag
+        for held in (self._work_since, audits.unsealed_since):
+            if held is not None:
+                settled = min(settled, held)
+        out = Batch(first, arrived, [(d, d.source) for d in effects.dead_letters],
+                    effects.alerts, records, final, received_at, settled)
         for sink in sinks:
             sink.write(out)
         for sink in sinks:
@@ -183,9 +206,11 @@ class Placewatch:
 
     def close_input(self, sinks: Sequence[Sink]) -> None:
         """End of input: the core's final evaluation and the closing batch."""
+        floor = self.core.sequencer.oldest_tag
+        first = self.core.events_in
         with self.lock:
             self.core.finish()
-        self.deliver(sinks, self.core.events_in, [], final=True)
+        self.deliver(sinks, first, 0, floor, final=True)
 
     def _abandon(self, sinks: Sequence[Sink]) -> None:
         """The error path: stop the deep audits at once and release every sink, so the
@@ -231,6 +256,8 @@ class Placewatch:
             "joined_outcomes": core.joined,
             "unmatched_placements": core.joiner.unmatched_placements,
             "clock_outliers": core.clock_outliers,
+            "late_events": core.sequencer.late,
+            "reorder_forced": core.sequencer.forced,
             "untracked_attribute_keys": core.ledger.untracked_keys,
             "audited": core.audited,
             "audit_deferred": self.audit_status.deferred,
@@ -257,7 +284,7 @@ class Placewatch:
 
     # -- modes ----------------------------------------------------------------------------
 
-    def replay(self, events: Iterable[tuple[str, bytes]], out_dir: Path,
+    def replay(self, events: Iterable[Event], out_dir: Path,
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
         out = RunDirectory.open(out_dir, resume=False)
@@ -273,9 +300,11 @@ class Placewatch:
             raise
         return self._finish(out, sinks)
 
-    def run_live(self, events: Iterable[tuple[str, bytes]], out_dir: Path,
-                 status: Any = None) -> dict[str, Any]:
-        """Serve ``/metrics`` and process until the source ends or Ctrl-C / SIGTERM."""
+    def run_live(self, events: Iterable[Event], out_dir: Path,
+                 status: Any = None, consumer: Any = None) -> dict[str, Any]:
+        """Serve ``/metrics`` and process until the source ends or Ctrl-C / SIGTERM.
+
+        ``consumer`` gives a Kafka source's lag and committed positions for the metrics."""
         s = self.settings
         try:
             server, thread = serve(self.registry, s.metrics_host, s.metrics_port)
@@ -290,7 +319,7 @@ class Placewatch:
         self.findings_path = out.findings.store.path
         self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(s.runbook_base), *self.sinks]
-        health = LiveHealth()
+        health = LiveHealth(consumer=consumer)
         chain = ChainWatch(out.store.path, health, s.audit_verify_interval_s).start()
         try:
             if s.alertmanager_urls or s.webhook_urls:
@@ -358,7 +387,7 @@ class _RecordsByDecision:
         return None
 
 
-def rederive_records(settings: Settings, events: Iterable[tuple[str, bytes]]
+def rederive_records(settings: Settings, events: Iterable[Event]
                      ) -> dict[str, list[bytes]]:
     """Run the pipeline over archived events and return every audit record it writes, by
     decision.
@@ -378,6 +407,38 @@ def rederive_records(settings: Settings, events: Iterable[tuple[str, bytes]]
         raise
     app.close_input([records])
     return records.bodies
+
+
+class KafkaRun:
+    """A Kafka source and its sinks, on one I/O loop: what ``run --source kafka://`` adds."""
+
+    def __init__(self, settings: Settings, url: str, stop_when_idle: float | None) -> None:
+        from streams.sinks.kafka import KafkaEffects, KafkaOffsets
+        from streams.sources.kafka import KafkaLoop, KafkaSource, bootstrap_of, make_producer
+
+        servers = bootstrap_of(url)
+        self.loop = KafkaLoop()
+        try:
+            producer = make_producer(settings.kafka, servers, self.loop)
+            try:
+                self.source = KafkaSource(settings.kafka, servers, self.loop, stop_when_idle)
+            except BaseException:
+                self.loop.call(producer.stop())
+                raise
+        except BaseException:
+            self.loop.close()
+            raise
+        # the commit goes last: after every other sink has made the batch safe
+        self.sinks: list[Sink] = [KafkaEffects(producer, settings.kafka, self.loop),
+                                  KafkaOffsets(self.source)]
+        self.inputs = [f"kafka:{settings.kafka.events_topic}"]
+
+    def close(self) -> None:
+        """Stop the clients (the sinks' close does, after a run) and the loop."""
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):
+                sink.close()
+        self.loop.close()
 
 
 def create_app(settings: Settings, sinks: Sequence[Sink] = ()) -> Placewatch:

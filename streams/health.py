@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class LiveHealth:
     chain_problem: str = ""
     delivery: dict[str, DeliveryStats] = field(default_factory=dict)
     """Direct alert delivery, per target (public URL), when configured."""
+    consumer: Callable[[], tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]] | \
+        None = None
+    """A Kafka source's (lag, committed offset) per (topic, partition), when it is one."""
 
 
 class ChainWatch:

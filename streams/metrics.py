@@ -81,6 +81,16 @@ class CoreCollector(Collector):
         pending.add_metric(["placement"], core.joiner.waiting_placements)
         pending.add_metric(["outcome"], core.joiner.waiting_outcomes)
         yield pending
+        sequencer = core.sequencer
+        yield GaugeMetricFamily(m.REORDER_BUFFERED, "Events waiting in the event-time "
+                                "sequencer for their turn.", value=len(sequencer))
+        yield CounterMetricFamily(m.LATE_EVENTS, "Events that arrived later than "
+                                  "reorder_lateness_s (outcomes: outcome_settle_s) behind "
+                                  "their partition and were processed where they arrived.",
+                                  value=sequencer.late)
+        yield CounterMetricFamily(m.REORDER_FORCED, "Events released before their turn "
+                                  "because the sequencer held reorder_capacity events.",
+                                  value=sequencer.forced)
         yield CounterMetricFamily(m.AUDITS, "Decisions deep-audited.", value=core.audited)
         if self._audit_status is not None:
             yield from self._audit_families(self._audit_status())
@@ -116,6 +126,21 @@ class CoreCollector(Collector):
                                     "verified (Unix seconds).", value=health.chain_checked_at)
         if health.delivery:
             yield from _delivery_families(health)
+        if health.consumer is not None:
+            lag, committed = health.consumer()
+            lags = GaugeMetricFamily(m.CONSUMER_LAG, "Messages in each partition of the "
+                                     "events topic after the position placewatch last "
+                                     "committed (behind durable state).",
+                                     labels=["topic", "partition"])
+            positions = GaugeMetricFamily(m.CONSUMER_COMMITTED, "The position placewatch "
+                                          "last committed in each partition of the events "
+                                          "topic.", labels=["topic", "partition"])
+            for (topic, partition), value in sorted(lag.items()):
+                lags.add_metric([topic, str(partition)], value)
+            for (topic, partition), value in sorted(committed.items()):
+                positions.add_metric([topic, str(partition)], value)
+            yield lags
+            yield positions
 
 
     def _detector_families(self) -> Iterator[Metric]:

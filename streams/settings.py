@@ -24,12 +24,42 @@ from typing import Any
 from detectors.config import CoreConfig
 from streams.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "endpoint_of", "load_settings"]
+__all__ = ["ENV_PREFIX", "KafkaSettings", "Settings", "endpoint_of", "load_settings"]
 
 ENV_PREFIX = "PLACEWATCH_"
 _CORE_KEYS = {f.name for f in dataclasses.fields(CoreConfig)}
 _SECRET_KEYS = {"audit_sample_key"}
 _URL_KEYS = ("alertmanager_urls", "webhook_urls")
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_SECURITY = ("PLAINTEXT", "SSL", "SASL_SSL")
+_SASL = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """The Kafka source's and producer's settings (``kafka_*`` keys, docs/configuration.md)."""
+
+    events_topic: str = "placewatch.events"
+    """Placements and outcomes together, keyed by ``decision_id``."""
+    dead_letter_topic: str = "placewatch.dead-letters"
+    alerts_topic: str = "placewatch.alerts"
+    audit_topic: str = "placewatch.audit-records"
+    group_id: str = "placewatch"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    """Only from ``PLACEWATCH_KAFKA_SASL_PASSWORD`` or ``kafka_sasl_password_file``."""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    @property
+    def internal_topics(self) -> tuple[tuple[str, int, str], ...]:
+        """Every topic placewatch writes, besides the events topic: (name, partitions,
+        cleanup policy). One partition each keeps their records in the order they happened."""
+        return ((self.dead_letter_topic, 1, "delete"), (self.alerts_topic, 1, "delete"),
+                (self.audit_topic, 1, "delete"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +97,8 @@ class Settings:
     within a scrape and an evaluation, so the two paths agree)."""
     runbook_base: str = "alerts/runbooks/"
     """Prefix of every alert's runbook_url on the direct path (the rules use the same)."""
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    """The Kafka source (``run --source kafka://...``)."""
     source: str = ""
     """Where the settings came from, for the log (never their values)."""
 
@@ -84,8 +116,11 @@ class Settings:
         for key in _SECRET_KEYS:
             out[key] = "<redacted>"
         for f in dataclasses.fields(self):
-            if f.name not in ("core", "source"):
+            if f.name not in ("core", "source", "kafka"):
                 out[f.name] = getattr(self, f.name)
+        for f in dataclasses.fields(self.kafka):
+            value = getattr(self.kafka, f.name)
+            out[f"kafka_{f.name}"] = "<redacted>" if f.name == "sasl_password" and value else value
         for key in _URL_KEYS:  # credentials may ride in a URL: show where, not how
             out[key] = [endpoint_of(url) + ("/…" if urllib.parse.urlsplit(url).path.strip("/")
                                             else "") for url in out[key]]
@@ -204,15 +239,72 @@ def _delivery(shell: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _kafka(shell: Mapping[str, Any], from_file: Mapping[str, Any]) -> KafkaSettings:
+    """The ``kafka_*`` keys, validated; the SASL password only from the environment or a
+    file, never from the configuration file itself (it would end up in version control)."""
+    if "kafka_sasl_password" in from_file:
+        raise ConfigError("kafka_sasl_password: not accepted in a configuration file; set "
+                          "PLACEWATCH_KAFKA_SASL_PASSWORD or kafka_sasl_password_file")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(KafkaSettings):
+        key = f"kafka_{f.name}"
+        if key in shell:
+            value = shell[key]
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}: must be a string, got {type(value).__name__}")
+            values[f.name] = value
+    for name in ("events_topic", "dead_letter_topic", "alerts_topic", "audit_topic"):
+        topic = values.get(name)
+        if topic is not None and (not _TOPIC.fullmatch(topic) or topic in (".", "..")):
+            raise ConfigError(f"kafka_{name}: not a Kafka topic name (letters, digits, '.', "
+                              f"'_', '-'; at most 249): {topic!r}")
+    if "group_id" in values and not values["group_id"]:
+        raise ConfigError("kafka_group_id: must not be empty")
+    protocol = values.get("security_protocol", "PLAINTEXT").upper()
+    if protocol == "SASL_PLAINTEXT":
+        raise ConfigError("kafka_security_protocol: SASL_PLAINTEXT sends the password in clear "
+                          "text and is refused; use SASL_SSL")
+    if protocol not in _SECURITY:
+        raise ConfigError(f"kafka_security_protocol: must be one of {', '.join(_SECURITY)}, "
+                          f"got {protocol!r}")
+    values["security_protocol"] = protocol
+    mechanism = values.get("sasl_mechanism", "PLAIN").upper()
+    if mechanism not in _SASL:
+        raise ConfigError(f"kafka_sasl_mechanism: must be one of {', '.join(_SASL)}, got "
+                          f"{mechanism!r}")
+    values["sasl_mechanism"] = mechanism
+    password_file = shell.get("kafka_sasl_password_file", "")
+    if not isinstance(password_file, str):
+        raise ConfigError("kafka_sasl_password_file: must be a path")
+    if password_file:
+        try:
+            values["sasl_password"] = Path(password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"kafka_sasl_password_file: cannot read {password_file}: "
+                              f"{exc.strerror or exc}") from exc
+    if protocol == "SASL_SSL" and not (values.get("sasl_username") and
+                                       values.get("sasl_password")):
+        raise ConfigError("kafka_security_protocol SASL_SSL needs kafka_sasl_username and a "
+                          "password (PLACEWATCH_KAFKA_SASL_PASSWORD or "
+                          "kafka_sasl_password_file)")
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = values.get(name, "")
+        if path and not Path(path).is_file():
+            raise ConfigError(f"kafka_{name}: no such file: {path}")
+    return KafkaSettings(**values)
+
+
 def load_settings(config_file: Path | None = None,
                   environ: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> Settings:
     """Build :class:`Settings` from a TOML file, the environment and explicit overrides."""
     values: dict[str, Any] = {}
+    from_file: dict[str, Any] = {}
     sources = ["defaults"]
     if config_file is not None:
         try:
-            values.update(tomllib.loads(config_file.read_text(encoding="utf-8")))
+            from_file = tomllib.loads(config_file.read_text(encoding="utf-8"))
+            values.update(from_file)
         except FileNotFoundError:
             raise ConfigError(f"--config: no such file: {config_file}") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -225,7 +317,9 @@ def load_settings(config_file: Path | None = None,
         sources.append("environment")
     values.update(env)
     values.update(overrides or {})
-    shell_keys = {f.name for f in dataclasses.fields(Settings)} - {"core", "source"}
+    shell_keys = ({f.name for f in dataclasses.fields(Settings)} - {"core", "source", "kafka"}
+                  | {f"kafka_{f.name}" for f in dataclasses.fields(KafkaSettings)}
+                  | {"kafka_sasl_password_file"})
     unknown = sorted(set(values) - _CORE_KEYS - shell_keys)
     if unknown:
         raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}; "
@@ -282,5 +376,6 @@ def load_settings(config_file: Path | None = None,
         audit_retention_days=retention,
         audit_verify_interval_s=float(verify_every),
         **delivery,
+        kafka=_kafka(shell, from_file),
         source=" < ".join(sources),
     )

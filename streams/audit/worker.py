@@ -116,7 +116,10 @@ class InlineAudits:
         self.auditor = auditor
         self.status = AuditStatus()
 
-    def submit(self, items: list[WorkItem]) -> list[Sealed]:
+    unsealed_since: int | None = None
+    """Nothing is ever held: every item's record comes back from :meth:`submit`."""
+
+    def submit(self, items: list[WorkItem], since: int = 0) -> list[Sealed]:
         records = []
         for item in items:
             record = self.auditor.apply(item)
@@ -197,6 +200,7 @@ class ProcessAudits:
         self._builder = params.builder()
         self._pending_items = 0
         self._pending_explains: list[int] = []  # explains per batch in flight
+        self._pending_since: list[int] = []  # the first event each batch in flight came from
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         payload = msgspec.to_builtins(asdict(params))
@@ -223,6 +227,7 @@ class ProcessAudits:
                 raise PlacewatchError("the deep-audit worker stopped unexpectedly") from None
             self._pending_items -= result["done"]
             self._pending_explains.pop(0)
+            self._pending_since.pop(0)
             records.extend((str(d), str(t), bytes(b)) for d, t, b in result["records"])
             self.status.explained += result["explained"]
             for key in ("shadow_examples", "shadow_accuracy", "deadline_examples",
@@ -232,8 +237,14 @@ class ProcessAudits:
         self.status.backlog = sum(self._pending_explains)
         return records
 
-    def submit(self, items: list[WorkItem]) -> list[Sealed]:
-        """Send a batch; return deferred records now and whatever the worker has finished."""
+    @property
+    def unsealed_since(self) -> int | None:
+        """The first input event whose audit work the worker still holds (None: nothing)."""
+        return self._pending_since[0] if self._pending_since else None
+
+    def submit(self, items: list[WorkItem], since: int = 0) -> list[Sealed]:
+        """Send a batch (of work that came from input events ``since`` onwards); return
+        deferred records now and whatever the worker has finished."""
         records = self._receive(block=False)
         if not items:
             return records
@@ -260,6 +271,7 @@ class ProcessAudits:
                                       ) from exc
             self._pending_items += len(send)
             self._pending_explains.append(explains)
+            self._pending_since.append(since)
         self.status.backlog = sum(self._pending_explains)
         return records
 

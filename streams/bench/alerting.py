@@ -67,7 +67,7 @@ def scrape_cost(groups: int = 1000, per_group: int = 60, repeats: int = 15) -> S
     empty = create_app(settings)
     loaded = create_app(settings)
     for raw in _team_events(groups, per_group):
-        loaded.core.process(raw)
+        loaded.core.offer(raw)
     loaded.core.finish()
     times: dict[str, list[float]] = {"empty": [], "loaded": []}
     body = b""

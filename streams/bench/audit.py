@@ -71,16 +71,16 @@ def run_audit_bench(lines: list[bytes], store_path: Path, config: CoreConfig | N
     try:
         for start in range(0, len(lines), BATCH_EVENTS):
             batch = lines[start:start + BATCH_EVENTS]
-            pairs = [("bench", raw) for raw in batch]
             for app, out, sinks in ((off, off_ns, []), (on, on_ns, [store])):
-                process = app.core.process
+                offer = app.core.offer
                 first = app.core.events_in
+                floor = app.core.sequencer.oldest_tag
                 for i, raw in enumerate(batch, start):
                     t0 = clock()
-                    process(raw)
+                    offer(raw, 0, "bench")
                     out[i] = clock() - t0
                 t0 = clock()
-                app.deliver(sinks, first, pairs)  # as the service loop hands it on
+                app.deliver(sinks, first, len(batch), floor)  # as the service loop hands on
                 out[start + len(batch) - 1] += clock() - t0
     finally:
         off.close_input([])

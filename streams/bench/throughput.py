@@ -64,9 +64,9 @@ def _core(config: CoreConfig) -> AuditCore:
 def _core_stage(config: CoreConfig) -> Callable[[list[bytes]], None]:
     def stage(lines: list[bytes]) -> None:
         core = _core(config)
-        process = core.process
+        offer = core.offer  # as the service feeds it: through the event-time sequencer
         for raw in lines:
-            process(raw)
+            offer(raw)
             if core.events_in % 4096 == 0:
                 core.drain()
         core.finish()
@@ -95,7 +95,8 @@ def group_memory(lines: list[bytes], groups: int = 64) -> tuple[float, int]:
         tracemalloc.start()
         core = _core(CoreConfig(attributes=attributes, max_groups_per_attribute=groups))
         for raw in spread:
-            core.process(raw)
+            core.offer(raw)
+        core.finish()
         core.drain()
         gc.collect()
         held.append(tracemalloc.get_traced_memory()[0])

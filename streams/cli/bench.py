@@ -233,3 +233,34 @@ def bench_alerts(
         console.print(f"{'PASS' if ok else 'FAIL'}  {text}: {figure}")
     if not all(ok for _, ok, _ in checks):
         raise typer.Exit(1)
+
+
+@bench_app.command("kafka")
+def bench_kafka(
+    events: Annotated[int, typer.Option(min=1000, help="Simulated events written to the test "
+                                        "broker.")] = 100_000,
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions of the events topic.")
+                          ] = 4,
+) -> None:
+    """Events per second through a whole worker (run --source kafka://: sequencer, core, deep
+    audits in their process, fsynced run directory, effects produced to their topics, commits)
+    against a bare aiokafka getmany loop over the same messages, on the test broker
+    (librdkafka's mock cluster; needs pip install '.[test]'). Target: >= 30,000 events/s.
+    Exits 1 on a miss."""
+    settings_for(None)
+    from streams.bench import kafka as kafka_bench
+
+    with ERR.status(f"{events:,} events through Kafka") if not quiet() else NoLive():
+        result = kafka_bench.kafka_throughput(events, partitions)
+    console = Console(width=120)
+    console.print(f"{result.events:,} events over {result.partitions} partitions")
+    console.print(f"bare aiokafka getmany: {result.bare_rate:,.0f} events/s")
+    console.print(f"placewatch worker:     {result.placewatch_rate:,.0f} events/s "
+                  f"({result.placewatch_rate / result.bare_rate:.1%} of bare); audited "
+                  f"{result.summary['audited']:,}, deferred {result.summary['audit_deferred']:,},"
+                  f" alerts {result.summary['alerts']}")
+    ok = result.placewatch_rate >= 30_000
+    console.print(f"{'PASS' if ok else 'FAIL'}  a worker end to end >= 30,000 events/s: "
+                  f"{result.placewatch_rate:,.0f}")
+    if not ok:
+        raise typer.Exit(1)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,16 +20,19 @@ from rich.table import Table
 
 from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
-from streams.app import create_app, graceful_stop
+from streams.app import KafkaRun, create_app, graceful_stop
 from streams.cli.audit import audit_app
 from streams.cli.bench import bench_app
 from streams.cli.dashboards import dashboards_app
 from streams.cli.findings import findings_app
+from streams.cli.kafka import kafka_app
 from streams.cli.support import ERR, ConfigOpt, NoLive, State, make_parent, progress, settings_for
 from streams.errors import PlacewatchError
 from streams.logs import log_event
+from streams.settings import Settings
 from streams.sources.alibaba import DEFAULT_EPOCH, convert_pod_list
 from streams.sources.files import check_inputs, count_lines, file_events, paced
+from streams.sources.live import Event
 
 __all__ = ["app", "main"]
 
@@ -53,6 +58,7 @@ app.add_typer(audit_app, name="audit")  # streams/cli/audit.py
 app.add_typer(findings_app, name="findings")  # streams/cli/findings.py
 app.add_typer(dashboards_app, name="dashboards")  # streams/cli/dashboards.py
 app.add_typer(bench_app, name="bench")  # streams/cli/bench.py
+app.add_typer(kafka_app, name="kafka")  # streams/cli/kafka.py
 app.add_typer(config_app, name="config")
 
 
@@ -218,22 +224,56 @@ def run(
     metrics_port: Annotated[int | None, typer.Option(help="Port of /metrics (default: setting "
                                                      "metrics_port, 9469; 0 picks a free one).")
                             ] = None,
+    source: Annotated[str, typer.Option(
+        help="'simulator' (the built-in one, the default) or kafka://HOST:PORT[,HOST:PORT]: "
+             "consume the events topic (kafka_events_topic, default placewatch.events; "
+             "placements and outcomes keyed by decision_id) in consumer group kafka_group_id; "
+             "dead letters, alert edges and audit records also go to their topics (see "
+             "`placewatch kafka topics`).")] = "simulator",
+    stop_when_idle: Annotated[float | None, typer.Option(
+        min=0.1, help="With a Kafka source: stop cleanly once no new event has arrived for "
+                      "this many seconds after the partitions were assigned (default: run "
+                      "until Ctrl-C or SIGTERM).")] = None,
 ) -> None:
-    """The main job: stream the built-in simulator live through the pipeline.
+    """The main job: stream events live through the pipeline (the built-in simulator, or a
+    Kafka topic with --source kafka://HOST:PORT).
 
     Serves Prometheus metrics on http://127.0.0.1:9469/metrics (metrics_host/metrics_port to
     change), logs every alert as a structured line, shows a live status line, and writes
-    results to OUT when it stops. Ctrl-C or SIGTERM stops it cleanly. The default scenario,
-    equity_drift, starts fair and withholds cheap compute from one team after 20,000 events.
+    results to OUT when it stops (the same files replay writes). Ctrl-C or SIGTERM stops it
+    cleanly. The default scenario, equity_drift, starts fair and withholds cheap compute from
+    one team after 20,000 events.
     """
     settings = settings_for(config, metrics_port=metrics_port)
-    if scenario not in SCENARIOS:
+    kafka = None
+    if source.startswith("kafka://"):
+        kafka = KafkaRun(settings, source, stop_when_idle)
+    elif source != "simulator":
+        raise PlacewatchError(f"--source: expected 'simulator' or kafka://HOST:PORT, got "
+                              f"{source!r}")
+    elif stop_when_idle is not None:
+        raise PlacewatchError("--stop-when-idle: only with --source kafka://...")
+    try:
+        _run(settings, kafka, scenario, seed, speedup, max_events, revert_at, out)
+    finally:
+        if kafka is not None:
+            kafka.close()
+
+
+def _run(settings: Settings, kafka: KafkaRun | None, scenario: str, seed: int, speedup: float,
+         max_events: int | None, revert_at: int | None, out: Path) -> None:
+    if kafka is None and scenario not in SCENARIOS:
         raise PlacewatchError(f"--scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
-    placewatch = create_app(settings)
-    placewatch.inputs = [f"simulator:{scenario}:seed={seed}"]
+    placewatch = create_app(settings, sinks=kafka.sinks if kafka is not None else ())
+    placewatch.inputs = (kafka.inputs if kafka is not None
+                         else [f"simulator:{scenario}:seed={seed}"])
     started = time.monotonic()
-    log_event(_LOG, logging.INFO, "starting", scenario=scenario, seed=seed, speedup=speedup,
-              settings=settings.source)
+    if kafka is not None:
+        log_event(_LOG, logging.INFO, "starting", source=kafka.inputs[0],
+                  group=settings.kafka.group_id, settings=settings.source)
+    else:
+        log_event(_LOG, logging.INFO, "starting", scenario=scenario, seed=seed,
+                  speedup=speedup, settings=settings.source)
 
     recent: collections.deque[tuple[float, int]] = collections.deque([(started, 0)])
 
@@ -246,17 +286,28 @@ def run(
         then, count = recent[0]
         return (core.events_in - count) / max(now - then, 1e-9)
 
+    def lag() -> int | None:
+        return None if kafka is None else sum(kafka.source.figures()[0].values())
+
     def line(core: AuditCore) -> str:
         at = core.last_at.strftime("%Y-%m-%d %H:%M") if core.last_at else "-"
+        behind = lag()
         return (f"[bold]placewatch[/] {core.events_in:,} events ({rate(core):,.0f}"
                 f"/s)  placements {core.placements:,}  outcomes {core.outcomes:,}  rejected "
                 f"{core.rejected:,}  audited {core.audited:,}  alerts [bold red]"
-                f"{core.alerts_fired}[/]  sim time {at}")
+                f"{core.alerts_fired}[/]  " + (f"event time {at}" if behind is None
+                                               else f"lag {behind:,}  event time {at}"))
 
-    try:
-        events = paced(scenario, seed, max_events, speedup, revert_at=revert_at)
-    except ValueError as exc:
-        raise PlacewatchError(f"--revert-at: {exc}") from exc
+    events: Iterable[Event]
+    if kafka is not None:
+        events = kafka.source
+        if max_events is not None:
+            events = itertools.islice(events, max_events)
+    else:
+        try:
+            events = paced(scenario, seed, max_events, speedup, revert_at=revert_at)
+        except ValueError as exc:
+            raise PlacewatchError(f"--revert-at: {exc}") from exc
     show = not State.quiet and ERR.is_terminal
     with graceful_stop(placewatch), Live("", console=ERR, refresh_per_second=4,
                                       transient=True) if show else NoLive() as live:
@@ -268,12 +319,14 @@ def run(
                 live.update(line(core))
                 last[0] = now
             elif not show and now - last[0] > 10:
+                extra = {} if kafka is None else {"consumer_lag": lag()}
                 log_event(_LOG, logging.INFO, "status", events_in=core.events_in,
                           events_per_s=round(rate(core), 1), alerts_open=len(core.alert_book),
-                          alerts=core.alerts_fired, audited=core.audited)
+                          alerts=core.alerts_fired, audited=core.audited, **extra)
                 last[0] = now
 
-        summary = placewatch.run_live(events, out, status=status)
+        summary = placewatch.run_live(events, out, status=status,
+                                      consumer=kafka.source.figures if kafka else None)
     if not State.quiet:
         ERR.print(_summary_table(summary))
 

@@ -41,6 +41,11 @@ class Batch:
     received_at: float | None = None
     """Wall-clock time (Unix seconds) the batch's first event arrived, in a live run (None in
     a replay): the start of an alert's end-to-end delivery latency."""
+    settled_events: int | None = None
+    """Input events, counted from the run's first, every effect of which is in this batch or
+    an earlier one (deep audits still being explained hold it back): once ``durable()`` has
+    returned on every sink, a source may forget them (a Kafka consumer commits their
+    offsets). None: the same as ``first_event + events``."""
 
 
 @runtime_checkable

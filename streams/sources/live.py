@@ -16,7 +16,10 @@ import time
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["LiveReader"]
+__all__ = ["Event", "LiveReader"]
+
+Event = tuple[str, bytes] | tuple[str, bytes, int]
+"""An input event as a source yields it: ``(source, raw)`` or ``(source, raw, partition)``."""
 
 _END: Final = object()
 _POLL_S: Final = 0.25
@@ -31,7 +34,7 @@ class LiveReader:
     """Pulls ``events`` into a bounded queue from a daemon thread until it ends or ``stop``
     is set."""
 
-    def __init__(self, events: Iterable[tuple[str, bytes]], stop: threading.Event,
+    def __init__(self, events: Iterable[Event], stop: threading.Event,
                  capacity: int = 1024) -> None:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._stop = stop
@@ -41,7 +44,7 @@ class LiveReader:
                                         name="placewatch-source")
         self._thread.start()
 
-    def _pull(self, events: Iterable[tuple[str, bytes]]) -> None:
+    def _pull(self, events: Iterable[Event]) -> None:
         """Read until the source ends or stop is set (checked before every read, so at most
         the queue's worth is read and not processed), then close the source."""
         iterator = iter(events)
@@ -74,7 +77,7 @@ class LiveReader:
             if self._stop.is_set():
                 return
 
-    def batch(self, into: list[tuple[str, bytes]], limit: int, seconds: float) -> float | None:
+    def batch(self, into: list[Event], limit: int, seconds: float) -> float | None:
         """Append up to ``limit`` events, waiting for the first as long as it takes (or until
         ``stop``), then until ``seconds`` after it arrived. Returns the wall-clock time the
         first arrived, or None when the source has ended (or stop was set) with nothing more.
@@ -99,7 +102,7 @@ class LiveReader:
             error, self._error = self._error, None
             raise error
 
-    def _take(self, deadline: float | None) -> tuple[str, bytes] | None:
+    def _take(self, deadline: float | None) -> Event | None:
         while not self.ended:
             wait = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
             if wait <= 0:

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from detectors.alerts import ALERT_KINDS
+from detectors.config import CoreConfig
 from simulator import SCENARIOS, Simulation
 from streams.app import create_app
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 from streams.sinks.base import Batch, Sink
 
 EVENTS = 100_000
@@ -165,21 +166,23 @@ def test_fired_minus_resolved_is_open_for_every_kind(tmp_path: Path, scenario: s
 
 def test_an_interrupt_mid_batch_hands_on_only_the_events_processed(tmp_path: Path) -> None:
     """A second Ctrl-C inside a batch: the last batch the sinks get covers exactly the events
-    the core processed, so a commit point taken from it never passes unprocessed input."""
+    the core took, and its commit point never passes input whose effects it does not hold."""
     sink = RecordingSink()
-    app = create_app(load_settings(environ={}, overrides={"audit_sample_rate": 0.0}),
-                     sinks=[sink])
+    app = create_app(Settings(core=CoreConfig().without_audits()), sinks=[sink])
     sink.registry = app.registry
-    process = app.core.process
+    offer = app.core.offer
 
-    def interrupted(raw: bytes) -> None:
-        if app.core.events_in == 700:
+    def interrupted(raw: bytes, partition: int = 0, source: str = "") -> None:
+        if app.core.sequencer.offered == 700:
             raise KeyboardInterrupt
-        process(raw)
+        offer(raw, partition, source)
 
-    app.core.process = interrupted  # type: ignore[method-assign]
+    app.core.offer = interrupted  # type: ignore[method-assign]
     events = (("sim", raw) for raw in Simulation(SCENARIOS["baseline"], 2000, seed=1))
     with pytest.raises(KeyboardInterrupt):
         app.replay(events, tmp_path / "out")
-    assert [(b.first_event, b.events) for b in sink.batches] == [(0, 512), (512, 188)]
-    assert app.core.events_in == 700
+    assert [b.events for b in sink.batches] == [512, 188]
+    assert app.core.sequencer.offered == 700
+    last = sink.batches[-1]
+    # the commit point (no audit work held): every input before the oldest still sequenced
+    assert last.settled_events == app.core.sequencer.oldest_tag <= 700

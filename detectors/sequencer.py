@@ -1,0 +1,196 @@
+"""One processing order for the events, whatever the partitioning: event time, with bounded
+lateness.
+
+Fairness compares groups over time, so the core must see events in an order that does not
+depend on how a Kafka topic is partitioned or how the partitions' messages interleave on
+arrival. :class:`EventTimeSequencer` gives every event a *key* and releases events in key
+order once no event still to come on any partition can have a smaller key:
+
+- a placement's key is its ``decided_at``;
+- an outcome's key is its ``finished_at`` plus ``outcome_settle_s``: outcomes are applied that
+  long (in event time) after the job ended, so outcomes reported up to that late land in the
+  same place in every run;
+- equal keys are ordered by the event's content (placement before outcome, then
+  ``decision_id``, then the bytes), never by arrival.
+
+Each partition's *watermark* is the latest event time seen on it; its *floor* is the
+watermark minus ``lateness_s``. An event whose key is below its partition's floor when it
+arrives is *late*: it takes the floor as its key (it is processed where it arrived), and is
+counted in :attr:`late`. Undecodable events have no time and take the floor too. An event is
+released once its key is below every active partition's floor; at the end of input
+(:meth:`flush`) everything is.
+
+When no event is late, the order is a function of the events alone: one partition (a file),
+four or eight give the same order, hence the same figures. A partition the shell reports as
+*quiet* (caught up with its log and silent for a while) does not hold the others back; should
+it speak again below the floor, those events are late. Beyond ``capacity`` buffered events
+the oldest is released early (counted in :attr:`forced`), which bounds memory at the price of
+exactness.
+
+>>> from detectors.events import decode_event
+>>> s = EventTimeSequencer(lateness_s=0.0, outcome_settle_s=60.0, capacity=100)
+>>> def event(i, t):
+...     raw = (b'{"event_type": "placement", "schema_version": 1, "decision_id": "d-%d",'
+...            b' "job_id": "j", "decided_at": "2026-11-02T08:00:%02dZ", "attributes": {},'
+...            b' "decision": {"action": "queue"}}' % (i, t))
+...     return decode_event(raw), raw
+>>> s.offer(*event(1, 5), partition=0)
+>>> s.offer(*event(2, 3), partition=1)
+>>> [e.decision_id for _, e, _ in s.ready()]    # partition 1's floor (03 s) holds d-1 back
+[]
+>>> s.offer(*event(3, 9), partition=1)
+>>> [e.decision_id for _, e, _ in s.ready()]    # both floors are now past 03 s
+['d-2']
+>>> [e.decision_id for _, e, _ in s.flush()]
+['d-1', 'd-3']
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from detectors.events import Outcome, Placement, Rejection
+
+__all__ = ["EventTimeSequencer", "Released"]
+
+Released = tuple[int, Placement | Outcome | Rejection, bytes]
+"""``(arrival tag, event, raw bytes)``: the tag counts offers from 0 (the input position)."""
+
+_RANK_PLACEMENT: Final = 0
+_RANK_OUTCOME: Final = 1
+_RANK_REJECTED: Final = 2
+_NEVER: Final = -math.inf
+
+
+class _Partition:
+    __slots__ = ("jump", "watermark")
+
+    def __init__(self) -> None:
+        self.watermark = _NEVER
+        self.jump: float | None = None
+        """A time far ahead of the watermark, waiting for a second event to confirm it."""
+
+
+class EventTimeSequencer:
+    """Buffers events and releases them in event-time order (see the module docstring)."""
+
+    def __init__(self, lateness_s: float, outcome_settle_s: float, capacity: int,
+                 max_clock_jump_s: float = math.inf) -> None:
+        if not lateness_s >= 0 or math.isinf(lateness_s):
+            raise ValueError(f"lateness_s: must be finite seconds >= 0, got {lateness_s!r}")
+        if not outcome_settle_s >= 0 or math.isinf(outcome_settle_s):
+            raise ValueError(f"outcome_settle_s: must be finite seconds >= 0, got "
+                             f"{outcome_settle_s!r}")
+        if capacity < 1:
+            raise ValueError(f"capacity: must be >= 1, got {capacity!r}")
+        self.lateness_s = lateness_s
+        self.outcome_settle_s = outcome_settle_s
+        self.capacity = capacity
+        self.max_clock_jump_s = max_clock_jump_s
+        self._heap: list[tuple[float, int, str, bytes, int, Placement | Outcome | Rejection]] = []
+        self._partitions: dict[int, _Partition] = {}
+        self._quiet: frozenset[int] = frozenset()
+        self._tags: list[int] = []
+        """Arrival tags of the buffered events, as a heap (the oldest first)."""
+        self._gone: set[int] = set()
+        """Tags released while not the oldest (removed from the heap lazily)."""
+        self._released_key = _NEVER
+        self.offered = 0
+        self.late = 0
+        """Events that arrived below their partition's floor (processed where they arrived)."""
+        self.forced = 0
+        """Events released early because the buffer was full."""
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    @property
+    def oldest_tag(self) -> int:
+        """The arrival tag of the oldest event still buffered (every earlier one has been
+        released); the next tag when nothing is buffered."""
+        return self._tags[0] if self._tags else self.offered
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """The partitions events may come from (a consumer's assignment): each holds the
+        others back until it has spoken, or is reported quiet."""
+        keep = set(partitions)
+        for p in keep:
+            self._partitions.setdefault(p, _Partition())
+        for p in set(self._partitions) - keep:
+            del self._partitions[p]
+
+    def quiet(self, partitions: Iterable[int]) -> None:
+        """Partitions caught up with their log and silent: they do not hold the others back."""
+        self._quiet = frozenset(partitions)
+
+    def _floor(self, part: _Partition) -> float:
+        return part.watermark - self.lateness_s
+
+    def offer(self, event: Placement | Outcome | Rejection, raw: bytes,
+              partition: int = 0) -> None:
+        """Take one event (decoded, with its bytes) from ``partition``."""
+        tag = self.offered
+        self.offered = tag + 1
+        part = self._partitions.get(partition)
+        if part is None:
+            part = self._partitions[partition] = _Partition()
+        floor = max(self._floor(part), self._released_key)
+        if isinstance(event, Placement):
+            at = event.decided_at.timestamp()
+            key, rank, name = at, _RANK_PLACEMENT, event.decision_id
+        elif isinstance(event, Outcome):
+            at = event.finished_at.timestamp()
+            key, rank, name = at + self.outcome_settle_s, _RANK_OUTCOME, event.decision_id
+        else:
+            at, key, rank, name = _NEVER, floor, _RANK_REJECTED, ""
+        if at != _NEVER:
+            mark = part.watermark
+            if mark == _NEVER or at - mark <= self.max_clock_jump_s:
+                part.jump = None
+                if at > mark:
+                    part.watermark = at
+            elif part.jump is None:  # one event far ahead: held to be confirmed, in place
+                part.jump = at
+                key = floor
+            else:  # a second one confirms the gap
+                part.watermark = min(part.jump, at)
+                part.jump = None
+            if key < floor:
+                if rank != _RANK_REJECTED and key != floor:
+                    self.late += 1
+                key = floor
+        heapq.heappush(self._heap, (key, rank, name, raw, tag, event))
+        heapq.heappush(self._tags, tag)
+
+    def _pop(self) -> Released:
+        key, _, _, raw, tag, event = heapq.heappop(self._heap)
+        self._released_key = max(self._released_key, key)
+        self._tags_remove(tag)
+        return tag, event, raw
+
+    def _tags_remove(self, tag: int) -> None:
+        tags = self._tags
+        if tags and tags[0] == tag:
+            heapq.heappop(tags)
+            while tags and tags[0] in self._gone:
+                self._gone.discard(heapq.heappop(tags))
+        else:
+            self._gone.add(tag)
+
+    def ready(self) -> Iterator[Released]:
+        """Release, in order, every event no later event can precede."""
+        active = [self._floor(p) for n, p in self._partitions.items() if n not in self._quiet]
+        limit = min(active) if active else math.inf
+        heap = self._heap
+        while heap and (heap[0][0] < limit or len(heap) > self.capacity):
+            if heap[0][0] >= limit:
+                self.forced += 1
+            yield self._pop()
+
+    def flush(self) -> Iterator[Released]:
+        """End of input: release everything, in order."""
+        while self._heap:
+            yield self._pop()

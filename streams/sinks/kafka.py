@@ -1,0 +1,119 @@
+"""Kafka sinks: effects to topics, and the consumer's commit once a batch is safe.
+
+:class:`KafkaEffects` produces each batch's dead letters, alert edges and audit records to their
+topics (``kafka_dead_letter_topic``, ``kafka_alerts_topic``, ``kafka_audit_topic``; ``placewatch
+kafka topics`` lists them) with an idempotent producer that waits for every in-sync replica;
+its :meth:`~KafkaEffects.durable` returns once the brokers have acknowledged all of them.
+
+- A dead letter's value is the original message's bytes, its key the message's position
+  (``kafka:TOPIC/PARTITION@OFFSET``), and its headers ``placewatch-reason``,
+  ``placewatch-detail`` and ``placewatch-source``.
+- An alert edge's value is its ``alerts.jsonl`` line, keyed by its fingerprint.
+- An audit record's value is its canonical JSON, keyed by its ``decision_id``.
+
+:class:`KafkaOffsets` goes last among a run's sinks: its ``durable()`` commits the consumer's
+position once every sink before it has made the batch safe. Effects are delivered at least
+once: after a crash, what came after the last commit is read and written again (alert edges
+keep their fingerprint, audit records their ``decision_id``, dead letters their position, so
+a consumer of these topics can drop repeats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streams.errors import PlacewatchError
+from streams.settings import KafkaSettings
+from streams.sinks.base import Batch
+from streams.sinks.files import alert_line
+from streams.sources.kafka import CONNECT_TIMEOUT_S, KafkaLoop, KafkaSource
+
+__all__ = ["KafkaEffects", "KafkaOffsets"]
+
+_DETAIL_BYTES = 1000
+
+
+class KafkaEffects:
+    """Dead letters, alert edges and audit records to their topics."""
+
+    name = "kafka-topics"
+
+    def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings,
+                 loop: KafkaLoop) -> None:
+        self._producer = producer
+        self._settings = settings
+        self._loop = loop
+        self._sent: list[asyncio.Future[Any]] = []
+        self.produced = 0
+
+    async def _send(self, messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
+                    ) -> list[asyncio.Future[Any]]:
+        futures = []
+        for topic, key, value, headers in messages:
+            futures.append(await self._producer.send(topic, value, key=key,
+                                                     headers=headers or None))
+        return futures
+
+    def write(self, batch: Batch) -> None:
+        s = self._settings
+        messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+        for letter, source in batch.dead_letters:
+            messages.append((s.dead_letter_topic, source.encode(), letter.raw, [
+                ("placewatch-reason", letter.reason.encode()),
+                ("placewatch-detail", letter.detail.encode()[:_DETAIL_BYTES]),
+                ("placewatch-source", source.encode())]))
+        for alert in batch.alerts:
+            messages.append((s.alerts_topic, alert.fingerprint.encode(),
+                             alert_line(alert).rstrip(b"\n"), []))
+        for decision_id, _, body in batch.audit_records:
+            messages.append((s.audit_topic, decision_id.encode(), body, []))
+        if not messages:
+            return
+        try:
+            self._sent.extend(self._loop.call(self._send(messages), CONNECT_TIMEOUT_S))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise PlacewatchError(f"producing to Kafka failed: {type(exc).__name__}: {exc}"
+                                  ) from exc
+        self.produced += len(messages)
+
+    def durable(self) -> None:
+        if not self._sent:
+            return
+        sent, self._sent = self._sent, []
+
+        async def acknowledged() -> None:
+            await asyncio.gather(*sent)
+        try:
+            self._loop.call(acknowledged(), CONNECT_TIMEOUT_S * 2)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise PlacewatchError("Kafka did not acknowledge placewatch's messages: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            self._loop.call(self._producer.stop(), CONNECT_TIMEOUT_S)
+
+
+class KafkaOffsets:
+    """Commits the source's position behind what every earlier sink has made safe."""
+
+    name = "kafka-offsets"
+
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+        self._settled = 0
+
+    def write(self, batch: Batch) -> None:
+        settled = batch.settled_events
+        self._settled = batch.first_event + batch.events if settled is None else settled
+
+    def durable(self) -> None:
+        self._source.commit(self._settled)
+
+    def close(self) -> None:
+        self._source.close()
