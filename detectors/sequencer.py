@@ -16,7 +16,9 @@ order once no event still to come on any partition can have a smaller key:
 Each partition's *watermark* is the latest event time seen on it; its *floor* is the
 watermark minus ``lateness_s``. An event whose key is below its partition's floor when it
 arrives is *late*: it takes the floor as its key (it is processed where it arrived), and is
-counted in :attr:`late`. Undecodable events have no time and take the floor too. An event is
+counted in :attr:`late`; so is an event whose clock is off (far ahead of its partition, until
+a second event confirms the jump; a partition's first event is trusted once the second agrees
+with it). Undecodable events have no time and take the floor. An event is
 released once its key is below every active partition's floor; at the end of input
 (:meth:`flush`) everything is.
 
@@ -25,7 +27,7 @@ four or eight give the same order, hence the same figures. A partition the shell
 *quiet* (caught up with its log and silent for a while) does not hold the others back; should
 it speak again below the floor, those events are late. Beyond ``capacity`` buffered events
 the oldest is released early (counted in :attr:`forced`), which bounds memory at the price of
-exactness.
+exactness; a forced release does not make the events after it late.
 
 >>> from detectors.events import decode_event
 >>> s = EventTimeSequencer(lateness_s=0.0, outcome_settle_s=60.0, capacity=100)
@@ -36,13 +38,14 @@ exactness.
 ...     return decode_event(raw), raw
 >>> s.offer(*event(1, 5), partition=0)
 >>> s.offer(*event(2, 3), partition=1)
->>> [e.decision_id for _, e, _ in s.ready()]    # partition 1's floor (03 s) holds d-1 back
-[]
 >>> s.offer(*event(3, 9), partition=1)
->>> [e.decision_id for _, e, _ in s.ready()]    # both floors are now past 03 s
-['d-2']
+>>> [e.decision_id for _, e, _ in s.ready()]    # partition 0 has one event: not yet trusted
+[]
+>>> s.offer(*event(4, 7), partition=0)
+>>> [e.decision_id for _, e, _ in s.ready()]    # floors at 07 s and 09 s: before 07 s is final
+['d-2', 'd-1']
 >>> [e.decision_id for _, e, _ in s.flush()]
-['d-1', 'd-3']
+['d-4', 'd-3']
 """
 
 from __future__ import annotations
@@ -66,12 +69,14 @@ _NEVER: Final = -math.inf
 
 
 class _Partition:
-    __slots__ = ("jump", "watermark")
+    __slots__ = ("first_tag", "jump", "watermark")
 
     def __init__(self) -> None:
         self.watermark = _NEVER
         self.jump: float | None = None
-        """A time far ahead of the watermark, waiting for a second event to confirm it."""
+        """A time far ahead of the watermark (or the partition's first), waiting for a second
+        event to confirm it."""
+        self.first_tag = -1
 
 
 class EventTimeSequencer:
@@ -147,27 +152,67 @@ class EventTimeSequencer:
         else:
             at, key, rank, name = _NEVER, floor, _RANK_REJECTED, ""
         if at != _NEVER:
-            mark = part.watermark
-            if mark == _NEVER or at - mark <= self.max_clock_jump_s:
-                part.jump = None
-                if at > mark:
-                    part.watermark = at
-            elif part.jump is None:  # one event far ahead: held to be confirmed, in place
-                part.jump = at
-                key = floor
-            else:  # a second one confirms the gap
-                part.watermark = min(part.jump, at)
-                part.jump = None
+            key = self._check_clock(part, at, key, floor, tag)
             if key < floor:
-                if rank != _RANK_REJECTED and key != floor:
-                    self.late += 1
+                self.late += 1
                 key = floor
         heapq.heappush(self._heap, (key, rank, name, raw, tag, event))
         heapq.heappush(self._tags, tag)
 
-    def _pop(self) -> Released:
+    def _check_clock(self, part: _Partition, at: float, key: float, floor: float,
+                     tag: int) -> float:
+        """Move the partition's watermark for an event at ``at``; return its key (the floor
+        for an event whose clock is off, counted as late).
+
+        One event far ahead of the watermark (``max_clock_jump_s``) does not move it: it is
+        held in place until a second one confirms the jump. A partition's first event is
+        trusted only once the second agrees with it; if they disagree, the earlier is taken
+        and the other is put in place."""
+        mark = part.watermark
+        jump = self.max_clock_jump_s
+        if mark == _NEVER:
+            if part.jump is None:  # the first: its time counts once a second agrees
+                part.jump, part.first_tag = at, tag
+                return key
+            first, part.jump = part.jump, None
+            if abs(at - first) <= jump:
+                part.watermark = max(at, first)
+                return key
+            part.watermark = min(at, first)
+            if at > first:  # this one's clock is off
+                self.late += 1
+                return max(floor, self._released_key)
+            self._rekey(part.first_tag, max(part.watermark - self.lateness_s,
+                                            self._released_key))
+            return key
+        if at - mark <= jump:
+            part.jump = None
+            if at > mark:
+                part.watermark = at
+            return key
+        if part.jump is None:  # one event far ahead: held to be confirmed, in place
+            part.jump = at
+            self.late += 1
+            return floor
+        part.watermark = min(part.jump, at)  # a second one confirms the gap
+        part.jump = None
+        return key
+
+    def _rekey(self, tag: int, key: float) -> None:
+        """Put an already buffered event (a partition's first, found to be a bad clock) at
+        ``key`` (rare: a scan of the buffer)."""
+        heap = self._heap
+        for i, entry in enumerate(heap):
+            if entry[4] == tag:
+                heap[i] = (key, *entry[1:])
+                heapq.heapify(heap)
+                self.late += 1
+                return
+
+    def _pop(self, forced: bool = False) -> Released:
         key, _, _, raw, tag, event = heapq.heappop(self._heap)
-        self._released_key = max(self._released_key, key)
+        if not forced:  # a forced release must not make what follows late
+            self._released_key = max(self._released_key, key)
         self._tags_remove(tag)
         return tag, event, raw
 
@@ -186,9 +231,9 @@ class EventTimeSequencer:
         limit = min(active) if active else math.inf
         heap = self._heap
         while heap and (heap[0][0] < limit or len(heap) > self.capacity):
-            if heap[0][0] >= limit:
-                self.forced += 1
-            yield self._pop()
+            forced = heap[0][0] >= limit
+            self.forced += forced
+            yield self._pop(forced)
 
     def flush(self) -> Iterator[Released]:
         """End of input: release everything, in order."""

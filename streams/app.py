@@ -53,6 +53,9 @@ __all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "OUTPUT_FILES", "KafkaRun", "Pla
 
 BATCH_EVENTS = 512
 """Input events per batch: effects are drained and handed to the sinks after each."""
+CHUNKED_BATCH_EVENTS = 2048
+"""The same for a source read in fetches (Kafka): a fetch is up to 2,048 messages, and every
+batch costs its sinks an fsync and the brokers an acknowledgement."""
 LIVE_BATCH_SECONDS = 0.2
 """A live run also closes a batch once its first event is this old, so a slow source's alerts
 reach the sinks (and Alertmanager) without waiting for 512 events."""
@@ -91,6 +94,9 @@ class Placewatch:
         self._audit_work: list[WorkItem] = []
         self._work_since: int | None = None
         """The first input event the audit work not yet handed on came from."""
+        self._settled_cap: int | None = None
+        """After an interrupt inside a batch, the input before which everything is settled;
+        nothing later is ever reported settled in this run."""
         self.health: LiveHealth | None = None
         self.findings_path: Path | None = None
         """The findings store of the run directory in use (read by the metrics)."""
@@ -130,13 +136,18 @@ class Placewatch:
         stop = self.stop_requested
         partition_state = getattr(events, "partition_state", None)
         # a live source is read in a thread of its own, so a batch closes on time
-        reader = LiveReader(events, stop) if self.health is not None else None
+        chunks = getattr(events, "chunks", None)
+        reader = None
+        size = BATCH_EVENTS if chunks is None else CHUNKED_BATCH_EVENTS
+        if self.health is not None:
+            reader = (LiveReader(chunks(), stop, chunked=True) if chunks is not None
+                      else LiveReader(events, stop))
         iterator = iter(events) if reader is None else iter(())
         while not stop.is_set():
             batch.clear()
             received: float | None = None
             if reader is not None:
-                received = reader.batch(batch, BATCH_EVENTS, LIVE_BATCH_SECONDS)
+                received = reader.batch(batch, size, LIVE_BATCH_SECONDS)
             else:
                 for item in iterator:
                     batch.append(item)
@@ -162,11 +173,18 @@ class Placewatch:
                         health.batches += 1
                         health.last_batch_at = time.time()
             except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
+                # an event may have been taken from the sequencer and not applied: nothing
+                # from this batch on is ever reported settled (a restart reads it again)
+                self._settled_cap = floor
                 self.stop_requested.set()
                 self.deliver(sinks, first, core.sequencer.offered - offered, floor,
                              received_at=received)
                 raise
-            self.deliver(sinks, first, len(batch), floor, received_at=received)
+            try:
+                self.deliver(sinks, first, len(batch), floor, received_at=received)
+            except KeyboardInterrupt:  # effects drained and perhaps not all written
+                self._settled_cap = floor
+                raise
             yield len(batch)
 
     def deliver(self, sinks: Sequence[Sink], first: int, arrived: int, floor: int,
@@ -194,7 +212,7 @@ class Placewatch:
             records.extend(audits.close())
         # every input before the oldest still buffered or still being explained is done
         settled = self.core.sequencer.oldest_tag
-        for held in (self._work_since, audits.unsealed_since):
+        for held in (self._work_since, audits.unsealed_since, self._settled_cap):
             if held is not None:
                 settled = min(settled, held)
         out = Batch(first, arrived, [(d, d.source) for d in effects.dead_letters],
@@ -412,25 +430,29 @@ def rederive_records(settings: Settings, events: Iterable[Event]
 class KafkaRun:
     """A Kafka source and its sinks, on one I/O loop: what ``run --source kafka://`` adds."""
 
-    def __init__(self, settings: Settings, url: str, stop_when_idle: float | None) -> None:
+    def __init__(self, settings: Settings, url: str, stop_when_idle: float | None,
+                 max_events: int | None = None) -> None:
         from streams.sinks.kafka import KafkaEffects, KafkaOffsets
         from streams.sources.kafka import KafkaLoop, KafkaSource, bootstrap_of, make_producer
 
         servers = bootstrap_of(url)
         self.loop = KafkaLoop()
+        producer = source = None
         try:
             producer = make_producer(settings.kafka, servers, self.loop)
-            try:
-                self.source = KafkaSource(settings.kafka, servers, self.loop, stop_when_idle)
-            except BaseException:
-                self.loop.call(producer.stop())
-                raise
+            source = KafkaSource(settings.kafka, servers, self.loop, stop_when_idle, max_events)
+            # the commit goes last: after every other sink has made the batch safe
+            self.sinks: list[Sink] = [KafkaEffects(producer, settings.kafka, self.loop),
+                                      KafkaOffsets(source)]
         except BaseException:
+            if source is not None:
+                source.close()
+            if producer is not None:
+                with contextlib.suppress(Exception):
+                    self.loop.call(producer.stop())
             self.loop.close()
             raise
-        # the commit goes last: after every other sink has made the batch safe
-        self.sinks: list[Sink] = [KafkaEffects(producer, settings.kafka, self.loop),
-                                  KafkaOffsets(self.source)]
+        self.source = source
         self.inputs = [f"kafka:{settings.kafka.events_topic}"]
 
     def close(self) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 
-import yaml
-
 from tests.helpers import ROOT
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import itertools
 import logging
 import sys
 import time
@@ -247,7 +246,7 @@ def run(
     settings = settings_for(config, metrics_port=metrics_port)
     kafka = None
     if source.startswith("kafka://"):
-        kafka = KafkaRun(settings, source, stop_when_idle)
+        kafka = KafkaRun(settings, source, stop_when_idle, max_events)
     elif source != "simulator":
         raise PlacewatchError(f"--source: expected 'simulator' or kafka://HOST:PORT, got "
                               f"{source!r}")
@@ -300,9 +299,7 @@ def _run(settings: Settings, kafka: KafkaRun | None, scenario: str, seed: int, s
 
     events: Iterable[Event]
     if kafka is not None:
-        events = kafka.source
-        if max_events is not None:
-            events = itertools.islice(events, max_events)
+        events = kafka.source  # --max-events is the source's own limit
     else:
         try:
             events = paced(scenario, seed, max_events, speedup, revert_at=revert_at)

@@ -12,7 +12,8 @@ its :meth:`~KafkaEffects.durable` returns once the brokers have acknowledged all
 - An audit record's value is its canonical JSON, keyed by its ``decision_id``.
 
 :class:`KafkaOffsets` goes last among a run's sinks: its ``durable()`` commits the consumer's
-position once every sink before it has made the batch safe. Effects are delivered at least
+position once every sink before it has made the batch safe (at most once a second, and at the
+closing batch). Effects are delivered at least
 once: after a crash, what came after the last commit is read and written again (alert edges
 keep their fingerprint, audit records their ``decision_id``, dead letters their position, so
 a consumer of these topics can drop repeats).
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -33,7 +36,7 @@ from streams.sinks.base import Batch
 from streams.sinks.files import alert_line
 from streams.sources.kafka import CONNECT_TIMEOUT_S, KafkaLoop, KafkaSource
 
-__all__ = ["KafkaEffects", "KafkaOffsets"]
+__all__ = ["COMMIT_INTERVAL_S", "KafkaEffects", "KafkaOffsets"]
 
 _DETAIL_BYTES = 1000
 
@@ -99,21 +102,34 @@ class KafkaEffects:
             self._loop.call(self._producer.stop(), CONNECT_TIMEOUT_S)
 
 
+COMMIT_INTERVAL_S = 1.0
+"""Seconds between two commits of the consumer's position (and at the closing batch): a
+commit is a round trip to the group coordinator, and more of them would only shorten what a
+crash makes the next run read again."""
+
+
 class KafkaOffsets:
-    """Commits the source's position behind what every earlier sink has made safe."""
+    """Commits the source's position behind what every earlier sink has made safe, at most
+    every :data:`COMMIT_INTERVAL_S` and at the end."""
 
     name = "kafka-offsets"
 
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
         self._settled = 0
+        self._final = False
+        self._last = -math.inf
 
     def write(self, batch: Batch) -> None:
         settled = batch.settled_events
         self._settled = batch.first_event + batch.events if settled is None else settled
+        self._final = batch.final
 
     def durable(self) -> None:
-        self._source.commit(self._settled)
+        now = time.monotonic()
+        if self._final or now - self._last >= COMMIT_INTERVAL_S:
+            self._source.commit(self._settled, final=self._final)
+            self._last = now
 
     def close(self) -> None:
         self._source.close()

@@ -31,12 +31,13 @@ from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from streams.errors import ConfigError, PlacewatchError
@@ -57,6 +58,13 @@ QUIET_S: Final = 2.0
 MAX_RECORDS: Final = 2048
 """Messages one ``getmany`` returns at most (aiokafka's batched consumption)."""
 OWNER_MARK: Final = b"placewatch-owner"
+FINAL_COMMIT_S: Final = 20.0
+"""How long a run's last commit keeps trying while the group rebalances."""
+LEADER_SYNC_DELAY_S: Final = 0.5
+"""How long the group's leader waits before it sends the assignment when the group has more
+than one member. librdkafka's mock cluster (the test broker) refuses a follower's SyncGroup
+that arrives after the leader's (InvalidRequestError); a real cluster does not, and pays half a
+second per rebalance of a group with standbys."""
 
 
 def bootstrap_of(url: str) -> tuple[str, ...]:
@@ -135,6 +143,8 @@ class SingleOwner(AbstractPartitionAssignor):  # type: ignore[misc]
     @classmethod
     def assign(cls, cluster: Any, members: Mapping[str, ConsumerProtocolMemberMetadata]
                ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        if len(members) > 1:  # runs on the leader only, before its SyncGroup
+            time.sleep(LEADER_SYNC_DELAY_S)
         owners = sorted(m for m, meta in members.items() if meta.user_data == OWNER_MARK)
         owner = owners[0] if owners else min(members)
         topics = sorted({t for meta in members.values() for t in meta.subscription})
@@ -154,6 +164,9 @@ class SingleOwner(AbstractPartitionAssignor):  # type: ignore[misc]
     @classmethod
     def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
         cls.owns = bool(assignment.assignment)
+        if not cls.owns:
+            log_event(_LOG, logging.INFO, "kafka partitions assigned", partitions="-",
+                      role="standby")
 
 
 def _single_owner() -> type[SingleOwner]:
@@ -162,9 +175,13 @@ def _single_owner() -> type[SingleOwner]:
 
 
 def _unreachable(servers: tuple[str, ...], exc: BaseException) -> PlacewatchError:
-    return PlacewatchError(f"cannot reach Kafka at {','.join(servers)}: "
-                           f"{type(exc).__name__}: {exc}; check --source, the listeners the "
-                           "brokers advertise and the kafka_security_protocol setting")
+    if isinstance(exc, KafkaConnectionError | OSError | TimeoutError):
+        return PlacewatchError(f"cannot reach Kafka at {','.join(servers)}: "
+                               f"{type(exc).__name__}: {exc}; check --source, the listeners "
+                               "the brokers advertise and the kafka_security_protocol setting")
+    return PlacewatchError(f"Kafka at {','.join(servers)} refused placewatch's client: "
+                           f"{type(exc).__name__}: {exc}; check the kafka_* settings "
+                           "(security protocol, SASL credentials, certificates, group id)")
 
 
 def make_producer(settings: KafkaSettings, servers: tuple[str, ...], loop: KafkaLoop
@@ -187,17 +204,37 @@ def make_producer(settings: KafkaSettings, servers: tuple[str, ...], loop: Kafka
         raise _unreachable(servers, exc) from exc
 
 
+class _KeepPosition(ConsumerRebalanceListener):  # type: ignore[misc]
+    """After a rebalance, aiokafka resumes every assigned partition from the committed
+    position. Placewatch commits behind its sequencer and deep audits, so that would hand the
+    same messages to the same core twice; partitions this process keeps are resumed where it
+    stopped reading instead (a partition new to it starts from the commit)."""
+
+    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
+        self._source = source
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp, offset in self._source.read_up_to(assigned).items():
+            self._consumer.seek(tp, offset)
+
+
 class KafkaSource:
     """The events topic as ``(source, raw bytes)`` pairs, in each partition's order.
 
     ``source`` is ``kafka:TOPIC/PARTITION@OFFSET`` (what a dead letter names). With
     ``stop_when_idle`` the iteration ends once no message has arrived for that many seconds
-    after the partitions were assigned.
+    after the partitions were assigned and every one of them is caught up with its log; with
+    ``max_events``, after that many messages.
     """
 
     def __init__(self, settings: KafkaSettings, servers: tuple[str, ...], loop: KafkaLoop,
-                 stop_when_idle: float | None = None) -> None:
+                 stop_when_idle: float | None = None, max_events: int | None = None) -> None:
         self.settings = settings
+        self._max_events = max_events
         self.servers = servers
         self._loop = loop
         self._idle = stop_when_idle
@@ -207,6 +244,8 @@ class KafkaSource:
         self._handed = 0
         """Messages handed on since start."""
         self._committed_upto = 0
+        self._uncommitted: dict[TopicPartition, int] = {}
+        """Positions settled but not yet committed (a refused commit is tried again)."""
         self.committed: dict[TopicPartition, int] = {}
         """Next offset to read after a restart, per partition (what was last committed)."""
         self.highwater: dict[TopicPartition, int] = {}
@@ -227,10 +266,11 @@ class KafkaSource:
 
         async def start() -> AIOKafkaConsumer:
             consumer = AIOKafkaConsumer(
-                topic, bootstrap_servers=list(self.servers), group_id=self.settings.group_id,
+                bootstrap_servers=list(self.servers), group_id=self.settings.group_id,
                 client_id="placewatch", enable_auto_commit=False,
                 auto_offset_reset="earliest", partition_assignment_strategy=(self.assigner,),
                 isolation_level="read_committed", **client_options(self.settings))
+            consumer.subscribe([topic], listener=_KeepPosition(self, consumer))
             try:
                 await consumer.start()
             except BaseException:
@@ -245,15 +285,21 @@ class KafkaSource:
     # -- reading ------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[tuple[str, bytes, int]]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def chunks(self) -> Iterator[list[tuple[str, bytes, int]]]:
+        """The messages as lists, one per partition per fetch (what a live run reads: one
+        hand-over between threads per list, :class:`~streams.sources.live.LiveReader`)."""
         consumer = self.consumer
         last = time.monotonic()
         assigned_once = False
         topic = self.settings.events_topic
-        while True:
+        left = self._max_events
+        while left is None or left > 0:
             try:
-                fetched = self._loop.call(consumer.getmany(timeout_ms=POLL_MS,
-                                                           max_records=MAX_RECORDS),
-                                          POLL_MS / 1000 + CONNECT_TIMEOUT_S)
+                fetched, positions = self._loop.call(self._fetch(),
+                                                     POLL_MS / 1000 + CONNECT_TIMEOUT_S)
             except (KafkaError, OSError) as exc:
                 raise PlacewatchError(f"reading {topic} from Kafka failed: "
                                       f"{type(exc).__name__}: {exc}") from exc
@@ -269,30 +315,49 @@ class KafkaSource:
                     self.first_message_at = time.time()
             for tp in sorted(fetched, key=lambda tp: tp.partition):
                 messages = fetched[tp]
+                if left is not None:
+                    messages = messages[:left]
+                    left -= len(messages)
+                if not messages:
+                    continue
                 with self._lock:
                     for message in messages:
                         self._marks.append((tp, message.offset))
                     self._next[tp] = messages[-1].offset + 1
                     self._heard[tp] = now
                 self._handed += len(messages)
-                for message in messages:
-                    yield (f"kafka:{tp.topic}/{tp.partition}@{message.offset}",
-                           message.value if message.value is not None else b"",
-                           tp.partition)
+                prefix = f"kafka:{tp.topic}/{tp.partition}@"
+                partition = tp.partition
+                yield [(prefix + str(m.offset), m.value if m.value is not None else b"",
+                        partition) for m in messages]
             with self._lock:
+                caught_up = set()
                 for tp in assignment:
                     high = consumer.highwater(tp)
                     if high is not None:
                         self.highwater[tp] = high
+                        # the fetch position, not the last message: it steps over the
+                        # markers a transactional producer leaves
+                        if positions.get(tp, -1) >= high:
+                            caught_up.add(tp)
                 self._quiet = frozenset(
-                    tp.partition for tp in assignment
-                    if self.highwater.get(tp) is not None
-                    and self._next.get(tp, 0) >= self.highwater[tp]
-                    and now - self._heard.get(tp, self._assigned_at) >= QUIET_S)
-            if self._idle is not None and assigned_once and now - last >= self._idle:
+                    tp.partition for tp in caught_up
+                    if now - self._heard.get(tp, self._assigned_at) >= QUIET_S)
+            if (self._idle is not None and assigned_once and now - last >= self._idle
+                    and caught_up >= set(assignment)):
                 log_event(_LOG, logging.INFO, "source idle, stopping", topic=topic,
                           idle_s=self._idle)
                 return
+
+    async def _fetch(self) -> tuple[dict[TopicPartition, list[Any]], dict[TopicPartition, int]]:
+        """One batched fetch, and the fetch position of every assigned partition after it."""
+        consumer = self.consumer
+        fetched = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+        positions = {}
+        for tp in consumer.assignment():
+            with contextlib.suppress(KafkaError):  # a partition revoked meanwhile
+                positions[tp] = await consumer.position(tp)
+        return fetched, positions
 
     def _on_assignment(self, assignment: frozenset[TopicPartition]) -> None:
         gained, lost = assignment - self.assigned, self.assigned - assignment
@@ -325,29 +390,49 @@ class KafkaSource:
 
     # -- committing ---------------------------------------------------------------------
 
-    def commit(self, settled: int) -> None:
+    def commit(self, settled: int, final: bool = False) -> None:
         """Commit the position after the first ``settled`` messages handed on since start
-        (their effects are safe)."""
-        offsets: dict[TopicPartition, int] = {}
+        (their effects are safe).
+
+        A commit refused because the group is rebalancing (a standby joined) is kept and
+        tried again with the next one; the ``final`` commit of a run retries for up to
+        :data:`FINAL_COMMIT_S` while the consumer rejoins, so a standby taking over starts
+        exactly after it."""
         with self._lock:
             take = min(settled, self._handed) - self._committed_upto
             for _ in range(max(take, 0)):
                 tp, offset = self._marks.popleft()
-                offsets[tp] = offset + 1
+                self._uncommitted[tp] = offset + 1
             self._committed_upto += max(take, 0)
-        offsets = {tp: o for tp, o in offsets.items() if tp in self.assigned}
-        if not offsets:
+        deadline = time.monotonic() + (FINAL_COMMIT_S if final else 0.0)
+        while True:
+            owned = self.consumer.assignment()
+            offsets = {tp: o for tp, o in self._uncommitted.items() if tp in owned}
+            if not offsets:
+                return
+            try:
+                self._loop.call(self.consumer.commit(offsets))
+            except (KafkaError, OSError, TimeoutError) as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.25)  # the coordinator rejoins the group meanwhile
+                    continue
+                # the position stays behind: those messages come again after a restart
+                log_event(_LOG, logging.WARNING, "kafka commit failed; the messages after "
+                          "the last commit will be read again after a restart", final=final,
+                          error=f"{type(exc).__name__}: {exc}")
+                return
+            with self._lock:
+                self.committed.update(offsets)
+                for tp in offsets:
+                    if self._uncommitted.get(tp) == offsets[tp]:
+                        del self._uncommitted[tp]
             return
-        try:
-            self._loop.call(self.consumer.commit(offsets))
-        except (KafkaError, OSError, TimeoutError) as exc:
-            # the position stays behind: those messages come again after a restart
-            log_event(_LOG, logging.WARNING, "kafka commit failed; the messages after the "
-                      "last commit will be read again after a restart",
-                      error=f"{type(exc).__name__}: {exc}")
-            return
+
+    def read_up_to(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset after the last message handed on, for those of ``partitions`` this
+        process has read from."""
         with self._lock:
-            self.committed.update(offsets)
+            return {tp: self._next[tp] for tp in partitions if tp in self._next}
 
     def partition_state(self) -> tuple[frozenset[int], frozenset[int]]:
         """The assigned partitions of the events topic, and those caught up with their log

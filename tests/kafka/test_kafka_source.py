@@ -216,13 +216,15 @@ def test_sigkill_never_loses_what_was_committed(broker: MockCluster, events: lis
     assert b["events_in"] == len(events) - committed
 
 
-def _committed(bootstrap: str) -> int:
+def _committed(bootstrap: str, partitions: int = 1) -> int:
+    """Messages the group "placewatch" has committed, over the events topic's partitions."""
     consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap,
                                          "group.id": "placewatch", "log_level": 3})
     try:
-        position = consumer.committed(
-            [confluent_kafka.TopicPartition("placewatch.events", 0)], timeout=10)[0]
-        return max(position.offset, 0)
+        positions = consumer.committed(
+            [confluent_kafka.TopicPartition("placewatch.events", p) for p in range(partitions)],
+            timeout=10)
+        return sum(max(p.offset, 0) for p in positions)
     finally:
         consumer.close()
 
@@ -256,3 +258,4 @@ def test_an_unreachable_broker_is_one_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot reach Kafka at 127.0.0.1:1" in done.stderr
     assert "Traceback" not in done.stderr
+

@@ -184,5 +184,40 @@ def test_an_interrupt_mid_batch_hands_on_only_the_events_processed(tmp_path: Pat
     assert [b.events for b in sink.batches] == [512, 188]
     assert app.core.sequencer.offered == 700
     last = sink.batches[-1]
-    # the commit point (no audit work held): every input before the oldest still sequenced
-    assert last.settled_events == app.core.sequencer.oldest_tag <= 700
+    # the commit point does not move past where the interrupted batch began: an event may
+    # have been taken from the sequencer and not applied
+    assert last.settled_events == sink.batches[0].settled_events
+    assert last.settled_events is not None
+    assert last.settled_events <= app.core.sequencer.oldest_tag <= 700
+
+
+def test_the_commit_point_never_passes_an_effect_not_yet_handed_on(tmp_path: Path) -> None:
+    """``settled_events`` is what a Kafka commit follows. With deep audits in their worker
+    process and outcomes waiting in the sequencer, every batch's commit point must stay
+    behind every audit record not yet handed to the sinks, and the run's last batch must
+    settle everything."""
+    sink = RecordingSink()
+    app = create_app(load_settings(environ={}, overrides={"audit_worker": "process",
+                                                          "audit_sample_rate": 0.1}),
+                     sinks=[sink])
+    sink.registry = app.registry
+    events = [("sim", raw) for raw in Simulation(SCENARIOS["baseline"], 12_000, seed=2)]
+    app.replay(events, tmp_path / "out")
+    seen: set[int] = set()
+    held_back = 0
+    arrived = 0
+    all_indexes = set()
+    for batch in sink.batches:
+        for _, _, body in batch.audit_records:
+            all_indexes.add(json.loads(body)["event_index"])
+    assert len(all_indexes) > 500
+    for batch in sink.batches:
+        arrived += batch.events
+        for _, _, body in batch.audit_records:
+            seen.add(json.loads(body)["event_index"])
+        assert batch.settled_events is not None and batch.settled_events <= arrived
+        missing = {i for i in all_indexes if i < batch.settled_events} - seen
+        assert not missing, (batch.settled_events, sorted(missing)[:5])
+        held_back += batch.settled_events < arrived
+    assert held_back > len(sink.batches) // 2  # the check has something to hold back
+    assert sink.batches[-1].final and sink.batches[-1].settled_events == len(events)
