@@ -34,7 +34,7 @@ from streams.errors import PlacewatchError
 from streams.settings import KafkaSettings
 from streams.sinks.base import Batch
 from streams.sinks.files import alert_line
-from streams.sources.kafka import CONNECT_TIMEOUT_S, KafkaLoop, KafkaSource
+from streams.sources.kafka import CLOSE_TIMEOUT_S, CONNECT_TIMEOUT_S, KafkaLoop, KafkaSource
 
 __all__ = ["COMMIT_INTERVAL_S", "KafkaEffects", "KafkaOffsets"]
 
@@ -92,14 +92,14 @@ class KafkaEffects:
         async def acknowledged() -> None:
             await asyncio.gather(*sent)
         try:
-            self._loop.call(acknowledged(), CONNECT_TIMEOUT_S * 2)
+            self._loop.call(acknowledged(), CONNECT_TIMEOUT_S)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise PlacewatchError("Kafka did not acknowledge placewatch's messages: "
                                   f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
-            self._loop.call(self._producer.stop(), CONNECT_TIMEOUT_S)
+            self._loop.call(self._producer.stop(), CLOSE_TIMEOUT_S)
 
 
 COMMIT_INTERVAL_S = 1.0

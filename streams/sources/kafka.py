@@ -51,6 +51,9 @@ _LOG = logging.getLogger("placewatch")
 _T = TypeVar("_T")
 CONNECT_TIMEOUT_S: Final = 30.0
 """How long start-up waits for the brokers before it gives up with an error."""
+CLOSE_TIMEOUT_S: Final = 5.0
+"""How long stopping a client (or one commit attempt) may take: with the brokers gone, a
+shutdown must still end (docker stop allows 10 s)."""
 POLL_MS: Final = 200
 QUIET_S: Final = 2.0
 """A partition caught up with its log and silent this long no longer holds the others back
@@ -124,7 +127,16 @@ class KafkaLoop:
             raise
 
     def close(self) -> None:
+        """Cancel what is still pending (clients stopped with the brokers gone leave tasks
+        behind), then stop the loop and its thread."""
         if self.loop.is_running():
+            async def cancel_pending() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                self.call(cancel_pending(), CLOSE_TIMEOUT_S)
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
@@ -300,7 +312,7 @@ class KafkaSource:
             try:
                 fetched, positions = self._loop.call(self._fetch(),
                                                      POLL_MS / 1000 + CONNECT_TIMEOUT_S)
-            except (KafkaError, OSError) as exc:
+            except (KafkaError, OSError, TimeoutError) as exc:
                 raise PlacewatchError(f"reading {topic} from Kafka failed: "
                                       f"{type(exc).__name__}: {exc}") from exc
             now = time.monotonic()
@@ -355,8 +367,10 @@ class KafkaSource:
         fetched = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
         positions = {}
         for tp in consumer.assignment():
-            with contextlib.suppress(KafkaError):  # a partition revoked meanwhile
-                positions[tp] = await consumer.position(tp)
+            # a partition revoked meanwhile, or brokers away: no position this time (it
+            # then counts as not caught up)
+            with contextlib.suppress(KafkaError, TimeoutError):
+                positions[tp] = await asyncio.wait_for(consumer.position(tp), 1.0)
         return fetched, positions
 
     def _on_assignment(self, assignment: frozenset[TopicPartition]) -> None:
@@ -411,7 +425,7 @@ class KafkaSource:
             if not offsets:
                 return
             try:
-                self._loop.call(self.consumer.commit(offsets))
+                self._loop.call(self.consumer.commit(offsets), CLOSE_TIMEOUT_S)
             except (KafkaError, OSError, TimeoutError) as exc:
                 if time.monotonic() < deadline:
                     time.sleep(0.25)  # the coordinator rejoins the group meanwhile
@@ -452,4 +466,4 @@ class KafkaSource:
 
     def close(self) -> None:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
-            self._loop.call(self.consumer.stop(), 15)
+            self._loop.call(self.consumer.stop(), CLOSE_TIMEOUT_S)
