@@ -47,9 +47,9 @@ from streams.sinks.log import AlertLog
 from streams.sinks.outbox import AlertOutbox
 from streams.sources.live import Event, LiveReader
 
-__all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "OUTPUT_FILES", "KafkaRun", "Placewatch",
-           "create_app",
-           "graceful_stop", "rederive_records", "versions"]
+__all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "CHUNKED_BATCH_EVENTS", "OUTPUT_FILES",
+           "KafkaRun", "Placewatch", "create_app", "graceful_stop", "rederive_records",
+           "versions"]
 
 BATCH_EVENTS = 512
 """Input events per batch: effects are drained and handed to the sinks after each."""
