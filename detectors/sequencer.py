@@ -98,6 +98,8 @@ class EventTimeSequencer:
         self._heap: list[tuple[float, int, str, bytes, int, Placement | Outcome | Rejection]] = []
         self._partitions: dict[int, _Partition] = {}
         self._quiet: frozenset[int] = frozenset()
+        self._assigned: frozenset[int] | None = None
+        """The partitions that hold the others back (None: every partition seen, a file)."""
         self._tags: list[int] = []
         """Arrival tags of the buffered events, as a heap (the oldest first)."""
         self._gone: set[int] = set()
@@ -120,12 +122,15 @@ class EventTimeSequencer:
 
     def assign(self, partitions: Iterable[int]) -> None:
         """The partitions events may come from (a consumer's assignment): each holds the
-        others back until it has spoken, or is reported quiet."""
-        keep = set(partitions)
+        others back until it has spoken, or is reported quiet. Events still arriving from a
+        partition no longer assigned (read before it was revoked) are put in order but hold
+        nothing back."""
+        keep = frozenset(partitions)
         for p in keep:
             self._partitions.setdefault(p, _Partition())
         for p in set(self._partitions) - keep:
             del self._partitions[p]
+        self._assigned = keep
 
     def quiet(self, partitions: Iterable[int]) -> None:
         """Partitions caught up with their log and silent: they do not hold the others back."""
@@ -227,7 +232,9 @@ class EventTimeSequencer:
 
     def ready(self) -> Iterator[Released]:
         """Release, in order, every event no later event can precede."""
-        active = [self._floor(p) for n, p in self._partitions.items() if n not in self._quiet]
+        assigned = self._assigned
+        active = [self._floor(p) for n, p in self._partitions.items()
+                  if n not in self._quiet and (assigned is None or n in assigned)]
         limit = min(active) if active else math.inf
         heap = self._heap
         while heap and (heap[0][0] < limit or len(heap) > self.capacity):

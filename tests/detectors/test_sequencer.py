@@ -123,3 +123,24 @@ def test_the_oldest_tag_is_the_first_input_still_held() -> None:
     assert seq.oldest_tag == 0
     assert [tag for tag, _, _ in seq.flush()] == [5, 0]
     assert seq.oldest_tag == seq.offered == 6
+
+
+def test_a_revoked_partition_holds_nothing_back() -> None:
+    """Messages read from a partition just before it was revoked still arrive; they are put
+    in order, but the partition, no longer assigned, must not stop every release."""
+    seq = EventTimeSequencer(0.0, 0.0, 1000)
+    seq.assign([0, 1])
+    for i in range(4):
+        for p in (0, 1):
+            raw = line(placement(f"d-{p}-{i}", at=_at(i)))
+            seq.offer(decode_event(raw), raw, p)
+    list(seq.ready())
+    seq.assign([0])  # partition 1 revoked; two of its messages were already read
+    for i in range(4, 6):
+        raw = line(placement(f"d-1-{i}", at=_at(i)))
+        seq.offer(decode_event(raw), raw, 1)
+    for i in range(4, 50):
+        raw = line(placement(f"d-0-{i}", at=_at(i)))
+        seq.offer(decode_event(raw), raw, 0)
+    released = [_name(e) for _, e, _ in seq.ready()]
+    assert "placement:d-0-48" in released and "placement:d-1-5" in released
