@@ -65,11 +65,14 @@ Released = tuple[int, Placement | Outcome | Rejection, bytes]
 _RANK_PLACEMENT: Final = 0
 _RANK_OUTCOME: Final = 1
 _RANK_REJECTED: Final = 2
+_RANK_CLOCK_OFF: Final = 3
+"""A partition's first or second event whose clock disagrees: after the good one it is
+compared with, so the core's own watermark never starts from a bad clock."""
 _NEVER: Final = -math.inf
 
 
 class _Partition:
-    __slots__ = ("first_tag", "jump", "watermark")
+    __slots__ = ("first_key", "first_tag", "jump", "watermark")
 
     def __init__(self) -> None:
         self.watermark = _NEVER
@@ -77,6 +80,7 @@ class _Partition:
         """A time far ahead of the watermark (or the partition's first), waiting for a second
         event to confirm it."""
         self.first_tag = -1
+        self.first_key = _NEVER
 
 
 class EventTimeSequencer:
@@ -105,6 +109,10 @@ class EventTimeSequencer:
         self._gone: set[int] = set()
         """Tags released while not the oldest (removed from the heap lazily)."""
         self._released_key = _NEVER
+        self._max_mark = _NEVER
+        """The latest trusted event time on any partition: released keys never count beyond
+        it (an untrusted key released because every partition was quiet must not make what
+        follows late)."""
         self.offered = 0
         self.late = 0
         """Events that arrived below their partition's floor (processed where they arrived)."""
@@ -157,67 +165,70 @@ class EventTimeSequencer:
         else:
             at, key, rank, name = _NEVER, floor, _RANK_REJECTED, ""
         if at != _NEVER:
-            key = self._check_clock(part, at, key, floor, tag)
+            key, rank = self._check_clock(part, at, key, rank, floor, tag)
             if key < floor:
                 self.late += 1
                 key = floor
         heapq.heappush(self._heap, (key, rank, name, raw, tag, event))
         heapq.heappush(self._tags, tag)
 
-    def _check_clock(self, part: _Partition, at: float, key: float, floor: float,
-                     tag: int) -> float:
-        """Move the partition's watermark for an event at ``at``; return its key (the floor
-        for an event whose clock is off, counted as late).
+    def _check_clock(self, part: _Partition, at: float, key: float, rank: int, floor: float,
+                     tag: int) -> tuple[float, int]:
+        """Move the partition's watermark for an event at ``at``; return its key and rank
+        (the floor for an event whose clock is off, counted as late).
 
         One event far ahead of the watermark (``max_clock_jump_s``) does not move it: it is
         held in place until a second one confirms the jump. A partition's first event is
         trusted only once the second agrees with it; if they disagree, the earlier is taken
-        and the other is put in place."""
+        and the other is put right after it."""
         mark = part.watermark
         jump = self.max_clock_jump_s
         if mark == _NEVER:
             if part.jump is None:  # the first: its time counts once a second agrees
-                part.jump, part.first_tag = at, tag
-                return key
+                part.jump, part.first_tag, part.first_key = at, tag, key
+                return key, rank
             first, part.jump = part.jump, None
             if abs(at - first) <= jump:
-                part.watermark = max(at, first)
-                return key
-            part.watermark = min(at, first)
-            if at > first:  # this one's clock is off
-                self.late += 1
-                return max(floor, self._released_key)
-            self._rekey(part.first_tag, max(part.watermark - self.lateness_s,
-                                            self._released_key))
-            return key
+                self._trust(part, max(at, first))
+                return key, rank
+            self._trust(part, min(at, first))
+            self.late += 1
+            if at > first:  # this one's clock is off: right after the first
+                return max(part.first_key, floor), _RANK_CLOCK_OFF
+            self._rekey(part.first_tag, key)  # the first's clock was off
+            return key, rank
         if at - mark <= jump:
             part.jump = None
             if at > mark:
-                part.watermark = at
-            return key
+                self._trust(part, at)
+            return key, rank
         if part.jump is None:  # one event far ahead: held to be confirmed, in place
             part.jump = at
             self.late += 1
-            return floor
-        part.watermark = min(part.jump, at)  # a second one confirms the gap
+            return floor, rank
+        self._trust(part, min(part.jump, at))  # a second one confirms the gap
         part.jump = None
-        return key
+        return key, rank
+
+    def _trust(self, part: _Partition, mark: float) -> None:
+        part.watermark = mark
+        if mark > self._max_mark:
+            self._max_mark = mark
 
     def _rekey(self, tag: int, key: float) -> None:
-        """Put an already buffered event (a partition's first, found to be a bad clock) at
-        ``key`` (rare: a scan of the buffer)."""
+        """Put an already buffered event (a partition's first, found to be a bad clock) right
+        after ``key`` (rare: a scan of the buffer)."""
         heap = self._heap
         for i, entry in enumerate(heap):
             if entry[4] == tag:
-                heap[i] = (key, *entry[1:])
+                heap[i] = (key, _RANK_CLOCK_OFF, *entry[2:])
                 heapq.heapify(heap)
-                self.late += 1
                 return
 
     def _pop(self, forced: bool = False) -> Released:
         key, _, _, raw, tag, event = heapq.heappop(self._heap)
         if not forced:  # a forced release must not make what follows late
-            self._released_key = max(self._released_key, key)
+            self._released_key = max(self._released_key, min(key, self._max_mark))
         self._tags_remove(tag)
         return tag, event, raw
 

@@ -94,6 +94,8 @@ class Placewatch:
         self._audit_work: list[WorkItem] = []
         self._work_since: int | None = None
         """The first input event the audit work not yet handed on came from."""
+        self._last_settled = 0
+        """The commit point the latest batch reported."""
         self._settled_cap: int | None = None
         """After an interrupt inside a batch, the input before which everything is settled;
         nothing later is ever reported settled in this run."""
@@ -175,15 +177,16 @@ class Placewatch:
             except KeyboardInterrupt:  # a second signal mid-batch: keep what was processed
                 # an event may have been taken from the sequencer and not applied: nothing
                 # from this batch on is ever reported settled (a restart reads it again)
-                self._settled_cap = floor
+                self._settled_cap = min(floor, self._last_settled)
                 self.stop_requested.set()
                 self.deliver(sinks, first, core.sequencer.offered - offered, floor,
                              received_at=received)
                 raise
+            before = self._last_settled
             try:
                 self.deliver(sinks, first, len(batch), floor, received_at=received)
             except KeyboardInterrupt:  # effects drained and perhaps not all written
-                self._settled_cap = floor
+                self._settled_cap = min(floor, before)
                 raise
             yield len(batch)
 
@@ -215,6 +218,7 @@ class Placewatch:
         for held in (self._work_since, audits.unsealed_since, self._settled_cap):
             if held is not None:
                 settled = min(settled, held)
+        self._last_settled = settled
         out = Batch(first, arrived, [(d, d.source) for d in effects.dead_letters],
                     effects.alerts, records, final, received_at, settled)
         for sink in sinks:

@@ -13,7 +13,7 @@ re-delivers at most what came after the last commit.
 **One judge per group.** Fairness compares groups, so one process must see every partition.
 The consumer group's assignment is :class:`SingleOwner`: every partition of the topic goes to
 one member, the others wait as hot standbys and take over (from the committed position) when
-it leaves. The owner keeps its partitions when a standby joins.
+it leaves. The assignor prefers the member that held the partitions when a standby joins.
 
 All Kafka I/O runs on one asyncio loop in a thread of its own (:class:`KafkaLoop`); the run's
 thread calls into it and waits with a deadline.
@@ -335,7 +335,6 @@ class KafkaSource:
                 with self._lock:
                     for message in messages:
                         self._marks.append((tp, message.offset))
-                    self._next[tp] = messages[-1].offset + 1
                     self._heard[tp] = now
                 self._handed += len(messages)
                 prefix = f"kafka:{tp.topic}/{tp.partition}@"
@@ -362,15 +361,27 @@ class KafkaSource:
                 return
 
     async def _fetch(self) -> tuple[dict[TopicPartition, list[Any]], dict[TopicPartition, int]]:
-        """One batched fetch, and the fetch position of every assigned partition after it."""
+        """One batched fetch of the assigned partitions, and their fetch positions after it.
+
+        Where reading stopped is recorded before anything else can run on the loop, so a
+        rebalance's seek (:class:`_KeepPosition`) never sends this fetch again."""
         consumer = self.consumer
         fetched = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
-        positions = {}
-        for tp in consumer.assignment():
-            # a partition revoked meanwhile, or brokers away: no position this time (it
-            # then counts as not caught up)
-            with contextlib.suppress(KafkaError, TimeoutError):
-                positions[tp] = await asyncio.wait_for(consumer.position(tp), 1.0)
+        owned = consumer.assignment()
+        fetched = {tp: messages for tp, messages in fetched.items()
+                   if messages and tp in owned}
+        with self._lock:
+            for tp, messages in fetched.items():
+                self._next[tp] = messages[-1].offset + 1
+        # brokers away or a partition revoked meanwhile: no position this time (it then
+        # counts as not caught up); all asked together, under one short deadline
+        partitions = sorted(owned, key=lambda tp: tp.partition)
+        positions: dict[TopicPartition, int] = {}
+        with contextlib.suppress(TimeoutError):
+            answers = await asyncio.wait_for(asyncio.gather(
+                *(consumer.position(tp) for tp in partitions), return_exceptions=True), 2.0)
+            positions = {tp: answer for tp, answer in zip(partitions, answers, strict=True)
+                         if isinstance(answer, int)}
         return fetched, positions
 
     def _on_assignment(self, assignment: frozenset[TopicPartition]) -> None:
@@ -380,7 +391,8 @@ class KafkaSource:
             self.assigned = assignment
             self._assigned_at = time.monotonic()
             for tp in lost:
-                for table in (self.highwater, self.committed, self._next, self._heard):
+                for table in (self.highwater, self.committed, self._next, self._heard,
+                              self._uncommitted):
                     table.pop(tp, None)
             self.committed.update(positions)
             self._next.update(positions)
