@@ -436,8 +436,9 @@ class KafkaRun:
 
     def __init__(self, settings: Settings, url: str, stop_when_idle: float | None,
                  max_events: int | None = None) -> None:
+        from streams.kafka_client import KafkaLoop, bootstrap_of, make_producer
         from streams.sinks.kafka import KafkaEffects, KafkaOffsets
-        from streams.sources.kafka import KafkaLoop, KafkaSource, bootstrap_of, make_producer
+        from streams.sources.kafka import KafkaSource
 
         servers = bootstrap_of(url)
         self.loop = KafkaLoop()

@@ -57,7 +57,7 @@ def produce(
         raise PlacewatchError(f"--scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     from aiokafka.errors import KafkaError
 
-    from streams.sources.kafka import KafkaLoop, bootstrap_of, make_producer
+    from streams.kafka_client import KafkaLoop, bootstrap_of, make_producer
 
     servers = bootstrap_of(to)
     topic = settings.kafka.events_topic

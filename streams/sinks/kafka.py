@@ -31,10 +31,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from streams.errors import PlacewatchError
+from streams.kafka_client import CLOSE_TIMEOUT_S, CONNECT_TIMEOUT_S, KafkaLoop
 from streams.settings import KafkaSettings
 from streams.sinks.base import Batch
 from streams.sinks.files import alert_line
-from streams.sources.kafka import CLOSE_TIMEOUT_S, CONNECT_TIMEOUT_S, KafkaLoop, KafkaSource
+from streams.sources.kafka import KafkaSource
 
 __all__ = ["COMMIT_INTERVAL_S", "KafkaEffects", "KafkaOffsets"]
 
