@@ -66,6 +66,9 @@ class CoreConfig:
     """Confidence level of the intervals that gate disparity findings."""
     evaluate_every: int = 500
     """Events between two evaluations of the standing disparity checks."""
+    history_window_s: int = 3600
+    """Seconds of event time per history window (:mod:`detectors.history`, the weekly
+    report's input); must divide a day. 0 turns history off."""
     false_alarms_per_million: float = 1.0
     """Budget of false drift alarms per million events, for all sequential detectors together."""
     drift_warmup: int = 400
@@ -190,6 +193,11 @@ class CoreConfig:
                  "trend_alpha", "a number in (0, 0.5)", self.trend_alpha)
         _require(_is_number(self.trend_min_growth) and self.trend_min_growth >= 0,
                  "trend_min_growth", "a number >= 0", self.trend_min_growth)
+        _require(_is_int(self.history_window_s) and self.history_window_s >= 0
+                 and (self.history_window_s == 0 or (self.history_window_s >= 60
+                                                     and 86400 % self.history_window_s == 0)),
+                 "history_window_s", "0 (off) or seconds >= 60 that divide a day (86400)",
+                 self.history_window_s)
         for key in ("deserving_priority", "old_hardware_below"):
             value = getattr(self, key)
             _require(_is_int(value), key, "an integer", value)

@@ -85,11 +85,25 @@ class GroupStats:
     ``place`` decisions stating a hardware generation. Queue waits (of ``place`` decisions)
     go into a log-bucket histogram for quantiles; ``price_per_hour / requested cpu`` into a
     running mean (cost per requested vCPU-hour).
+
+    Money, for the weekly report (:mod:`detectors.history`): a ``place`` decision's *spend* is
+    its ``predicted_cost``, else ``price_per_hour × predicted_runtime_s / 3600``; it is summed
+    over all of them (``spend``), over those on a preferred tier (``cheap_spend``) and over
+    those on another stated tier (``premium_spend``). Joined outcomes add their forecast
+    residuals, ``log(actual / predicted)`` of runtime and of cost (count, sum, sum of squares),
+    and the actual and predicted cost where both are known.
     """
 
     __slots__ = (
         "alerts",
         "attribute",
+        "cheap_spend_n",
+        "cheap_spend_sum",
+        "cost_actual_sum",
+        "cost_predicted_sum",
+        "cost_res_n",
+        "cost_res_sq",
+        "cost_res_sum",
         "deadline_missed",
         "deadline_n",
         "decisions",
@@ -104,9 +118,16 @@ class GroupStats:
         "placed",
         "preempted",
         "preferred",
+        "premium_spend_n",
+        "premium_spend_sum",
         "queued",
         "recent",
         "rejected",
+        "runtime_res_n",
+        "runtime_res_sq",
+        "runtime_res_sum",
+        "spend_n",
+        "spend_sum",
         "tiered",
         "unit_price_n",
         "unit_price_sum",
@@ -137,6 +158,20 @@ class GroupStats:
         self.outcomes = 0
         self.deadline_n = 0
         self.deadline_missed = 0
+        self.spend_n = 0
+        self.spend_sum = 0.0
+        self.cheap_spend_n = 0
+        self.cheap_spend_sum = 0.0
+        self.premium_spend_n = 0
+        self.premium_spend_sum = 0.0
+        self.runtime_res_n = 0
+        self.runtime_res_sum = 0.0
+        self.runtime_res_sq = 0.0
+        self.cost_res_n = 0
+        self.cost_res_sum = 0.0
+        self.cost_res_sq = 0.0
+        self.cost_actual_sum = 0.0
+        self.cost_predicted_sum = 0.0
         self.drift: dict[str, RateWatch] | None = None
         self.forecast: dict[str, ResidualWatch] | None = None
         self.alerts: tuple[tuple[str, str | None, str | None, str], ...] = ()

@@ -51,6 +51,7 @@ from detectors.findings import (
 )
 from detectors.forecast import ForecastDrift, ForecastSignal
 from detectors.groups import RECENT, EquityLedger, GroupStats, wait_bucket
+from detectors.history import History, HistoryRecord
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import LiftedOverrides, OverrideWatch
 from detectors.rates import RATE_BY_NAME
@@ -94,6 +95,8 @@ class Effects:
     """Alert edges in the order they happened: ``firing`` and ``resolved``."""
     audit_work: list[WorkItem] = field(default_factory=list)
     """Deep-audit work in stream order: what the shadow model learns and what it explains."""
+    history: list[HistoryRecord] = field(default_factory=list)
+    """History windows closed (:mod:`detectors.history`), in event-time order."""
 
 
 class AuditCore:
@@ -161,6 +164,8 @@ class AuditCore:
         self.clock_outliers = 0
         self._last: Where | None = None
         """The latest placement: periodic findings are reported on it."""
+        self.history = History(config.history_window_s) if config.history_window_s else None
+        """Windows of what each group received, for the weekly report (None: off)."""
 
     @property
     def alerts_by_kind(self) -> dict[str, int]:
@@ -241,11 +246,27 @@ class AuditCore:
                 self.clock_outliers += 1
             if ts > mark:
                 self.watermark = ts
+                if mark == float("-inf") and self.history is not None:
+                    self.history.start(ts)
         elif self._jump is None:
             self._jump = ts
         else:
             self.watermark = min(self._jump, ts)
             self._jump = None
+        history = self.history
+        if history is not None and self.watermark >= history.window_end:
+            # the event being applied belongs to the new window
+            self._effects.history.extend(history.roll(self.watermark, self.ledger,
+                                                      self._stream_totals(1),
+                                                      self.rejected_by_reason))
+
+    def _stream_totals(self, current: int) -> dict[str, int]:
+        """The stream's counters for a history window, less the ``current`` event."""
+        return {"events_in": self.events_in - current, "placements": self.placements,
+                "outcomes": self.outcomes, "duplicates": self.duplicates,
+                "rejected": self.rejected, "joined": self.joined,
+                "orphaned_outcomes": self.orphaned_outcomes, "audited": self.audited,
+                "late_events": self.sequencer.late, "clock_outliers": self.clock_outliers}
 
     def _reject(self, rejection: Rejection, raw: bytes, index: int) -> None:
         self.rejected += 1
@@ -257,10 +278,10 @@ class AuditCore:
     def _on_placement(self, event: Placement, raw: bytes, index: int) -> None:
         if self._carried:
             self._close_carried(Where(event.decision_id, index, event.decided_at))
-        self.placements += 1
         decided_at = event.decided_at
         ts = decided_at.timestamp()
         self._advance(ts)
+        self.placements += 1
         decision = event.decision
         action = decision.action
         tiered = action == "place" and decision.tier is not UNSET
@@ -271,10 +292,17 @@ class AuditCore:
         deserving = priority is not None and priority >= self.config.deserving_priority
         generation = decision.hardware_generation if action == "place" else UNSET
         unit_price = None
-        if action == "place" and decision.price_per_hour is not UNSET and job is not UNSET:
-            requested = job.requested
-            if requested is not UNSET and requested.cpu is not UNSET and requested.cpu > 0:
-                unit_price = decision.price_per_hour / requested.cpu
+        spend = None
+        if action == "place":
+            price = decision.price_per_hour
+            if price is not UNSET and job is not UNSET:
+                requested = job.requested
+                if requested is not UNSET and requested.cpu is not UNSET and requested.cpu > 0:
+                    unit_price = price / requested.cpu
+            if decision.predicted_cost is not UNSET:
+                spend = decision.predicted_cost
+            elif price is not UNSET and decision.predicted_runtime_s is not UNSET:
+                spend = price * decision.predicted_runtime_s / 3600.0
         groups = self.ledger.resolve(event.attributes)
         bucket = 0 if wait is None else wait_bucket(wait)
         for stats in groups:
@@ -297,6 +325,15 @@ class AuditCore:
                 if unit_price is not None:
                     stats.unit_price_n += 1
                     stats.unit_price_sum += unit_price
+                if spend is not None:
+                    stats.spend_n += 1
+                    stats.spend_sum += spend
+                    if preferred:
+                        stats.cheap_spend_n += 1
+                        stats.cheap_spend_sum += spend
+                    elif tiered:
+                        stats.premium_spend_n += 1
+                        stats.premium_spend_sum += spend
             elif action == "queue":
                 stats.queued += 1
             elif action == "preempt":
@@ -321,6 +358,10 @@ class AuditCore:
             self._apply_outcome(groups, event, trains, waiting, where)
         override = event.override
         if override is not UNSET:
+            if self.history is not None:
+                self.history.override(override.by or "", override.reason or "",
+                                      None if override.expires_at is UNSET
+                                      else override.expires_at.timestamp())
             self._check_override(event, override, index)
         costly = (config.audit_cost_threshold > 0 and decision.predicted_cost is not UNSET
                   and decision.predicted_cost >= config.audit_cost_threshold)
@@ -335,8 +376,8 @@ class AuditCore:
                         self._alerted_on(groups) if alerted is None else alerted)
 
     def _on_outcome(self, event: Outcome, index: int) -> None:
-        self.outcomes += 1
         self._advance(event.finished_at.timestamp())
+        self.outcomes += 1
         held = self.joiner.add_outcome(event.decision_id, event, self.watermark)
         if held is not None:
             self._apply_outcome(held[0], held[1], held[2], event,
@@ -349,6 +390,11 @@ class AuditCore:
         if trained and met is not UNSET:
             self._effects.audit_work.append(LearnOutcome(placement.decision_id, met))
         residuals = self._residuals(placement, outcome)
+        costs = None
+        actual, predicted = outcome.actual_cost, placement.decision.predicted_cost
+        if residuals and residuals[-1][0] == "cost" and actual is not UNSET \
+                and predicted is not UNSET:
+            costs = (actual, predicted)
         for stats in groups:
             stats.outcomes += 1
             if met is not UNSET:
@@ -363,6 +409,17 @@ class AuditCore:
                 for quantity, residual in residuals:
                     forecast[quantity].observe(residual, self.forecast.warmup,
                                                self.forecast.min_scale)
+                    if quantity == "runtime":
+                        stats.runtime_res_n += 1
+                        stats.runtime_res_sum += residual
+                        stats.runtime_res_sq += residual * residual
+                    else:
+                        stats.cost_res_n += 1
+                        stats.cost_res_sum += residual
+                        stats.cost_res_sq += residual * residual
+                if costs is not None:
+                    stats.cost_actual_sum += costs[0]
+                    stats.cost_predicted_sum += costs[1]
 
     @staticmethod
     def _residuals(placement: Placement, outcome: Outcome) -> list[tuple[str, float]]:
@@ -538,6 +595,9 @@ class AuditCore:
             self._apply(event, raw, tag)
         self.evaluate()
         self.orphaned_outcomes += len(self.joiner.drain_outcomes())
+        if self.history is not None:
+            self._effects.history.extend(self.history.flush(self.ledger, self._stream_totals(0),
+                                                            self.rejected_by_reason))
 
     # -- audit ---------------------------------------------------------------------------
 

@@ -14,14 +14,21 @@ pick_python() {
   return 1
 }
 
-# promtool and amtool (tests of alerts/), Prometheus and Alertmanager (end-to-end tests).
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+# Debian packages: promtool and amtool (tests of alerts/), Prometheus and Alertmanager
+# (end-to-end tests); Pango, HarfBuzz's subsetter and the DejaVu fonts (the weekly report's
+# PDF, WeasyPrint); poppler-utils (pdftotext and pdftoppm, which the report's tests read it with).
+DEBS="prometheus prometheus-alertmanager libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+      fonts-dejavu-core poppler-utils"
+missing=""
+for deb in $DEBS; do
+  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" || missing="$missing $deb"
+done
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+      --no-install-recommends $missing >/dev/null
   else
-    echo "warning: install Debian's prometheus and prometheus-alertmanager (promtool, amtool)" \
-         "for the alerting tests" >&2
+    echo "warning: install the Debian packages$missing (alerting tests, the report's PDF)" >&2
   fi
 fi
 

@@ -40,6 +40,7 @@ from streams.exposition import render, serve
 from streams.health import ChainWatch, LiveHealth
 from streams.logs import log_event
 from streams.metrics import build_registry
+from streams.report_schedule import ReportSchedule
 from streams.settings import Settings
 from streams.sinks.base import Batch, Sink
 from streams.sinks.directory import OUTPUT_FILES, RunDirectory
@@ -220,7 +221,7 @@ class Placewatch:
                 settled = min(settled, held)
         self._last_settled = settled
         out = Batch(first, arrived, [(d, d.source) for d in effects.dead_letters],
-                    effects.alerts, records, final, received_at, settled)
+                    effects.alerts, records, final, received_at, settled, effects.history)
         for sink in sinks:
             sink.write(out)
         for sink in sinks:
@@ -309,7 +310,8 @@ class Placewatch:
     def replay(self, events: Iterable[Event], out_dir: Path,
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
-        out = RunDirectory.open(out_dir, resume=False)
+        out = RunDirectory.open(out_dir, resume=False,
+                                history_retention_days=self.settings.history_retention_days)
         self.findings_path = out.findings.store.path
         sinks = [*out.sinks, *self.sinks]
         self.start_audits(live=False)
@@ -337,12 +339,14 @@ class Placewatch:
         port = server.server_address[1]
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
-        out = RunDirectory.open(out_dir, resume=True, fsync=True)
+        out = RunDirectory.open(out_dir, resume=True, fsync=True,
+                                history_retention_days=self.settings.history_retention_days)
         self.findings_path = out.findings.store.path
         self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(s.runbook_base), *self.sinks]
         health = LiveHealth(consumer=consumer)
         chain = ChainWatch(out.store.path, health, s.audit_verify_interval_s).start()
+        reports = ReportSchedule(s, out.directory, watermark=lambda: self.core.watermark).start()
         try:
             if s.alertmanager_urls or s.webhook_urls:
                 outbox = AlertOutbox(out.directory / "alert_outbox.sqlite", s.alertmanager_urls,
@@ -361,6 +365,7 @@ class Placewatch:
             self.start_audits(live=True)
         except BaseException:
             chain.close()
+            reports.close()
             own = out.sinks
             for sink in sinks:
                 if not any(sink is mine for mine in own):
@@ -380,6 +385,7 @@ class Placewatch:
                 if self.stop_requested.is_set():
                     stopped_by = "interrupt"
                 chain.close()
+                reports.close()
                 server.shutdown()
                 server.server_close()
                 thread.join(timeout=5)

@@ -33,7 +33,7 @@ from streams.errors import PlacewatchError
 from streams.sinks.base import Batch
 
 __all__ = ["REMEDIATION_BUCKETS", "Finding", "FindingFigures", "FindingsSink", "FindingsStore",
-           "figures"]
+           "figures", "read_findings"]
 
 REMEDIATION_BUCKETS: Final = (600.0, 1800.0, 3600.0, 4 * 3600.0, 8 * 3600.0, 86400.0,
                               3 * 86400.0, 7 * 86400.0, 30 * 86400.0)
@@ -236,6 +236,17 @@ class FindingsStore:
                                       f"{self.get(finding_id).resolved_by}")
         return self.get(finding_id)
 
+
+
+def read_findings(path: Path) -> list[Finding]:
+    """Every finding, oldest first, read without writing (a report beside a running service)."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM findings ORDER BY id"
+                              ).fetchall()
+    except sqlite3.Error as exc:
+        raise PlacewatchError(f"cannot read the findings store {path}: {exc}") from exc
+    return [Finding(*row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

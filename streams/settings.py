@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectors.config import CoreConfig
 from streams.errors import ConfigError
@@ -81,6 +82,13 @@ class Settings:
     """Sampled decisions a worker may hold unexplained before new ones are recorded deferred."""
     audit_retention_days: int = 400
     """Days audit records are kept before ``audit purge`` may delete them (legal holds aside)."""
+    history_retention_days: int = 400
+    """Days of history windows (the weekly report's input) kept in a run directory."""
+    report_timezone: str = "UTC"
+    """IANA time zone of the weekly report's weeks (Monday 00:00 local) and of its schedule."""
+    report_time: str = "06:00"
+    """Local time on Mondays at which a live run writes the report of the week just ended
+    (``HH:MM``; empty: never)."""
     audit_verify_interval_s: float = 3600.0
     """Seconds between re-verifications of the audit chain by a live run (0: at start only)."""
     alertmanager_urls: tuple[str, ...] = ()
@@ -101,6 +109,9 @@ class Settings:
     """The Kafka source (``run --source kafka://...``)."""
     source: str = ""
     """Where the settings came from, for the log (never their values)."""
+    config_file: str = ""
+    """The TOML file they were read from ("" if none): a child process the service starts
+    (the weekly report) reads the same one."""
 
     @property
     def config_hash(self) -> str:
@@ -116,7 +127,7 @@ class Settings:
         for key in _SECRET_KEYS:
             out[key] = "<redacted>"
         for f in dataclasses.fields(self):
-            if f.name not in ("core", "source", "kafka"):
+            if f.name not in ("core", "source", "kafka", "config_file"):
                 out[f.name] = getattr(self, f.name)
         for f in dataclasses.fields(self.kafka):
             value = getattr(self.kafka, f.name)
@@ -317,7 +328,8 @@ def load_settings(config_file: Path | None = None,
         sources.append("environment")
     values.update(env)
     values.update(overrides or {})
-    shell_keys = ({f.name for f in dataclasses.fields(Settings)} - {"core", "source", "kafka"}
+    shell_keys = ({f.name for f in dataclasses.fields(Settings)}
+                  - {"core", "source", "kafka", "config_file"}
                   | {f"kafka_{f.name}" for f in dataclasses.fields(KafkaSettings)}
                   | {"kafka_sasl_password_file"})
     unknown = sorted(set(values) - _CORE_KEYS - shell_keys)
@@ -355,6 +367,20 @@ def load_settings(config_file: Path | None = None,
     retention = shell.get("audit_retention_days", 400)
     if not isinstance(retention, int) or isinstance(retention, bool) or retention < 1:
         raise ConfigError(f"audit_retention_days: must be an integer >= 1, got {retention!r}")
+    history_days = shell.get("history_retention_days", 400)
+    if not isinstance(history_days, int) or isinstance(history_days, bool) or history_days < 8:
+        raise ConfigError("history_retention_days: must be an integer >= 8 (a report compares "
+                          f"a week with the one before), got {history_days!r}")
+    report_tz = shell.get("report_timezone", "UTC")
+    try:
+        ZoneInfo(report_tz if isinstance(report_tz, str) and report_tz else "-")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"report_timezone: must be an IANA time zone such as UTC or "
+                          f"Europe/Berlin, got {report_tz!r}") from exc
+    report_time = shell.get("report_time", "06:00")
+    if not (isinstance(report_time, str)
+            and (report_time == "" or re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", report_time))):
+        raise ConfigError(f"report_time: must be HH:MM (24-hour) or empty, got {report_time!r}")
     verify_every = shell.get("audit_verify_interval_s", 3600.0)
     if (not isinstance(verify_every, int | float) or isinstance(verify_every, bool)
             or not 0 <= verify_every < float("inf")):
@@ -374,8 +400,12 @@ def load_settings(config_file: Path | None = None,
         audit_worker=worker,
         audit_backlog=backlog,
         audit_retention_days=retention,
+        history_retention_days=history_days,
+        report_timezone=report_tz,
+        report_time=report_time,
         audit_verify_interval_s=float(verify_every),
         **delivery,
         kafka=_kafka(shell, from_file),
         source=" < ".join(sources),
+        config_file=str(config_file) if config_file is not None else "",
     )

@@ -264,3 +264,29 @@ def bench_kafka(
                   f"{result.placewatch_rate:,.0f}")
     if not ok:
         raise typer.Exit(1)
+
+
+@bench_app.command("report")
+def bench_report(
+    groups: Annotated[int, typer.Option(min=2, help="Groups in the many-groups week.")] = 3000,
+    events: Annotated[int, typer.Option(min=1000, help="Events of the simulated week.")
+                      ] = 60_000,
+) -> None:
+    """Render time of the weekly report on an empty week (the baseline: the renderer's fixed
+    cost), a simulated week with no findings, and a week of GROUPS groups (14 days of hourly
+    history). Target: each within 30 s. Exits 1 on a miss."""
+    settings_for(None)
+    from streams.bench import report as report_bench
+
+    with ERR.status("rendering three weeks") if not quiet() else NoLive():
+        timings = report_bench.report_times(groups, events)
+    console = Console(width=120)
+    base = timings[0].seconds
+    for timing in timings:
+        console.print(f"{timing.name}: {timing.seconds:.1f} s ({timing.seconds / base:.1f}x "
+                      f"the empty week; {timing.detail})")
+    ok = all(t.seconds <= 30 for t in timings)
+    console.print(f"{'PASS' if ok else 'FAIL'}  every week within 30 s: slowest "
+                  f"{max(t.seconds for t in timings):.1f} s")
+    if not ok:
+        raise typer.Exit(1)

@@ -25,6 +25,7 @@ from streams.cli.bench import bench_app
 from streams.cli.dashboards import dashboards_app
 from streams.cli.findings import findings_app
 from streams.cli.kafka import kafka_app
+from streams.cli.report import report
 from streams.cli.support import ERR, ConfigOpt, NoLive, State, make_parent, progress, settings_for
 from streams.errors import PlacewatchError
 from streams.logs import log_event
@@ -58,6 +59,7 @@ app.add_typer(findings_app, name="findings")  # streams/cli/findings.py
 app.add_typer(dashboards_app, name="dashboards")  # streams/cli/dashboards.py
 app.add_typer(bench_app, name="bench")  # streams/cli/bench.py
 app.add_typer(kafka_app, name="kafka")  # streams/cli/kafka.py
+app.command("report")(report)  # streams/cli/report.py
 app.add_typer(config_app, name="config")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from detectors.alerts import Alert
+from detectors.history import HistoryRecord
 from detectors.pipeline import DeadLetter
 from streams.audit.worker import Sealed
 
@@ -46,6 +47,8 @@ class Batch:
     an earlier one (deep audits still being explained hold it back): once ``durable()`` has
     returned on every sink, a source may forget them (a Kafka consumer commits their
     offsets). None: the same as ``first_event + events``."""
+    history: Sequence[HistoryRecord] = ()
+    """History windows closed in this batch (:mod:`detectors.history`)."""
 
 
 @runtime_checkable

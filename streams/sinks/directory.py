@@ -18,6 +18,7 @@ from streams.findings import FindingsSink
 from streams.sinks.audit_store import AuditStoreSink
 from streams.sinks.base import Sink
 from streams.sinks.files import AlertsFile, DeadLettersFile
+from streams.sinks.history import HISTORY_DIR, HistoryFiles, history_days
 
 __all__ = ["OUTPUT_FILES", "RunDirectory"]
 
@@ -31,25 +32,27 @@ class RunDirectory:
     the end."""
 
     def __init__(self, directory: Path, alerts: AlertsFile, dead_letters: DeadLettersFile,
-                 store: AuditStoreSink, findings: FindingsSink,
+                 store: AuditStoreSink, findings: FindingsSink, history: HistoryFiles,
                  left_open: list[Alert] | None = None) -> None:
         self.directory = directory
         self.alerts = alerts
         self.dead_letters = dead_letters
         self.store = store
         self.findings = findings
+        self.history = history
         self.left_open = left_open or []
         """Alerts an earlier run left open in ``alerts.jsonl`` (firing, never resolved)."""
 
     @property
     def sinks(self) -> list[Sink]:
-        return [self.dead_letters, self.alerts, self.store, self.findings]
+        return [self.dead_letters, self.alerts, self.store, self.findings, self.history]
 
     @classmethod
-    def open(cls, directory: Path, resume: bool, fsync: bool = False) -> RunDirectory:
+    def open(cls, directory: Path, resume: bool, fsync: bool = False,
+             history_retention_days: int = 400) -> RunDirectory:
         """Open a run directory. ``resume`` (a live service restarting) continues its audit
-        chain and appends to its alert and dead-letter files; otherwise (a replay) they are
-        started afresh, but an audit store that already holds records is never deleted.
+        chain and appends to its alert, dead-letter and history files; otherwise (a replay)
+        they are started afresh, but an audit store that already holds records is never deleted.
         ``fsync`` makes every sink's ``durable()`` mean on disk, surviving a machine crash."""
         store = directory / "audit.sqlite"
         try:
@@ -69,6 +72,8 @@ class RunDirectory:
             if not resume:
                 for name in OUTPUT_FILES:
                     (directory / name).unlink(missing_ok=True)
+                for _, path in history_days(directory / HISTORY_DIR):
+                    path.unlink()
         except OSError as exc:
             raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
         left_open = _left_open(directory / "alerts.jsonl") if resume else []
@@ -76,7 +81,9 @@ class RunDirectory:
                    AlertsFile(directory / "alerts.jsonl", append=resume, fsync=fsync),
                    DeadLettersFile(directory / "dead_letter.jsonl", append=resume, fsync=fsync),
                    AuditStoreSink(store, fsync=fsync),
-                   FindingsSink(directory / "findings.sqlite", fsync=fsync), left_open)
+                   FindingsSink(directory / "findings.sqlite", fsync=fsync),
+                   HistoryFiles(directory / HISTORY_DIR, history_retention_days, fsync=fsync),
+                   left_open)
 
     def write_final(self, summary: bytes, metrics: bytes) -> None:
         """``summary.json`` and ``metrics.prom``, written once the last batch is safe."""

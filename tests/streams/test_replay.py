@@ -35,6 +35,11 @@ def test_replay_writes_every_contract_file_twice_identically(simulated: Path,
         outs.append(tmp_path / name)
     for name in ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    days = sorted(p.name for p in (outs[0] / "history").iterdir())
+    assert days and days == sorted(p.name for p in (outs[1] / "history").iterdir())
+    for day in days:
+        assert (outs[0] / "history" / day).read_bytes() == \
+            (outs[1] / "history" / day).read_bytes(), day
     records = []
     for out in outs:
         db = sqlite3.connect(out / "audit.sqlite")
