@@ -56,8 +56,22 @@ class ForecastSignal:
 class ResidualWatch:
     """Reference, batch accumulators, CUSUM state and error figures for one quantity."""
 
-    __slots__ = ("_warm", "abs_sum", "batch_n", "batch_sum", "center", "count", "cycle",
-                 "dispersion", "run_n", "run_sum", "scale", "shift", "sum")
+    __slots__ = (
+        "_warm",
+        "abs_sum",
+        "batch_n",
+        "batch_sum",
+        "center",
+        "count",
+        "cycle",
+        "dispersion",
+        "run_n",
+        "run_sum",
+        "scale",
+        "shift",
+        "sq_sum",
+        "sum",
+    )
 
     def __init__(self) -> None:
         self._warm: list[float] | None = []
@@ -73,6 +87,7 @@ class ResidualWatch:
         self.count = 0
         self.sum = 0.0
         self.abs_sum = 0.0
+        self.sq_sum = 0.0
 
     @property
     def bias(self) -> float | None:
@@ -95,6 +110,7 @@ class ResidualWatch:
         self.count += 1
         self.sum += residual
         self.abs_sum += abs(residual)
+        self.sq_sum += residual * residual
         warm = self._warm
         if warm is not None:
             warm.append(residual)

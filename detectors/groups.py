@@ -88,10 +88,9 @@ class GroupStats:
 
     Money, for the weekly report (:mod:`detectors.history`): a ``place`` decision's *spend* is
     its ``predicted_cost``, else ``price_per_hour × predicted_runtime_s / 3600``; it is summed
-    over all of them (``spend``), over those on a preferred tier (``cheap_spend``) and over
-    those on another stated tier (``premium_spend``). Joined outcomes add their forecast
-    residuals, ``log(actual / predicted)`` of runtime and of cost (count, sum, sum of squares),
-    and the actual and predicted cost where both are known.
+    over those on a preferred tier (``cheap_spend``) and over those on another stated tier
+    (``premium_spend``). Joined outcomes add the actual and predicted cost where both are
+    known (their forecast residuals are in the group's ``forecast`` watches).
     """
 
     __slots__ = (
@@ -101,9 +100,6 @@ class GroupStats:
         "cheap_spend_sum",
         "cost_actual_sum",
         "cost_predicted_sum",
-        "cost_res_n",
-        "cost_res_sq",
-        "cost_res_sum",
         "deadline_missed",
         "deadline_n",
         "decisions",
@@ -123,11 +119,6 @@ class GroupStats:
         "queued",
         "recent",
         "rejected",
-        "runtime_res_n",
-        "runtime_res_sq",
-        "runtime_res_sum",
-        "spend_n",
-        "spend_sum",
         "tiered",
         "unit_price_n",
         "unit_price_sum",
@@ -158,18 +149,10 @@ class GroupStats:
         self.outcomes = 0
         self.deadline_n = 0
         self.deadline_missed = 0
-        self.spend_n = 0
-        self.spend_sum = 0.0
         self.cheap_spend_n = 0
         self.cheap_spend_sum = 0.0
         self.premium_spend_n = 0
         self.premium_spend_sum = 0.0
-        self.runtime_res_n = 0
-        self.runtime_res_sum = 0.0
-        self.runtime_res_sq = 0.0
-        self.cost_res_n = 0
-        self.cost_res_sum = 0.0
-        self.cost_res_sq = 0.0
         self.cost_actual_sum = 0.0
         self.cost_predicted_sum = 0.0
         self.drift: dict[str, RateWatch] | None = None

@@ -39,24 +39,37 @@ from detectors.groups import EquityLedger, GroupStats
 __all__ = ["GROUP_COUNTS", "GROUP_SUMS", "GroupWindow", "History", "HistoryRecord",
            "OverrideSeen", "StreamWindow", "iso_utc"]
 
-GROUP_COUNTS: Final = (
+_STAT_COUNTS: Final = (
     "decisions", "placed", "queued", "preempted", "rejected", "tiered", "preferred",
     "hp_tiered", "hp_preferred", "hw_n", "hw_old", "outcomes", "deadline_n", "deadline_missed",
-    "wait_n", "spend_n", "cheap_spend_n", "premium_spend_n", "runtime_res_n", "cost_res_n",
+    "wait_n", "cheap_spend_n", "premium_spend_n",
 )
-"""Integer counters of :class:`~detectors.groups.GroupStats` a window records."""
-
-GROUP_SUMS: Final = (
-    "wait_sum", "spend_sum", "cheap_spend_sum", "premium_spend_sum", "runtime_res_sum",
-    "runtime_res_sq", "cost_res_sum", "cost_res_sq", "cost_actual_sum", "cost_predicted_sum",
-)
-"""Float sums of :class:`~detectors.groups.GroupStats` a window records."""
+_STAT_SUMS: Final = ("wait_sum", "cheap_spend_sum", "premium_spend_sum", "cost_actual_sum",
+                     "cost_predicted_sum")
+GROUP_COUNTS: Final = (*_STAT_COUNTS, "runtime_res_n", "cost_res_n")
+"""Integer counters a window records: those of :class:`~detectors.groups.GroupStats`, then
+the forecast residuals counted by the group's runtime and cost watches."""
+GROUP_SUMS: Final = (*_STAT_SUMS, "runtime_res_sum", "runtime_res_sq", "cost_res_sum",
+                     "cost_res_sq")
+"""Float sums a window records: the group's, then its forecast residuals' sums and sums of
+squares (``log(actual / predicted)``, from its forecast watches)."""
 
 MAX_OVERRIDES_PER_WINDOW: Final = 50
 """Distinct (by, reason) overrides a window names; more are counted in ``overrides_other``."""
 
-_get_counts = operator.attrgetter(*GROUP_COUNTS)
-_get_sums = operator.attrgetter(*GROUP_SUMS)
+_get_counts = operator.attrgetter(*_STAT_COUNTS)
+_get_sums = operator.attrgetter(*_STAT_SUMS)
+_NO_FORECAST: Final = ((0, 0), (0.0, 0.0, 0.0, 0.0))
+
+
+def _forecast_figures(stats: GroupStats) -> tuple[tuple[int, int],
+                                                  tuple[float, float, float, float]]:
+    watches = stats.forecast
+    if watches is None:
+        return _NO_FORECAST
+    runtime, cost = watches["runtime"], watches["cost"]
+    return ((runtime.count, cost.count),
+            (runtime.sum, runtime.sq_sum, cost.sum, cost.sq_sum))
 
 
 def iso_utc(ts: float) -> str:
@@ -192,8 +205,9 @@ class History:
                                                         list[int]]],
                       attribute: str, name: str, stats: GroupStats, start: str, end: str
                       ) -> GroupWindow | None:
-        counts_now: tuple[int, ...] = _get_counts(stats)
-        sums_now: tuple[float, ...] = _get_sums(stats)
+        forecast_counts, forecast_sums = _forecast_figures(stats)
+        counts_now: tuple[int, ...] = (*_get_counts(stats), *forecast_counts)
+        sums_now: tuple[float, ...] = (*_get_sums(stats), *forecast_sums)
         key = (attribute, name)
         held = seen.get(key)
         if held is not None and held[0] == counts_now and held[1] == sums_now:

@@ -166,6 +166,8 @@ class AuditCore:
         """The latest placement: periodic findings are reported on it."""
         self.history = History(config.history_window_s) if config.history_window_s else None
         """Windows of what each group received, for the weekly report (None: off)."""
+        self._history_end = math.inf
+        """When the open history window closes (infinite with history off)."""
 
     @property
     def alerts_by_kind(self) -> dict[str, int]:
@@ -248,17 +250,20 @@ class AuditCore:
                 self.watermark = ts
                 if mark == float("-inf") and self.history is not None:
                     self.history.start(ts)
+                    self._history_end = self.history.window_end
         elif self._jump is None:
             self._jump = ts
         else:
             self.watermark = min(self._jump, ts)
             self._jump = None
-        history = self.history
-        if history is not None and self.watermark >= history.window_end:
+        if self.watermark >= self._history_end:
             # the event being applied belongs to the new window
+            history = self.history
+            assert history is not None
             self._effects.history.extend(history.roll(self.watermark, self.ledger,
                                                       self._stream_totals(1),
                                                       self.rejected_by_reason))
+            self._history_end = history.window_end
 
     def _stream_totals(self, current: int) -> dict[str, int]:
         """The stream's counters for a history window, less the ``current`` event."""
@@ -299,7 +304,9 @@ class AuditCore:
                 requested = job.requested
                 if requested is not UNSET and requested.cpu is not UNSET and requested.cpu > 0:
                     unit_price = price / requested.cpu
-            if decision.predicted_cost is not UNSET:
+            if not tiered:
+                pass  # spend is counted by tier (cheap or premium) only
+            elif decision.predicted_cost is not UNSET:
                 spend = decision.predicted_cost
             elif price is not UNSET and decision.predicted_runtime_s is not UNSET:
                 spend = price * decision.predicted_runtime_s / 3600.0
@@ -314,6 +321,12 @@ class AuditCore:
                     stats.tiered += 1
                     if preferred:
                         stats.preferred += 1
+                        if spend is not None:
+                            stats.cheap_spend_n += 1
+                            stats.cheap_spend_sum += spend
+                    elif spend is not None:
+                        stats.premium_spend_n += 1
+                        stats.premium_spend_sum += spend
                     if deserving:
                         stats.hp_tiered += 1
                         if preferred:
@@ -325,15 +338,6 @@ class AuditCore:
                 if unit_price is not None:
                     stats.unit_price_n += 1
                     stats.unit_price_sum += unit_price
-                if spend is not None:
-                    stats.spend_n += 1
-                    stats.spend_sum += spend
-                    if preferred:
-                        stats.cheap_spend_n += 1
-                        stats.cheap_spend_sum += spend
-                    elif tiered:
-                        stats.premium_spend_n += 1
-                        stats.premium_spend_sum += spend
             elif action == "queue":
                 stats.queued += 1
             elif action == "preempt":
@@ -409,14 +413,6 @@ class AuditCore:
                 for quantity, residual in residuals:
                     forecast[quantity].observe(residual, self.forecast.warmup,
                                                self.forecast.min_scale)
-                    if quantity == "runtime":
-                        stats.runtime_res_n += 1
-                        stats.runtime_res_sum += residual
-                        stats.runtime_res_sq += residual * residual
-                    else:
-                        stats.cost_res_n += 1
-                        stats.cost_res_sum += residual
-                        stats.cost_res_sq += residual * residual
                 if costs is not None:
                     stats.cost_actual_sum += costs[0]
                     stats.cost_predicted_sum += costs[1]

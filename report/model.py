@@ -17,7 +17,7 @@ The methods, one sentence each (docs/report.md says more):
   windows, times what one of its premium placements cost more than one of its cheap ones
   (its own means where it has at least ``min_group_support`` of each, else the attribute's);
   for a forecast drift, the group's actual minus predicted cost; for a preemption rise, the
-  excess preemptions times the group's mean spend per placement (work to re-run); other kinds
+  excess preemptions times the group's mean spend per tiered placement (work to re-run); other kinds
   have no price in the events, and their excess count is given instead.
 - **Trends** ("who would silently lose first"): a weighted least-squares line through each
   group's quarter-day cheap-tier shortfall against the rest of its attribute over two weeks,
@@ -422,8 +422,10 @@ def _estimate(alert: Alert, windows: _Windows, since: float, until: float,
     k, n = mine.rate(metric)
     rk, rn = rest.rate(metric)
     excess = max(0.0, k - (rk / rn) * n) if rn else 0.0
-    if metric == "preemption_rate" and mine.counts.get("spend_n", 0):
-        per = mine.sums.get("spend_sum", 0.0) / mine.counts["spend_n"]
+    priced = mine.counts.get("cheap_spend_n", 0) + mine.counts.get("premium_spend_n", 0)
+    if metric == "preemption_rate" and priced:
+        per = (mine.sums.get("cheap_spend_sum", 0.0)
+               + mine.sums.get("premium_spend_sum", 0.0)) / priced
         return {"amount": excess * per, "excess": excess,
                 "method": f"{excess:.0f} preemptions beyond the rest's rate over {n} "
                           f"decisions, times the group's mean spend per placement "

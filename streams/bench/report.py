@@ -44,9 +44,9 @@ def write_history(directory: Path, monday: dt.datetime, groups: int, days: int =
             records.append(GroupWindow(
                 iso_utc(t0), iso_utc(t0 + 3600), "team", f"team-{g:05d}",
                 {"decisions": decisions, "placed": placed, "tiered": placed,
-                 "preferred": preferred, "queued": decisions - placed, "spend_n": placed,
+                 "preferred": preferred, "queued": decisions - placed,
                  "cheap_spend_n": preferred, "premium_spend_n": placed - preferred},
-                {"spend_sum": placed * 1.5, "cheap_spend_sum": preferred * 0.5,
+                {"cheap_spend_sum": preferred * 0.5,
                  "premium_spend_sum": (placed - preferred) * 2.5}, {}))
         records.append(StreamWindow(iso_utc(t0), iso_utc(t0 + 3600),
                                     {"events_in": decisions_in, "placements": decisions_in}))

@@ -51,14 +51,27 @@ def test_the_windows_add_up_to_the_totals_of_a_whole_run() -> None:
                 stream[key] += value
             overridden += sum(o.placements for o in w.overrides) + w.overrides_other
     assert starts == sorted(starts)  # in event-time order
+    forecasts = 0
     for attribute, table in core.ledger.groups.items():
         for name, stats in table.items():
             got = totals[(attribute, name)]
+            watches = stats.forecast or {}
+            expected = {
+                "runtime_res_n": watches["runtime"].count if watches else 0,
+                "cost_res_n": watches["cost"].count if watches else 0,
+                "runtime_res_sum": watches["runtime"].sum if watches else 0.0,
+                "runtime_res_sq": watches["runtime"].sq_sum if watches else 0.0,
+                "cost_res_sum": watches["cost"].sum if watches else 0.0,
+                "cost_res_sq": watches["cost"].sq_sum if watches else 0.0}
+            forecasts += expected["runtime_res_n"]
             for key in GROUP_COUNTS:
-                assert got.get(key, 0) == getattr(stats, key), (attribute, name, key)
+                want = expected[key] if key in expected else getattr(stats, key)
+                assert got.get(key, 0) == want, (attribute, name, key)
             for key in GROUP_SUMS:
-                assert abs(got.get(key, 0.0) - getattr(stats, key)) < 1e-6 * (
-                    1 + abs(getattr(stats, key))), (attribute, name, key)
+                want = expected[key] if key in expected else getattr(stats, key)
+                assert abs(got.get(key, 0.0) - want) < 1e-6 * (1 + abs(want)), (
+                    attribute, name, key)
+    assert forecasts > 0
     assert stream["events_in"] == core.events_in == 20_000
     for key in ("placements", "outcomes", "duplicates", "joined", "orphaned_outcomes"):
         assert stream[key] == getattr(core, key), key
