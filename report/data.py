@@ -51,11 +51,16 @@ class RunData:
 
 
 def _parse_at(text: str) -> dt.datetime | None:
+    """An RFC 3339 time the report can show (its UTC year within 1970 to 9998), else None."""
     try:
         moment = dt.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        if not 1970 <= moment.astimezone(dt.UTC).year <= 9998:
+            return None
+    except (TypeError, ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    return moment
 
 
 def _alerts(path: Path) -> tuple[list[Alert], int]:

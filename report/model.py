@@ -7,7 +7,7 @@ The methods, one sentence each (docs/report.md says more):
   tier, and so on for each rate of :mod:`detectors.rates`; a group is compared only with at
   least ``min_group_support`` in its denominator.
 - **Intervals**: a rate's is Wilson's; a parity ratio's (a group's cheap-tier share over the
-  best-served group's) is Katz's log interval (0.5 added to every cell when a count is 0).
+  best-served group's) is Katz's log interval (Haldane-corrected when a count is 0).
   The scorecard's intervals are simultaneous over the attribute's comparisons with the
   best-served group (Bonferroni: each at ``1 - (1 - confidence) / (groups - 1)``), so "below
   the four-fifths line with confidence", for any group, controls the chance of any false flag
@@ -156,25 +156,33 @@ TREND_BIN_S: Final = 6 * 3600
 """The trend fit's points: the shortfall over each quarter day of the two weeks."""
 MIN_TREND_BINS: Final = 20
 """Quarter days with data a group's trend needs (of the 56), five days' worth."""
+MIN_WEEK_BINS: Final = 8
+"""Of them, quarter days in the report's own week (two days' worth)."""
 
 
 def _katz(x1: int, n1: int, x2: int, n2: int, z: float) -> tuple[float, float, float]:
-    """Ratio of two proportions x1/n1 over x2/n2 with Katz's log interval; when a count is
-    0, every cell gets 0.5 (Haldane), so the interval is centred on the corrected ratio.
+    """Ratio of two proportions x1/n1 over x2/n2 with Katz's log interval.
+
+    When a count is 0 the interval is computed with 0.5 added to each success count and 1 to
+    each total (Haldane's correction for the log of a ratio); the point stays the observed
+    ratio, and with x1 = 0 the interval starts at 0, so the point is always inside it.
 
     >>> [round(v, 3) for v in _katz(50, 100, 100, 100, 1.96)]
     [0.5, 0.411, 0.608]
+    >>> [round(v, 3) for v in _katz(0, 30, 1, 100, 1.96)]
+    [0.0, 0.0, 25.992]
     """
-    if n1 == 0 or n2 == 0:
+    if n1 == 0 or n2 == 0 or x2 == 0:
         return math.nan, 0.0, math.inf
+    ratio = (x1 / n1) / (x2 / n2)
     a, b, m1, m2 = float(x1), float(x2), float(n1), float(n2)
-    if x1 == 0 or x2 == 0:
-        a, b, m1, m2 = a + 0.5, b + 0.5, m1 + 0.5, m2 + 0.5
+    if x1 == 0:
+        a, b, m1, m2 = a + 0.5, b + 0.5, m1 + 1.0, m2 + 1.0
     p1, p2 = a / m1, b / m2
     se = math.sqrt(max(0.0, (1 - p1) / a + (1 - p2) / b))
     centre = math.log(p1 / p2)
-    ratio = p1 / p2 if (x1 == 0 or x2 == 0) else (x1 / n1) / (x2 / n2)
-    return ratio, math.exp(centre - z * se), math.exp(centre + z * se)
+    low = 0.0 if x1 == 0 else math.exp(centre - z * se)
+    return ratio, low, math.exp(centre + z * se)
 
 
 class _Windows:
@@ -310,6 +318,10 @@ def _disparity(windows: _Windows, inputs: ReportInputs) -> list[dict[str, Any]]:
                          confidently_below=bool(sure),
                          confident_groups=[r["group"] for r in sure],
                          below=worst["ratio"] < FOUR_FIFTHS)
+            # the group the light is about: the clearest confidently below, else the lowest
+            flag = sure[0] if sure else worst
+            entry.update(flag_group=flag["group"], flag_ratio=flag["ratio"],
+                         flag_low=flag["ratio_low"], flag_high=flag["ratio_high"])
             last_counts = {g: t.rate("preferred_rate") for g, t in last.items()
                            if g != OVERFLOW_GROUP}
             last_rates = {g: k / n for g, (k, n) in last_counts.items() if n >= support}
@@ -545,7 +557,8 @@ def _trends(windows: _Windows, inputs: ReportInputs, open_groups: set[tuple[str,
                 ys.append(rest - p)
                 ws.append(1.0 / var)
             series[attribute][group] = line
-            if len(xs) < MIN_TREND_BINS:
+            this_week_points = sum(1 for x in xs if x >= 7.0)
+            if len(xs) < MIN_TREND_BINS or this_week_points < MIN_WEEK_BINS:
                 continue
             sw = sum(ws)
             mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / sw
@@ -558,9 +571,10 @@ def _trends(windows: _Windows, inputs: ReportInputs, open_groups: set[tuple[str,
             phi = max(1.0, sum(w * r * r for w, r in zip(ws, resid, strict=True))
                       / (len(xs) - 2))
             se = math.sqrt(phi / sxx)
+            at_end = my + slope * (14.0 - mx)  # the fitted shortfall at the week's end
             this = windows.this.get(attribute, {}).get(group)
             share = rest_share = None
-            if this is not None:
+            if this is not None and this.rate("preferred_rate")[1] >= inputs.min_support:
                 gk, gn = this.rate("preferred_rate")
                 named = [t for g, t in windows.this[attribute].items() if g != OVERFLOW_GROUP]
                 ak = sum(t.rate("preferred_rate")[0] for t in named)
@@ -569,7 +583,7 @@ def _trends(windows: _Windows, inputs: ReportInputs, open_groups: set[tuple[str,
                     share, rest_share = gk / gn, (ak - gk) / (an - gn)
             candidates.append({"attribute": attribute, "group": group, "slope": slope,
                                "se": se, "t": slope / se, "df": len(xs) - 2, "points": len(xs),
-                               "share": share,
+                               "share": share, "shortfall_at_end": at_end,
                                "rest_share": rest_share,
                                "alerted": (attribute, group) in open_groups})
     tested = len(candidates)
@@ -580,14 +594,20 @@ def _trends(windows: _Windows, inputs: ReportInputs, open_groups: set[tuple[str,
     for c in candidates:
         c["limit"] = float(student_t.ppf(1 - level, c["df"]))
         c["significant"] = c["t"] > c["limit"]
-        # losing: significantly rising shortfall, and already below the rest this week
+        # losing: a significantly rising shortfall that is a shortfall now (fitted at the
+        # week's end, and this week's share below the rest's with enough support)
         if (c["significant"] and c["share"] is not None and c["rest_share"]
-                and c["share"] < c["rest_share"]):
+                and c["share"] < c["rest_share"] and c["shortfall_at_end"] > 0):
             margin = c["share"] - FOUR_FIFTHS * c["rest_share"]
             c["days_to_cross"] = 0.0 if margin <= 0 else margin / c["slope"]
             rising.append(c)
     rising.sort(key=lambda c: (c["days_to_cross"], c["attribute"], c["group"]))
     silent = [c for c in rising if not c["alerted"]]
+    # a group of another attribute may hold an alerted one (a region holding a team): say so
+    alerted_elsewhere = sorted(open_groups)
+    for c in silent:
+        c["open_alerts_elsewhere"] = [f"{a}={g}" for a, g in alerted_elsewhere
+                                      if a != c["attribute"]][:3]
     return {"tested": tested, "z_limit": z, "min_points": MIN_TREND_BINS, "rising": rising,
             "silent": silent,
             "first": silent[0] if silent else None,
@@ -815,6 +835,17 @@ def _scorecard(disparity: list[dict[str, Any]], anomalies: list[dict[str, Any]],
         mine = [a for a in anomalies if a["attribute"] == attribute
                 or any(other[0] == attribute for other in a["same_population"])]
         still = [a for a in mine if a["open_at_week_end"]]
+
+        def named(alerts: list[dict[str, Any]], attribute: str = attribute) -> str:
+            parts = []
+            for a in alerts[:3]:
+                where = f"{a['attribute']}={a['group']}"
+                inside = [f"{x}={g}" for x, g in a["same_population"] if x == attribute]
+                parts.append(f"{a['kind']} on {inside[0] if inside else where} "
+                             f"({a['metric']})" + (f", reported under {where}" if inside
+                                                   and a["attribute"] != attribute else ""))
+            more = f" and {len(alerts) - 3} more" if len(alerts) > 3 else ""
+            return "; ".join(parts) + more
         if entry.get("none_preferred"):
             light, why = "grey", "no compared group got cheap tiers this week"
         elif "ratio" not in entry:
@@ -823,18 +854,19 @@ def _scorecard(disparity: list[dict[str, Any]], anomalies: list[dict[str, Any]],
         elif still or entry["confidently_below"]:
             light = "red"
             sure = entry.get("confident_groups", [])
-            named = ", ".join(sure[:3]) + (f" and {len(sure) - 3} more" if len(sure) > 3 else "")
-            why = (f"{len(still)} finding(s) open at week end" if still else
-                   f"parity ratio below 0.8 with confidence: {named}")
+            names = ", ".join(sure[:3]) + (f" and {len(sure) - 3} more" if len(sure) > 3 else "")
+            why = (f"{len(still)} alert(s) open at week end: {named(still)}" if still else
+                   f"parity ratio below 0.8 with confidence: {names}")
         elif mine or entry["below"]:
             light = "amber"
-            why = (f"{len(mine)} finding(s) in the week, all resolved" if mine else
-                   f"{entry['worst']}'s parity ratio is below 0.8 (not significant)")
+            why = (f"{len(mine)} alert(s) in the week, all resolved: {named(mine)}" if mine
+                   else f"{entry['worst']}'s parity ratio is below 0.8 (not significant)")
         else:
             light, why = "green", "no finding; every compared group at or above 0.8"
         rows.append({"name": f"Equity: {attribute}", "light": light, "why": why,
-                     "ratio": entry.get("ratio"), "low": entry.get("ratio_low"),
-                     "high": entry.get("ratio_high"), "previous": entry.get("previous_ratio")})
+                     "group": entry.get("flag_group"), "ratio": entry.get("flag_ratio"),
+                     "low": entry.get("flag_low"), "high": entry.get("flag_high"),
+                     "previous": entry.get("previous_ratio")})
     rejected_share = quality["rejected_share"]
     chain_ok = quality["chain_ok"]
     if chain_ok is False:
@@ -852,7 +884,7 @@ def _scorecard(disparity: list[dict[str, Any]], anomalies: list[dict[str, Any]],
         light, why = "grey", "no events in the week"
     else:
         light, why = "green", "chain verified; rejected events under 1%"
-    blank = {"ratio": None, "low": None, "high": None, "previous": None}
+    blank = {"group": None, "ratio": None, "low": None, "high": None, "previous": None}
     rows.append({"name": "Data quality", "light": light, "why": why, **blank})
     if audits["placements"] == 0:
         light, why = "grey", "no placements in the week"
@@ -875,14 +907,19 @@ def _money_total(anomalies: list[dict[str, Any]]) -> tuple[float | None, str | N
     drift are one cost gap: the largest figure of each kind counts), positive figures only;
     then the largest attribute's total. Attributes are not added: the same jobs are in a
     team, a department and a region."""
-    best: dict[tuple[str, str, str], float] = {}
+    # episodes of one alert are apart in time: they add up; alerts of one family on one group
+    # overlap: the largest counts
+    episodes: dict[tuple[str, str, str, str, str], float] = defaultdict(float)
     for a in anomalies:
         amount, attribute = a["amount"], a["attribute"]
         if amount is None or attribute is None or amount <= 0:
             continue
         family = "forecast" if a["kind"] == "forecast_drift" else _FAMILY.get(
             a["metric"], a["metric"])
-        key = (attribute, a["group"] or "", family)
+        episodes[(attribute, a["group"] or "", family, a["kind"], a["metric"])] += amount
+    best: dict[tuple[str, str, str], float] = {}
+    for (attribute, group, family, _, _), amount in episodes.items():
+        key = (attribute, group, family)
         best[key] = max(best.get(key, 0.0), amount)
     by_attribute: dict[str, float] = defaultdict(float)
     for (attribute, _, _), amount in best.items():

@@ -7,15 +7,17 @@ import functools
 import io
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any
+from xml.etree import ElementTree
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-__all__ = ["all_plots"]
+__all__ = ["all_plots", "printable"]
 
 _LOG = logging.getLogger("placewatch.report")
 
@@ -28,11 +30,22 @@ SHOWN_FLIPS = 15
 _RED, _AMBER, _BLUE, _GREY = "#c0392b", "#d68910", "#2e86c1", "#7f8c8d"
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: object) -> str:
+    """A group or attribute name as plot text: characters XML cannot hold (control
+    characters) shown as U+FFFD, so one odd name cannot spoil a plot."""
+    return _NOT_XML.sub("\ufffd", str(text))
+
+
 def _svg(fig: Any) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)
-    return buffer.getvalue()
+    text = buffer.getvalue()
+    ElementTree.fromstring(text)  # raises on anything a PDF renderer would drop silently
+    return text
 
 
 def _scorecard(report: dict[str, Any]) -> str | None:
@@ -41,17 +54,18 @@ def _scorecard(report: dict[str, Any]) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(rows) + 0.9))
     for i, entry in enumerate(rows):
-        lo, hi, ratio = entry["ratio_low"], min(entry["ratio_high"], 1.5), entry["ratio"]
+        lo, hi, ratio = entry["flag_low"], min(entry["flag_high"], 1.5), entry["flag_ratio"]
         colour = _RED if entry["confidently_below"] else (_AMBER if entry["below"] else _BLUE)
         ax.plot([lo, hi], [i, i], color=colour, linewidth=2)
         ax.plot([ratio], [i], "o", color=colour)
         if "previous_ratio" in entry:
             ax.plot([entry["previous_ratio"]], [i], "|", color=_GREY, markersize=10)
-        ax.annotate(f"{entry['worst']} vs {entry['best']}", (ratio, i), xytext=(0, 6),
+        ax.annotate(f"{printable(entry['flag_group'])} vs {printable(entry['best'])}", (ratio, i),
+                    xytext=(0, 6),
                     textcoords="offset points", ha="center", fontsize=7)
     ax.axvline(0.8, color=_RED, linestyle="--", linewidth=1)
     ax.text(0.8, len(rows) - 0.4, " four-fifths line", color=_RED, fontsize=7)
-    ax.set_yticks(range(len(rows)), [e["attribute"] for e in rows])
+    ax.set_yticks(range(len(rows)), [printable(e["attribute"]) for e in rows])
     ax.set_ylim(-0.6, len(rows) - 0.2)
     ax.set_xlim(0, 1.3)
     ax.set_xlabel("lowest parity ratio of cheap-tier share (dot; bar: simultaneous interval; "
@@ -81,13 +95,13 @@ def _trend(report: dict[str, Any], attribute: str) -> str | None:
     for group in ranked:
         values = [math.nan if v is None else v for v in series[group]]
         width = 2.2 if group in marked else 1.0
-        ax.plot(range(len(days)), values, linewidth=width, label=group,
+        ax.plot(range(len(days)), values, linewidth=width, label=printable(group),
                 color=_RED if group in marked else None, alpha=1.0 if group in marked else 0.6)
     ax.axvline(6.5, color=_GREY, linewidth=0.8)
     ax.text(6.6, ax.get_ylim()[1], "this week", color=_GREY, fontsize=7, va="top")
     ax.set_xticks(range(len(days)), [d[5:] for d in days], rotation=45, fontsize=6)
     ax.set_ylabel("cheap-tier share")
-    ax.set_title(f"Daily cheap-tier share by {attribute} (last week and this)")
+    ax.set_title(f"Daily cheap-tier share by {printable(attribute)} (last week and this)")
     ax.legend(fontsize=6, ncol=5, loc="lower left", frameon=False)
     return _svg(fig)
 
@@ -104,14 +118,14 @@ def _forecast(report: dict[str, Any]) -> str | None:
         ax.plot([row["low"], row["high"]], [i, i], color=colour, linewidth=2)
         ax.plot([row["ratio"]], [i], "o", color=colour)
     ax.axvline(1.0, color=_GREY, linewidth=1)
-    ax.set_yticks(range(len(rows)), [r["group"] for r in rows])
+    ax.set_yticks(range(len(rows)), [printable(r["group"]) for r in rows])
     lo = min(min(r["low"] for r in rows), 0.9)
     hi = max(max(r["high"] for r in rows), 1.1)
     ax.set_xlim(lo - 0.02, hi + 0.02)
     ax.xaxis.set_major_formatter(lambda value, _: f"{value:.2f}×")
     ax.set_xlabel("actual / predicted runtime (geometric mean, interval; 1.00× is a true "
                   "forecast)")
-    ax.set_title(f"Runtime forecast error by {entry['attribute']}")
+    ax.set_title(f"Runtime forecast error by {printable(entry['attribute'])}")
     return _svg(fig)
 
 
@@ -135,7 +149,8 @@ def _flips(report: dict[str, Any]) -> str | None:
     for i, row in enumerate(reversed(flips)):
         ax.plot([row["low"], row["high"]], [i, i], color=_BLUE, linewidth=2)
         ax.plot([row["rate"]], [i], "o", color=_BLUE)
-    ax.set_yticks(range(len(flips)), [f"{r['attribute']}={r['group']}" for r in reversed(flips)])
+    ax.set_yticks(range(len(flips)),
+                  [printable(f"{r['attribute']}={r['group']}") for r in reversed(flips)])
     ax.set_xlim(0, max(0.3, max(r["high"] for r in flips) + 0.05))
     ax.xaxis.set_major_formatter(lambda value, _: f"{100 * value:.0f}%")
     ax.set_xlabel("share of the group's audited decisions the shadow would decide otherwise "

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from report.data import load
 from report.model import ReportInputs, build
-from report.plots import all_plots
+from report.plots import all_plots, printable
 from report.week import Week
 from streams.errors import PlacewatchError
 
@@ -55,6 +56,10 @@ def _template() -> tuple[jinja2.Template, str]:
     folder = resources.files("report") / "templates"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True,
+                             # names from the events: no control characters in the page
+                             finalize=lambda v: (printable(v) if isinstance(v, str)
+                                                 and not isinstance(v, markupsafe.Markup)
+                                                 else v),
                              loader=jinja2.DictLoader({
                                  "report": (folder / "report.html.j2").read_text("utf-8")}))
     return env.get_template("report"), (folder / "report.css").read_text("utf-8")

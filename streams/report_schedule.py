@@ -7,7 +7,7 @@ that was down at the hour writes the missed report when it comes back (the lates
 report time has passed; older missed weeks are not written by the service: use
 ``placewatch report --week``; a week with no history at all is skipped). It waits for the
 stream: the report is written once the core's watermark has passed the week's end and
-``outcome_settle_s``, or six hours after the report time if the stream stays behind. The
+``outcome_settle_s``, or six hours after a check first found it behind. The
 report runs in a child process (``placewatch report``): rendering a PDF never holds up the
 event path, and a failure is logged and retried with backoff, never fatal.
 """
@@ -76,6 +76,8 @@ class ReportSchedule:
         self.written: list[str] = []
         """Weeks this schedule wrote a report for."""
         self.failures = 0
+        self._waiting_since: dict[str, dt.datetime] = {}
+        """Per week: when a check first found the stream behind its end."""
         self._failed: dict[str, tuple[int, dt.datetime]] = {}
         """Per week: failures so far and when the next attempt may start."""
         self._stop = threading.Event()
@@ -111,21 +113,24 @@ class ReportSchedule:
             try:
                 self.check()
             except Exception as exc:  # a failed report must never stop the service
+                if self._stop.is_set():
+                    return  # stopped by close(): not a failure
                 log_event(_LOG, logging.ERROR, "weekly report failed", error=str(exc))
             self._stop.wait(self.check_every_s)
 
     def _ready(self, week: Week, now: dt.datetime) -> bool:
         """Has the stream passed the week's end (and outcomes settled)? A stream that stays
-        behind is waited for up to WAIT_FOR_STREAM_S after the report time, then reported
-        as it is."""
+        behind is waited for WAIT_FOR_STREAM_S from the first check that found it behind
+        (not from the report time: a service started late reads its backlog first), then
+        reported as it is."""
         if self.watermark is None:
             return True
         settle = self.settings.core.outcome_settle_s
         if self.watermark() >= week.end.timestamp() + settle:
+            self._waiting_since.pop(week.label, None)
             return True
-        due_at = week.end + dt.timedelta(hours=int(self.settings.report_time[:2]),
-                                         minutes=int(self.settings.report_time[3:]))
-        if (now - due_at).total_seconds() < WAIT_FOR_STREAM_S:
+        since = self._waiting_since.setdefault(week.label, now)
+        if (now - since).total_seconds() < WAIT_FOR_STREAM_S:
             return False
         log_event(_LOG, logging.WARNING, "writing the weekly report before the stream has "
                   "passed the week's end", week=week.label, waited_s=WAIT_FOR_STREAM_S)

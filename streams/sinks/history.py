@@ -144,12 +144,18 @@ def read_history(directory: Path, first: dt.date, last: dt.date) -> tuple[
 
 
 def _valid(record: HistoryRecord) -> bool:
-    """Times that parse, counts that are not negative, sums that are finite, wait buckets in
-    range: a line that is not what the sink writes is counted, not used."""
+    """Times that parse (a window of at most a day), counts that are not negative, sums that
+    are finite, wait buckets in range: a line that is not what the sink writes is counted, not
+    used."""
     try:
-        if dt.datetime.fromisoformat(record.start) >= dt.datetime.fromisoformat(record.end):
+        start = dt.datetime.fromisoformat(record.start)
+        end = dt.datetime.fromisoformat(record.end)
+        if start.tzinfo is None or end.tzinfo is None or not (
+                dt.timedelta(0) < end - start <= dt.timedelta(days=1)):
             return False
-    except (TypeError, ValueError):
+        if not 1970 <= start.astimezone(dt.UTC).year <= 9998:
+            return False
+    except (TypeError, ValueError, OverflowError):
         return False
     if any(value < 0 for value in record.counts.values()):
         return False
@@ -157,6 +163,21 @@ def _valid(record: HistoryRecord) -> bool:
         if not all(math.isfinite(value) for value in record.sums.values()):
             return False
         for bucket, value in record.waits.items():
-            if not (bucket.isdigit() and int(bucket) < WAIT_BUCKETS and value >= 0):
+            if not (bucket.isascii() and bucket.isdecimal() and int(bucket) < WAIT_BUCKETS
+                    and value >= 0):
+                return False
+        return True
+    if record.overrides_other < 0 or any(v < 0 for v in record.rejected_by_reason.values()):
+        return False
+    for seen in record.overrides:
+        if seen.placements < 0:
+            return False
+        if seen.latest_expiry is not None:
+            try:
+                moment = dt.datetime.fromisoformat(seen.latest_expiry)
+                if moment.tzinfo is None:
+                    return False
+                moment.timestamp()
+            except (TypeError, ValueError, OverflowError):
                 return False
     return True

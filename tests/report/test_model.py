@@ -49,11 +49,13 @@ def test_nobody_on_cheap_tiers_is_grey_not_a_disparity() -> None:
     assert report["scorecard"][0]["light"] == "grey"
 
 
-def test_katz_with_a_zero_count_is_centred_on_the_corrected_ratio() -> None:
+def test_katz_with_a_zero_count_holds_its_point_and_stays_below_one_for_a_big_group() -> None:
     team = build(_inputs(_shares(a=(0, 100), b=(50, 100))))["disparity"][0]
     row = next(r for r in team["rows"] if r["group"] == "a")
-    assert row["ratio_low"] <= row["ratio"] <= row["ratio_high"] < 0.2
-    assert round(row["ratio"], 4) == round((0.5 / 100.5) / (50.5 / 100.5), 4)
+    assert row["ratio"] == 0.0 == row["ratio_low"] and row["ratio_high"] < 0.2
+    # a small group with no cheap placement is the worst, however scarce cheap tiers are
+    team = build(_inputs(_shares(a=(0, 30), b=(100, 10_000), c=(90, 10_000))))["disparity"][0]
+    assert team["worst"] == "a" and team["ratio"] == 0.0
 
 
 def test_the_other_rates_screen_says_no_when_the_rest_is_inside_the_interval() -> None:
@@ -111,3 +113,40 @@ def test_hours_with_data_count_distinct_windows() -> None:
              StreamWindow("2026-11-09T00:00:00Z", "2026-11-09T01:00:00Z", {"events_in": 2})]
     quality = build(_inputs(parts))["quality"]
     assert (quality["windows"], quality["windows_in_week"], quality["events_in"]) == (1, 168, 5)
+
+
+def test_the_scorecard_shows_the_group_its_light_is_about() -> None:
+    report = build(_inputs(_shares(best=(6000, 10_000), small=(10, 30), big=(4500, 10_000))))
+    row = report["scorecard"][0]
+    assert row["light"] == "red" and row["group"] == "big" and row["high"] < 0.8
+
+
+def _trend_history(x_share: Any, x_this_week: int) -> list[GroupWindow]:
+    """Two weeks of hourly windows: teams r1..r3 at 55%, x at x_share(hour)."""
+    history = []
+    monday = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)  # the week before WEEK
+    for hour in range(14 * 24):
+        start = monday + dt.timedelta(hours=hour)
+        iso = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (start, start + dt.timedelta(hours=1))]
+        for group in ("r1", "r2", "r3"):
+            history.append(GroupWindow(iso[0], iso[1], "team", group,
+                                       {"tiered": 100, "preferred": 55}))
+        n = 40 if hour < 7 * 24 else x_this_week
+        if n:
+            history.append(GroupWindow(iso[0], iso[1], "team", "x",
+                                       {"tiered": n, "preferred": round(n * x_share(hour))}))
+    return history
+
+
+def test_a_better_served_group_coming_back_to_the_rest_is_not_losing() -> None:
+    # x slides from 75% to 55% over last week, then has almost nothing this week
+    history = _trend_history(lambda h: 0.75 - 0.2 * min(h, 167) / 167, 0)
+    history += [_window("x", 0, {"tiered": 3, "preferred": 1})]
+    trends = build(_inputs(history))["trends"]
+    assert trends["rising"] == [] and trends["first"] is None
+
+
+def test_a_group_sliding_below_the_rest_without_an_alert_would_lose_first() -> None:
+    history = _trend_history(lambda h: 0.58 - 0.12 * h / 335, 40)
+    trends = build(_inputs(history))["trends"]
+    assert trends["first"] is not None and trends["first"]["group"] == "x", trends["rising"]

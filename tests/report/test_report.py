@@ -70,7 +70,10 @@ def test_the_injected_drift_is_in_the_pdf_with_its_group_time_change_and_money(
                       flat)
     assert money is not None and float(money.group(1).replace(",", "")) > 0
     # the scorecard names the attribute red, and the sections are all there
-    assert re.search(r"red\s+Equity: team", text)
+    lights = json.loads((tmp_path / "out" / "report.json").read_text())["scorecard"]
+    team = next(row for row in lights if row["name"] == "Equity: team")
+    assert team["light"] == "red" and team["group"] == "genomics"
+    assert re.search(r"red\s+Equity:", text) and "genomics (preferred_rate)" in flat
     for heading in ("Summary", "Anomalies", "Disparity per attribute", "Forecast error by group",
                     "Amplification and trends", "Sampled deep audits", "Group-flip rates",
                     "Overrides", "Findings and remediation age", "Data quality",
@@ -215,14 +218,27 @@ def test_hostile_names_and_broken_lines_are_reported_not_fatal(tmp_path: Path) -
             for i, name in enumerate(names)]))
     sink.close()
     with (run / "history" / "2026-11-09.jsonl").open("ab") as handle:
-        handle.write(b'{"type":"stream","start":"yesterday","end":"2026-11-09T01:00:00Z"}\n')
-    (run / "alerts.jsonl").write_bytes(b'{"alert": 1}\nnot json\n')
+        handle.write(b'{"type":"stream","start":"yesterday","end":"2026-11-09T01:00:00Z"}\n'
+                     b'{"type":"group","start":"2026-11-09T00:00:00Z","end":'
+                     b'"2026-11-09T01:00:00Z","attribute":"team","group":"x",'
+                     b'"waits":{"\xc2\xb2":1}}\n'
+                     b'{"type":"stream","start":"2026-11-09T00:00:00Z","end":'
+                     b'"2026-11-09T01:00:00Z","overrides":[{"by":"a","reason":"b",'
+                     b'"placements":1,"latest_expiry":"garbage"}]}\n')
+    edge = {"alert": "PlacewatchEquityDrift", "state": "firing", "fingerprint": "f",
+            "kind": "equity_drift", "attribute": "team", "group": "plain",
+            "metric": "preferred_rate", "severity": "warning", "value": 0.3, "reference": 0.5,
+            "decision_id": "d", "event_index": 1, "at": "2026-11-09T10:00:00Z", "summary": "s"}
+    late = {**edge, "state": "resolved", "at": "9999-12-31T23:59:59-01:00"}
+    (run / "alerts.jsonl").write_bytes(b'{"alert": 1}\nnot json\n' + json.dumps(edge).encode()
+                                       + b"\n" + json.dumps(late).encode() + b"\n")
     (run / "findings.sqlite").write_bytes(b"")
     (run / "audit.sqlite").write_bytes(b"")
     text = " ".join(_report(run, tmp_path / "out", "2026-W46").split())
     assert "$\\foo$" in text and "<script>alert(1)</script>" in text
-    assert "1 history line(s) were not what placewatch writes" in text
-    assert "2 line(s) of alerts.jsonl were not alert edges" in text
+    assert "3 history line(s) were not what placewatch writes" in text
+    assert "3 line(s) of alerts.jsonl were not alert edges" in text
+    assert "PlacewatchEquityDrift: team=plain" in text  # the good edge is kept
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert "{{ 7*7 }}" in html  # shown as written, never evaluated
