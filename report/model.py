@@ -45,6 +45,7 @@ from detectors.fairness import wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, WAIT_BUCKETS
 from detectors.history import GroupWindow, HistoryRecord, StreamWindow
 from detectors.rates import RATE_BY_NAME, RATES
+from report.stats import katz_ratio, weighted_trend
 from report.week import Week, zone
 from streams.findings import Finding
 
@@ -158,31 +159,6 @@ MIN_TREND_BINS: Final = 20
 """Quarter days with data a group's trend needs (of the 56), five days' worth."""
 MIN_WEEK_BINS: Final = 8
 """Of them, quarter days in the report's own week (two days' worth)."""
-
-
-def _katz(x1: int, n1: int, x2: int, n2: int, z: float) -> tuple[float, float, float]:
-    """Ratio of two proportions x1/n1 over x2/n2 with Katz's log interval.
-
-    When a count is 0 the interval is computed with 0.5 added to each success count and 1 to
-    each total (Haldane's correction for the log of a ratio); the point stays the observed
-    ratio, and with x1 = 0 the interval starts at 0, so the point is always inside it.
-
-    >>> [round(v, 3) for v in _katz(50, 100, 100, 100, 1.96)]
-    [0.5, 0.411, 0.608]
-    >>> [round(v, 3) for v in _katz(0, 30, 1, 100, 1.96)]
-    [0.0, 0.0, 25.992]
-    """
-    if n1 == 0 or n2 == 0 or x2 == 0:
-        return math.nan, 0.0, math.inf
-    ratio = (x1 / n1) / (x2 / n2)
-    a, b, m1, m2 = float(x1), float(x2), float(n1), float(n2)
-    if x1 == 0:
-        a, b, m1, m2 = a + 0.5, b + 0.5, m1 + 1.0, m2 + 1.0
-    p1, p2 = a / m1, b / m2
-    se = math.sqrt(max(0.0, (1 - p1) / a + (1 - p2) / b))
-    centre = math.log(p1 / p2)
-    low = 0.0 if x1 == 0 else math.exp(centre - z * se)
-    return ratio, low, math.exp(centre + z * se)
 
 
 class _Windows:
@@ -306,7 +282,7 @@ def _disparity(windows: _Windows, inputs: ReportInputs) -> list[dict[str, Any]]:
                 if row is best:
                     row["ratio"], row["ratio_low"], row["ratio_high"] = 1.0, 1.0, 1.0
                     continue
-                ratio, lo, hi = _katz(row["numerator"], row["denominator"], best["numerator"],
+                ratio, lo, hi = katz_ratio(row["numerator"], row["denominator"], best["numerator"],
                                       best["denominator"], z_sim)
                 row["ratio"], row["ratio_low"], row["ratio_high"] = ratio, lo, hi
             worst = min(compared, key=lambda r: (r["ratio"], r["group"]))
@@ -560,18 +536,10 @@ def _trends(windows: _Windows, inputs: ReportInputs, open_groups: set[tuple[str,
             this_week_points = sum(1 for x in xs if x >= 7.0)
             if len(xs) < MIN_TREND_BINS or this_week_points < MIN_WEEK_BINS:
                 continue
-            sw = sum(ws)
-            mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / sw
-            my = sum(w * y for w, y in zip(ws, ys, strict=True)) / sw
-            sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
-            if sxx <= 0:
+            fit = weighted_trend(xs, ys, ws, 14.0)
+            if fit is None:
                 continue
-            slope = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True)) / sxx
-            resid = [y - (my + slope * (x - mx)) for x, y in zip(xs, ys, strict=True)]
-            phi = max(1.0, sum(w * r * r for w, r in zip(ws, resid, strict=True))
-                      / (len(xs) - 2))
-            se = math.sqrt(phi / sxx)
-            at_end = my + slope * (14.0 - mx)  # the fitted shortfall at the week's end
+            slope, se, at_end = fit  # at_end: the fitted shortfall at the week's end
             this = windows.this.get(attribute, {}).get(group)
             share = rest_share = None
             if this is not None and this.rate("preferred_rate")[1] >= inputs.min_support:

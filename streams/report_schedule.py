@@ -73,9 +73,6 @@ class ReportSchedule:
         self.check_every_s = check_every_s
         self.watermark = watermark
         """The core's event-time watermark (None: do not wait for the stream)."""
-        self.written: list[str] = []
-        """Weeks this schedule wrote a report for."""
-        self.failures = 0
         self._waiting_since: dict[str, dt.datetime] = {}
         """Per week: when a check first found the stream behind its end."""
         self._failed: dict[str, tuple[int, dt.datetime]] = {}
@@ -165,12 +162,10 @@ class ReportSchedule:
             self._run(command)
         except Exception:
             count = (failed[0] if failed else 0) + 1
-            self.failures += 1
             delay = min(CHECK_EVERY_S * 2 ** (count - 1), MAX_BACKOFF_S)
             self._failed[week.label] = (count, now + dt.timedelta(seconds=delay))
             raise
         self._failed.pop(week.label, None)
-        self.written.append(week.label)
         log_event(_LOG, logging.INFO, "weekly report written", week=week.label,
                   pdf=str(out / "report.pdf"))
         return week.label
