@@ -137,6 +137,9 @@ class DeepAuditor:
         """Sampled decisions whose explanation failed (recorded with the error instead)."""
         self.builder = builder or RequestBuilder(preferred_tiers)
         self._awaiting: dict[str, JobInputs] = {}
+        self._flips: dict[tuple[str, str], list[int]] = {}
+        """(attribute, tracked group) -> [decisions whose prediction flipped with that
+        attribute's value, decisions checked], since :meth:`take_flip_counts` last ran."""
 
     # -- learning ------------------------------------------------------------------------
 
@@ -197,8 +200,33 @@ class DeepAuditor:
         record["deadline_model"] = {"version": self.deadline.version,
                                     "sha256": self.deadline.digest(),
                                     "accuracy": _round(self.deadline.accuracy)}
-        record["explanations"] = self._explanations(request)
+        record["explanations"] = explanations = self._explanations(request)
+        self._count_flips(request, explanations.get("group_flips"))
         return record
+
+    def _count_flips(self, request: AuditRequest, flips: object) -> None:
+        """A decision is checked for every attribute of its event that has a tracked group
+        (pairs of attributes are never flipped, so never counted), once a group flip was tried
+        at all; it counts as flipped for an attribute whose other values change the shadow's
+        answer (the report's group-flip rate, docs/report.md)."""
+        if not isinstance(flips, dict) or not flips.get("checked"):
+            return
+        flipped = {f["attribute"] for f in flips.get("flipped", ())}
+        keys = {key for key, _ in request.inputs.attributes}
+        for attribute, held in request.group_state.items():
+            group = held.get("group")
+            if group is None or attribute not in keys:
+                continue
+            cell = self._flips.setdefault((attribute, str(group)), [0, 0])
+            cell[0] += attribute in flipped
+            cell[1] += 1
+
+    def take_flip_counts(self) -> list[tuple[str, str, int, int]]:
+        """``(attribute, group, flipped, checked)`` counted since the last call, then reset:
+        small deltas for the metrics, so the worker process never sends whole tables."""
+        out = [(a, g, k, n) for (a, g), (k, n) in sorted(self._flips.items())]
+        self._flips.clear()
+        return out
 
     def _explanations(self, request: AuditRequest) -> dict[str, object]:
         inputs = request.inputs

@@ -101,6 +101,7 @@ class RateWatch:
         "run_k",
         "run_n",
         "trend",
+        "trend_growth",
         "warm",
     )
 
@@ -124,6 +125,16 @@ class RateWatch:
         self.run: list[tuple[float, int, float]] = []
         """Batches since the CUSUM last stood at zero: (shortfall, n, unit variance)."""
         self.trend: GapTrend | None = None
+        self.trend_growth: float | None = None
+        """The growth test's final growth, kept while the alarm lasts (None: not tested)."""
+
+    @property
+    def growth(self) -> float | None:
+        """Shortfall since detection minus shortfall at detection while in alarm: so far,
+        then final once the growth test has its window (None outside an alarm)."""
+        if self.trend is not None:
+            return self.trend.growth_so_far
+        return self.trend_growth
 
     @property
     def phi(self) -> float:
@@ -266,6 +277,7 @@ class EquityDrift:
             trend.update_batch(*batch)
             if trend.done:
                 watch.trend = None
+                watch.trend_growth = trend.growth
                 if trend.amplifying:
                     return DriftSignal("amplification", stats.attribute, stats.name,
                                        watch.metric, trend.after, trend.before,
@@ -279,6 +291,7 @@ class EquityDrift:
         if cycle.alarmed:
             if cycle.recover(z if river else -llr):  # the mirror test: back to expected
                 watch.trend = None
+                watch.trend_growth = None
                 return DriftSignal("recovered", stats.attribute, stats.name, watch.metric,
                                    observed, p0, nb, threshold)
             return None

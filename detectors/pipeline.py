@@ -152,11 +152,15 @@ class AuditCore:
         self.joined = 0
         self.orphaned_outcomes = 0
         self.audited = 0
+        self.overrides_applied = 0
+        """Placements that carried a manual override."""
+        self.overrides_expired = 0
+        """Of those, placements whose override was past its expiry or maximum age."""
         self._carried: list[Alert] = []
         self.alerts_closed_on_restart = 0
+        """Alerts an earlier run left open, resolved by this one (:meth:`carry_over`)."""
         self._same = SamePopulation(config.coincide_overlap)
         """Alerts reported inside another open alert because their groups coincide."""
-        """Alerts an earlier run left open, resolved by this one (:meth:`carry_over`)."""
         self._lifted = LiftedOverrides(config.override_resolve_after_s)
         """Open ``override_expired`` alerts, and when their override counts as lifted."""
         self.watermark = float("-inf")
@@ -498,8 +502,10 @@ class AuditCore:
         reason = override.reason or None
         expires_at = override.expires_at if override.expires_at is not UNSET else None
         stale = self._overrides.check(by, reason, event.decided_at, expires_at)
+        self.overrides_applied += 1
         if stale is None:
             return
+        self.overrides_expired += 1
         # JSON keeps two overrides apart whatever their text ("a|b", "c" is not "a", "b|c")
         key: AlertKey = ("override_expired", None, None,
                          json.dumps([by or "", reason or "", stale[1]], ensure_ascii=False))

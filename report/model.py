@@ -31,6 +31,7 @@ The methods, one sentence each (docs/report.md says more):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import statistics
 from collections import defaultdict
@@ -609,8 +610,11 @@ def _audits(inputs: ReportInputs, windows: _Windows) -> dict[str, Any]:
         state = record.get("group_state") or {}
         if isinstance(group_flips, dict) and group_flips.get("checked"):
             flipped_attrs = {f.get("attribute") for f in group_flips.get("flipped", [])}
+            keys = _event_attributes(record)
             for attribute, held in state.items():
-                if isinstance(held, dict) and "group" in held:
+                # only an attribute of the event itself is flipped (never a pair of them)
+                if isinstance(held, dict) and "group" in held and (
+                        not isinstance(keys, dict) or attribute in keys):
                     cell = flips[(attribute, str(held["group"]))]
                     cell[1] += 1
                     cell[0] += attribute in flipped_attrs
@@ -644,6 +648,15 @@ def _audits(inputs: ReportInputs, windows: _Windows) -> dict[str, Any]:
             "placements": placements, "target": inputs.audit_sample_rate,
             "coverage_ok": placements == 0 or lo <= inputs.audit_sample_rate <= hi
             or audited >= inputs.audit_sample_rate * placements}
+
+
+def _event_attributes(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``attributes`` of a record's archived event (its JSON text), None if unreadable."""
+    try:
+        attributes = json.loads(record["event"]).get("attributes")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return attributes if isinstance(attributes, dict) else None
 
 
 def _pick_examples(candidates: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]],

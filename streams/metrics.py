@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from detectors.alerts import ALERT_KINDS
 from detectors.events import REJECTION_REASONS
-from detectors.fairness import parity, wilson_interval, z_for_confidence
+from detectors.fairness import katz_ratio, parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
 from detectors.pipeline import AuditCore
 from streams import metric_names as m
@@ -92,8 +92,14 @@ class CoreCollector(Collector):
                                   "because the sequencer held reorder_capacity events.",
                                   value=sequencer.forced)
         yield CounterMetricFamily(m.AUDITS, "Decisions deep-audited.", value=core.audited)
+        overrides = CounterMetricFamily(m.OVERRIDES, "Placements that carried a manual "
+                                        "override: within its limit (active) or past its expiry "
+                                        "or maximum age (expired).", labels=["state"])
+        overrides.add_metric(["active"], core.overrides_applied - core.overrides_expired)
+        overrides.add_metric(["expired"], core.overrides_expired)
+        yield overrides
         if self._audit_status is not None:
-            yield from self._audit_families(self._audit_status())
+            yield from self._audit_families(self._audit_status(), core)
         yield from self._alert_families()
         yield from self._group_families()
         yield from self._detector_families()
@@ -152,8 +158,9 @@ class CoreCollector(Collector):
             labels=["watch", "attribute", "group", "metric", "phase"])
         growth = GaugeMetricFamily(
             m.AMPLIFICATION_GROWTH, "For a group in a drift alarm, its shortfall since "
-            "detection minus its shortfall at detection (amplification fires when this is "
-            "significant and at least trend_min_growth).",
+            "detection minus its shortfall at detection, final once the growth test has its "
+            "trend_window (amplification fires when this is significant and at least "
+            "trend_min_growth).",
             labels=["attribute", "group", "metric"])
         for attribute in core.ledger.attribute_names:
             for name, stats in sorted(core.ledger.groups[attribute].items()):
@@ -164,7 +171,7 @@ class CoreCollector(Collector):
                     statistic.add_metric(["equity_drift", attribute, name, metric,
                                           "recovery" if cycle.alarmed else "alarm"],
                                          cycle.statistic)
-                    so_far = watch.trend.growth_so_far if watch.trend is not None else None
+                    so_far = watch.growth
                     if so_far is not None:
                         growth.add_metric([attribute, name, metric], so_far)
                 for quantity, residuals in sorted((stats.forecast or {}).items()):
@@ -228,7 +235,7 @@ class CoreCollector(Collector):
         yield from (alerts, resolved, open_alerts, active, value, reference, fired_at, same)
 
     @staticmethod
-    def _audit_families(status: AuditStatus) -> Iterator[Metric]:
+    def _audit_families(status: AuditStatus, core: AuditCore) -> Iterator[Metric]:
         yield CounterMetricFamily(m.AUDITS_EXPLAINED, "Sampled decisions explained in full.",
                                   value=status.explained)
         yield CounterMetricFamily(m.AUDITS_DEFERRED, "Sampled decisions recorded without "
@@ -243,6 +250,23 @@ class CoreCollector(Collector):
         yield CounterMetricFamily(m.SHADOW_SKIPPED, "Training examples the shadow model "
                                   "skipped because the deep-audit worker was behind.",
                                   value=status.training_skipped)
+        flips = CounterMetricFamily(m.AUDIT_GROUP_FLIPS, "Explained decisions of each group "
+                                    "whose shadow-model answer changes when only that "
+                                    "attribute's value is changed.", labels=["attribute", "group"])
+        checks = CounterMetricFamily(m.AUDIT_GROUP_FLIP_CHECKS, "Explained decisions of each "
+                                     "group checked for a group flip.",
+                                     labels=["attribute", "group"])
+        # every tracked group from the start (at 0), so increase() sees its first flips
+        flip_counts = dict(status.group_flips)  # one copy: the audit path adds to it
+        cells = set(flip_counts)
+        for attribute in core.ledger.attribute_names:
+            cells.update((attribute, name) for name in core.ledger.groups[attribute])
+        for cell in sorted(cells):
+            flipped, checked = flip_counts.get(cell, (0, 0))
+            flips.add_metric(list(cell), flipped)
+            checks.add_metric(list(cell), checked)
+        yield flips
+        yield checks
         examples = GaugeMetricFamily(m.SHADOW_EXAMPLES, "Examples each audit model has learned.",
                                      labels=["model"])
         accuracy = GaugeMetricFamily(m.SHADOW_ACCURACY, "Prequential accuracy of each audit "
@@ -283,6 +307,14 @@ class CoreCollector(Collector):
         diff = GaugeMetricFamily(m.PARITY_DIFFERENCE,
                                  "Largest minus smallest group rate (supported groups).",
                                  labels=["attribute", "metric"])
+        ratio_lower = GaugeMetricFamily(
+            m.PARITY_RATIO_LOWER, f"Lower end of the parity ratio's {confidence:.0%} Katz "
+            "interval, simultaneous over the attribute's groups (Bonferroni).",
+            labels=["attribute", "metric"])
+        ratio_upper = GaugeMetricFamily(
+            m.PARITY_RATIO_UPPER, f"Upper end of the parity ratio's {confidence:.0%} Katz "
+            "interval, simultaneous over the attribute's groups (Bonferroni).",
+            labels=["attribute", "metric"])
         tracked = GaugeMetricFamily(m.TRACKED_GROUPS, "Groups tracked per attribute.",
                                     labels=["attribute"])
         p95 = GaugeMetricFamily(m.GROUP_QUEUE_WAIT_P95, "95th percentile queue wait per group "
@@ -298,6 +330,13 @@ class CoreCollector(Collector):
         overflow = CounterMetricFamily(m.GROUP_OVERFLOW,
                                        "Decisions counted in the overflow group.",
                                        labels=["attribute"])
+        spend = CounterMetricFamily(m.GROUP_SPEND, "Spend of the group's placements on cheap "
+                                    "(preferred) and on other stated tiers: predicted_cost, "
+                                    "else price_per_hour x predicted runtime (deployment "
+                                    "currency).", labels=["attribute", "group", "tier"])
+        priced = CounterMetricFamily(m.GROUP_PRICED, "Placements counted in "
+                                     "placewatch_group_spend_total.",
+                                     labels=["attribute", "group", "tier"])
         for attribute in ledger.attribute_names:
             table = ledger.groups[attribute]
             tracked.add_metric([attribute], len(table))
@@ -321,6 +360,11 @@ class CoreCollector(Collector):
                     p95.add_metric([attribute, name], stats.wait_p95_s or 0.0)
                 if stats.unit_price_n:
                     unit_cost.add_metric([attribute, name], stats.cost_per_cpu_hour or 0.0)
+                for tier, n, total in (  # at 0 from the start, so increase() sees the first
+                        ("cheap", stats.cheap_spend_n, stats.cheap_spend_sum),
+                        ("premium", stats.premium_spend_n, stats.premium_spend_sum)):
+                    spend.add_metric([attribute, name, tier], total)
+                    priced.add_metric([attribute, name, tier], n)
                 for quantity, watch in (stats.forecast or {}).items():
                     if watch.count:
                         bias.add_metric([attribute, name, quantity], watch.sum / watch.count)
@@ -328,16 +372,24 @@ class CoreCollector(Collector):
                                        watch.abs_sum / watch.count)
             for metric in RATE_METRICS:
                 supported = {}
+                counts = {}
                 for name, stats in table.items():
                     num, den = stats.rate_counts(metric)
                     if name != OVERFLOW_GROUP and den >= support:
                         supported[name] = num / den
+                        counts[name] = (num, den)
                 if len(supported) >= 2:
                     fig = parity(supported)
                     ratio.add_metric([attribute, metric], fig.ratio)
                     diff.add_metric([attribute, metric], fig.difference)
-        yield from (decisions, rates, lower, upper, rate_support, waits, p95, unit_cost, ratio,
-                    diff, tracked, overflow, bias, mae)
+                    if supported[fig.max_group] > 0:  # the report's interval, same groups
+                        z_sim = z_for_confidence(1 - (1 - confidence) / (len(supported) - 1))
+                        _, lo, hi = katz_ratio(*counts[fig.min_group], *counts[fig.max_group],
+                                               z_sim)
+                        ratio_lower.add_metric([attribute, metric], lo)
+                        ratio_upper.add_metric([attribute, metric], hi)
+        yield from (decisions, rates, lower, upper, rate_support, waits, p95, unit_cost, spend,
+                    priced, ratio, ratio_lower, ratio_upper, diff, tracked, overflow, bias, mae)
 
 
 def _finding_families(path: Path) -> Iterator[Metric]:

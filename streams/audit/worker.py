@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -100,13 +101,34 @@ class AuditStatus:
     shadow_accuracy: float | None = None
     deadline_examples: int = 0
     deadline_accuracy: float | None = None
+    group_flips: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    """(attribute, group) -> (flipped, checked) since start (the shadow's group flips)."""
+
+    def add_flips(self, counts: Iterable[Sequence[Any]]) -> None:
+        """Add the auditor's deltas. Each cell is replaced whole, so a scrape reading it from
+        another thread never sees a flip without its check."""
+        for attribute, group, flipped, checked in counts:
+            key = (str(attribute), str(group))
+            old = self.group_flips.get(key, (0, 0))
+            self.group_flips[key] = (old[0] + int(flipped), old[1] + int(checked))
+
+
+_MODEL_FIELDS: Final = ("shadow_examples", "shadow_accuracy", "deadline_examples",
+                        "deadline_accuracy")
 
 
 def _model_status(auditor: DeepAuditor) -> dict[str, Any]:
     return {"shadow_examples": auditor.shadow.version,
             "shadow_accuracy": auditor.shadow.accuracy,
             "deadline_examples": auditor.deadline.version,
-            "deadline_accuracy": auditor.deadline.accuracy}
+            "deadline_accuracy": auditor.deadline.accuracy,
+            "group_flips": auditor.take_flip_counts()}
+
+
+def _update(status: AuditStatus, model: dict[str, Any]) -> None:
+    for key in _MODEL_FIELDS:
+        setattr(status, key, model[key])
+    status.add_flips(model["group_flips"])
 
 
 class InlineAudits:
@@ -127,8 +149,7 @@ class InlineAudits:
                 records.append(_seal(record))
         if items:
             self.status.explained += len(records)
-            for key, value in _model_status(self.auditor).items():
-                setattr(self.status, key, value)
+            _update(self.status, _model_status(self.auditor))
         return records
 
     def abort(self) -> None:
@@ -230,9 +251,7 @@ class ProcessAudits:
             self._pending_since.pop(0)
             records.extend((str(d), str(t), bytes(b)) for d, t, b in result["records"])
             self.status.explained += result["explained"]
-            for key in ("shadow_examples", "shadow_accuracy", "deadline_examples",
-                        "deadline_accuracy"):
-                setattr(self.status, key, result[key])
+            _update(self.status, result)
             block = False
         self.status.backlog = sum(self._pending_explains)
         return records

@@ -159,3 +159,84 @@ def test_error_text_is_not_read_as_markup(tmp_path: Path) -> None:
     result = placewatch("replay", str(tmp_path / "x[/]z.jsonl"), "--out", str(tmp_path / "o"))
     assert result.returncode == 3
     assert "x[/]z.jsonl" in result.stderr and "Traceback" not in result.stderr
+
+
+def _samples(text: str, family: str) -> dict[tuple[tuple[str, str], ...], float]:
+    import re
+    return {tuple(sorted(re.findall(r'(\w+)="([^"]*)"', labels))): float(value)
+            for labels, value in re.findall(rf"^{family}{{([^}}]*)}} (\S+)$", text, re.M)}
+
+
+def test_spend_group_flips_and_overrides_in_metrics_are_what_events_and_records_say(
+        simulated: Path, tmp_path: Path) -> None:
+    """The dashboards' cost of fairness, group-flip rates and overrides, recounted here from
+    the input events and the audit records themselves."""
+    out = tmp_path / "out"
+    config = tmp_path / "pairs.toml"  # a pair is tracked, never flipped
+    config.write_text('attribute_pairs = [["team", "region"]]\n')
+    result = placewatch("--quiet", "replay", str(simulated), "--out", str(out), "--config",
+                        str(config))
+    assert result.returncode == 0, result.stderr
+    text = (out / "metrics.prom").read_text()
+    assert 'attribute="team*region"' in text
+
+    spend: dict[tuple[str, str], float] = {}
+    priced: dict[tuple[str, str], int] = {}
+    overridden = 0
+    seen: set[str] = set()
+    for raw in simulated.read_bytes().splitlines():
+        event = json.loads(raw)
+        if event["event_type"] != "placement" or event["decision_id"] in seen:
+            continue  # a duplicate is applied once
+        seen.add(event["decision_id"])
+        overridden += "override" in event
+        decision = event["decision"]
+        if decision["action"] != "place" or not decision.get("tier"):
+            continue
+        cost = decision.get("predicted_cost")
+        if cost is None:
+            cost = decision["price_per_hour"] * decision["predicted_runtime_s"] / 3600
+        key = (event["attributes"]["team"],
+               "cheap" if decision["tier"] in ("spot", "reserved") else "premium")
+        spend[key] = spend.get(key, 0.0) + cost
+        priced[key] = priced.get(key, 0) + 1
+    got_spend = {(dict(k)["group"], dict(k)["tier"]): v
+                 for k, v in _samples(text, "placewatch_group_spend_total").items()
+                 if dict(k)["attribute"] == "team"}
+    got_priced = {(dict(k)["group"], dict(k)["tier"]): v
+                  for k, v in _samples(text, "placewatch_group_priced_placements_total").items()
+                  if dict(k)["attribute"] == "team"}
+    # every tracked group has both tiers' series from the start, at 0 until used
+    assert {k: v for k, v in got_priced.items() if v} == priced
+    assert {"cheap", "premium"} <= {t for _, t in priced}
+    assert {k for k, v in got_spend.items() if v} == set(spend)
+    for key, value in spend.items():
+        assert got_spend[key] == pytest.approx(value, rel=1e-9), key
+
+    flips: dict[tuple[str, str], list[int]] = {}
+    db = sqlite3.connect(out / "audit.sqlite")
+    bodies = [json.loads(b) for (b,) in db.execute("SELECT body FROM records") if b]
+    db.close()
+    for record in bodies:
+        tried = (record.get("explanations") or {}).get("group_flips") or {}
+        if not tried.get("checked"):
+            continue
+        flipped = {f["attribute"] for f in tried["flipped"]}
+        for attribute, held in record["group_state"].items():
+            if attribute not in json.loads(record["event"])["attributes"]:
+                continue  # a pair of attributes: never flipped
+            cell = flips.setdefault((attribute, held["group"]), [0, 0])
+            cell[0] += attribute in flipped
+            cell[1] += 1
+    got_flips = _samples(text, "placewatch_audit_group_flips_total")
+    got_checks = _samples(text, "placewatch_audit_group_flip_checks_total")
+    assert sum(k for k, _ in flips.values()) > 0
+    assert {(dict(k)["attribute"], dict(k)["group"]): [int(v), int(got_checks[k])]
+            for k, v in got_flips.items() if got_checks[k]} == flips
+
+    overrides = {dict(k)["state"]: v
+                 for k, v in _samples(text, "placewatch_override_placements_total").items()}
+    alerts = [json.loads(a) for a in (out / "alerts.jsonl").read_text().splitlines()]
+    assert overrides["active"] + overrides["expired"] == overridden > 0
+    assert overrides["expired"] >= sum(a["kind"] == "override_expired"
+                                       and a["state"] == "firing" for a in alerts) > 0
