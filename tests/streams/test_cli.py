@@ -57,6 +57,14 @@ def test_benchmark_prints_every_stage_and_the_ratio() -> None:
         assert stage in result.stdout
 
 
+def test_a_benchmark_that_misses_its_target_exits_non_zero() -> None:
+    """One short seed of feedback_loop cannot show amplification in 90% of seeds: FAIL, 1."""
+    result = placewatch("--quiet", "bench", "detection", "--seeds", "1", "--events", "30000",
+                        "--scenario", "feedback_loop", "--workers", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  feedback_loop: amplification" in result.stdout
+
+
 def test_config_show_redacts_the_sample_key() -> None:
     import os
     env = dict(os.environ, PLACEWATCH_AUDIT_SAMPLE_KEY="s3cret")
