@@ -33,6 +33,7 @@ from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.common import DataSourceRef
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from streams import metric_names as m
 
@@ -59,6 +60,7 @@ class PanelSpec:
     instant: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    no_value: str = ""  # shown instead of "No data" when the absence has a reason
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,42 @@ class DashboardSpec:
 
 
 _FOUR_FIFTHS: Final = (("red", None), ("green", 0.8))
+
+
+def _increase(metric: str, tier: str = "", by: str = "") -> str:
+    """``metric``'s increase over the comparison window for the chosen attribute (``tier``
+    "cheap" or "premium", or both when empty), summed ``by`` group (named groups only: the
+    ``__other__`` overflow is no group to price) or over every group."""
+    match = 'attribute="$attribute"' + (f',tier="{tier}"' if tier else "")
+    if by:
+        return (f'sum by ({by}) (increase({metric}_total{{{match},group!="__other__"}}'
+                f'[$compare]))')
+    return f"sum(increase({metric}_total{{{match}}}[$compare]))"
+
+
+def _priced(tier: str = "", by: str = "") -> str:
+    """Placements with a tier and a price (spend) over the comparison window."""
+    return _increase(m.GROUP_PRICED, tier, by)
+
+
+def _mean_spend(tier: str) -> str:
+    """Mean spend of one placement on ``tier``; no value when it had none in the window."""
+    return f"{_increase(m.GROUP_SPEND, tier)} / ({_priced(tier)} > 0)"
+
+
+# What one placement on a cheap tier saves against one on another tier, pooled over the
+# attribute's groups and never negative (the report's max(0, premium - cheap)); no value when
+# either kind had no priced placement in the window.
+_SAVED_PER_PLACEMENT: Final = f'clamp_min({_mean_spend("premium")} - {_mean_spend("cheap")}, 0)'
+_OWN_CHEAP: Final = f'({_priced("cheap", "group")} or {_priced(by="group")} * 0)'
+# Cheap placements each group would have had at the other groups' share, beyond its own:
+# (rest's cheap / rest's placements) x own placements - own cheap, at least 0; no value for a
+# group with no other priced placements to compare with.
+_SHORTFALL: Final = (
+    f'clamp_min((scalar({_priced("cheap")} or vector(0)) - {_OWN_CHEAP}) / '
+    f'((scalar({_priced()}) - {_priced(by="group")}) > 0) * {_priced(by="group")} - '
+    f'{_OWN_CHEAP}, 0)')
+_EXTRA_SPEND: Final = f"{_SHORTFALL} * on() group_left() {_SAVED_PER_PLACEMENT}"
 
 SRE: Final = DashboardSpec(
     "placewatch-sre", "placewatch: SRE on-call",
@@ -100,6 +138,13 @@ SRE: Final = DashboardSpec(
                       "keep up.", "percentunit",
                       [(f"sum(rate({m.PROCESSING_SECONDS}_total[{_RATE}]))", "busy")],
                       thresholds=[("green", None), ("orange", 0.6), ("red", 0.9)], span=6),
+            PanelSpec("timeseries", "Consumer lag by partition (Kafka source)",
+                      "Messages in each partition of the events topic after the position "
+                      "placewatch last committed, i.e. not yet in durable state. Only a "
+                      "Kafka source exports it (placewatch_consumer_lag). A lag that keeps "
+                      "rising means more workers or partitions are needed.", "short",
+                      [(f"sum by (topic, partition) ({m.CONSUMER_LAG})",
+                        "{{topic}} / {{partition}}")], no_value="Not a Kafka source"),
             PanelSpec("timeseries", "Duplicates and orphans",
                       "Duplicate decision ids per second (counted, applied once) and outcomes "
                       "whose placement never arrived in time.", "ops",
@@ -111,7 +156,8 @@ SRE: Final = DashboardSpec(
                       "(alertmanager_urls, webhook_urls). Rising with failures: "
                       "PlacewatchAlertDeliveryFailing.", "short",
                       [(f"sum by (target) ({m.ALERT_DELIVERY_PENDING})", "{{target}}")],
-                      runbooks=["PlacewatchAlertDeliveryFailing"]),
+                      runbooks=["PlacewatchAlertDeliveryFailing"],
+                      no_value="No direct delivery configured"),
         ]),
         ("Detectors", [
             PanelSpec("table", "Alerts open now",
@@ -121,7 +167,8 @@ SRE: Final = DashboardSpec(
                         f"({m.ALERT_ACTIVE})", "")],
                       runbooks=["PlacewatchEquityDrift", "PlacewatchPreferredTierDisparity",
                                 "PlacewatchForecastDrift", "PlacewatchFeedbackAmplification",
-                                "PlacewatchOverrideExpired"], span=24, instant=True),
+                                "PlacewatchOverrideExpired"], span=24, instant=True,
+                      no_value="No alert open"),
             PanelSpec("timeseries", "Equity-drift evidence against the threshold ($attribute)",
                       "The sequential test's statistic for each group and rate of the chosen "
                       "attribute; an alert fires when it crosses the family threshold (one "
@@ -130,6 +177,14 @@ SRE: Final = DashboardSpec(
                       [(f'max by (group, metric) ({m.DRIFT_STATISTIC}{{watch="equity_drift",'
                         f'attribute="$attribute",phase="alarm"}})', "{{group}} {{metric}}"),
                        (f"max({m.DRIFT_THRESHOLD})", "threshold")], span=24),
+            PanelSpec("timeseries", "Forecast-drift evidence against the threshold ($attribute)",
+                      "The same test on each group's forecast residuals (log actual over "
+                      "predicted runtime and cost): an alert fires when a group's statistic "
+                      "crosses the family threshold.", "short",
+                      [(f'max by (group, metric) ({m.DRIFT_STATISTIC}{{watch="forecast_drift",'
+                        f'attribute="$attribute",phase="alarm"}})', "{{group}} {{metric}}"),
+                       (f"max({m.DRIFT_THRESHOLD})", "threshold")],
+                      runbooks=["PlacewatchForecastDrift"], span=24),
         ]),
         ("Deep audit", [
             PanelSpec("timeseries", "Audit backlog",
@@ -177,9 +232,22 @@ LEADERSHIP: Final = DashboardSpec(
             PanelSpec("stat", "Median remediation age",
                       "Median time from detecting a finding to its resolution (by the "
                       "detector or a person), over the findings resolved so far.", "s",
-                      [(f"histogram_quantile(0.5, sum by (le) ({m.REMEDIATION_AGE}_bucket))",
-                        "median")], thresholds=[("green", None), ("orange", 86400.0),
-                                                ("red", 7 * 86400.0)], span=6, instant=True),
+                      [(f"histogram_quantile(0.5, sum by (le) ({m.REMEDIATION_AGE}_bucket)) "
+                        f"and on() (sum({m.REMEDIATION_AGE}_count) > 0)", "median")],
+                      thresholds=[("green", None), ("orange", 86400.0), ("red", 7 * 86400.0)],
+                      span=6, instant=True, no_value="None resolved yet"),
+            PanelSpec("table", "Parity ratio with its interval",
+                      "Each attribute's parity ratio of cheap-tier share (lowest over highest "
+                      "group) and the ends of its Katz interval at the configured confidence, "
+                      "simultaneous over the attribute's groups (Bonferroni), as in the Monday "
+                      "report. An upper end below 0.8 is a gap the data are sure of; a point "
+                      "below 0.8 with an upper end above it may be noise.", "percentunit",
+                      [(f'min by (attribute) ({m.PARITY_RATIO}{{metric="preferred_rate"}})',
+                        "ratio"),
+                       (f'min by (attribute) ({m.PARITY_RATIO_LOWER}{{metric="preferred_rate"}})',
+                        "lower"),
+                       (f'min by (attribute) ({m.PARITY_RATIO_UPPER}{{metric="preferred_rate"}})',
+                        "upper")], span=24, instant=True),
         ]),
         ("Trend ($attribute)", [
             PanelSpec("timeseries", "Parity ratio over time",
@@ -206,12 +274,12 @@ LEADERSHIP: Final = DashboardSpec(
                       "Each group's share of cheap-tier placements with the ends of its "
                       "Wilson interval at the configured confidence, and the decisions it "
                       "rests on.", "percentunit",
-                      [(f'{m.GROUP_RATE}{{attribute="$attribute",metric="preferred_rate"}}',
-                        "share"),
-                       (f'{m.GROUP_RATE_LOWER}{{attribute="$attribute",'
-                        f'metric="preferred_rate"}}', "lower"),
-                       (f'{m.GROUP_RATE_UPPER}{{attribute="$attribute",'
-                        f'metric="preferred_rate"}}', "upper")], instant=True),
+                      [(f'max by (group) ({m.GROUP_RATE}{{attribute="$attribute",'
+                        f'metric="preferred_rate"}})', "share"),
+                       (f'max by (group) ({m.GROUP_RATE_LOWER}{{attribute="$attribute",'
+                        f'metric="preferred_rate"}})', "lower"),
+                       (f'max by (group) ({m.GROUP_RATE_UPPER}{{attribute="$attribute",'
+                        f'metric="preferred_rate"}})', "upper")], instant=True),
         ]),
         ("Cost", [
             PanelSpec("timeseries", "Price per requested vCPU-hour by group",
@@ -226,6 +294,23 @@ LEADERSHIP: Final = DashboardSpec(
                       [(f'{m.GROUP_CPU_HOUR_COST}{{attribute="$attribute"}} - ignoring(group) '
                         f'group_left min without (group) ({m.GROUP_CPU_HOUR_COST}'
                         f'{{attribute="$attribute"}})', "{{group}}")], instant=True),
+            PanelSpec("stat", "Cost of fairness over the comparison window",
+                      "Saved: what the cheap tiers saved over $compare (cheap placements "
+                      "times the mean premium-tier minus the mean cheap-tier price of one "
+                      "placement). Extra spend: what the groups short of cheap compute paid "
+                      "on top, had they had the other groups' cheap share (the sum of the "
+                      "panel beside). Deployment currency; same method as the Monday report, "
+                      "with means pooled over the attribute's groups.", "currencyUSD",
+                      [(f"{_priced('cheap')} * {_SAVED_PER_PLACEMENT}", "saved"),
+                       (f"sum({_EXTRA_SPEND})", "extra spend")],
+                      span=12, instant=True),
+            PanelSpec("bargauge", "Extra spend by group over the comparison window",
+                      "For each group of the chosen attribute: the cheap placements it would "
+                      "have had over $compare at the other groups' cheap share, beyond its "
+                      "own, times what one cheap placement saves. 0 for groups at or above "
+                      "the others' share.", "currencyUSD",
+                      [(_EXTRA_SPEND, "{{group}}")],
+                      span=12, instant=True, minimum=0.0),
         ]),
     ], variables=("attribute",), compare=True)
 
@@ -240,7 +325,30 @@ REVIEWER: Final = DashboardSpec(
                       [(f"sum(rate({m.AUDITS}_total[{_RATE}]))", "sampled"),
                        (f"sum(rate({m.AUDITS_EXPLAINED}_total[{_RATE}]))", "explained"),
                        (f"sum(rate({m.AUDITS_DEFERRED}_total[{_RATE}]))", "deferred")],
-                      span=24),
+                      span=12),
+            PanelSpec("bargauge", "Group-flip rate by group (time range)",
+                      "Share of the explained audits of each group whose shadow-model answer "
+                      "changes when only the chosen attribute's value is changed, over the "
+                      "dashboard's time range. High: the scheduler's choices for this group "
+                      "hinge on the attribute itself. The Monday report gives the same rate "
+                      "with its interval; the table below gives the audits it rests on.",
+                      "percentunit",
+                      [(f'sum by (group) (increase({m.AUDIT_GROUP_FLIPS}_total'
+                        f'{{attribute="$attribute",group=~"$group"}}[$__range])) / '
+                        f'sum by (group) (increase({m.AUDIT_GROUP_FLIP_CHECKS}_total'
+                        f'{{attribute="$attribute",group=~"$group"}}[$__range]))', "{{group}}")],
+                      thresholds=[("green", None), ("orange", 0.1), ("red", 0.25)],
+                      minimum=0.0, maximum=1.0, span=12, instant=True),
+            PanelSpec("table", "Group flips and the audits checked",
+                      "Per group of the chosen attribute over the time range: explained audits "
+                      "checked for a group flip, and those whose answer flipped (Prometheus's "
+                      "increase() extrapolates to the range's ends, so these are rounded "
+                      "estimates; the Monday report counts the records).", "short",
+                      [(f'round(sum by (group) (increase({m.AUDIT_GROUP_FLIP_CHECKS}_total'
+                        f'{{attribute="$attribute",group=~"$group"}}[$__range])))', "checked"),
+                       (f'round(sum by (group) (increase({m.AUDIT_GROUP_FLIPS}_total'
+                        f'{{attribute="$attribute",group=~"$group"}}[$__range])))', "flipped")],
+                      span=24, instant=True),
         ]),
         ("Forecasts ($attribute)", [
             PanelSpec("timeseries", "Forecast bias by group",
@@ -261,6 +369,21 @@ REVIEWER: Final = DashboardSpec(
                       [(f'{m.GROUP_RATE}{{attribute="$attribute",group=~"$group",'
                         f'metric=~"queue_rate|preemption_rate"}}', "{{group}} {{metric}}")],
                       minimum=0.0),
+            PanelSpec("timeseries", "Amplification growth by group",
+                      "For a group in an equity-drift alarm: its shortfall since detection "
+                      "minus its shortfall at detection. Rising: the scheduler's own decisions "
+                      "are widening the gap (PlacewatchFeedbackAmplification fires when the "
+                      "growth is significant and at least trend_min_growth). Absent while no "
+                      "group is in alarm.", "percentunit",
+                      [(f'{m.AMPLIFICATION_GROWTH}{{attribute="$attribute",group=~"$group"}}',
+                        "{{group}} {{metric}}")], runbooks=["PlacewatchFeedbackAmplification"],
+                      no_value="No group in a drift alarm"),
+            PanelSpec("timeseries", "Overrides applied, active and expired",
+                      "Placements per second carrying a manual override, within its limit "
+                      "(active) and past its expiry or maximum age (expired; each such "
+                      "override is also an override_expired alert).", "ops",
+                      [(f"sum by (state) (rate({m.OVERRIDES}_total[{_RATE}]))", "{{state}}")],
+                      runbooks=["PlacewatchOverrideExpired"]),
             PanelSpec("stat", "Amplification and override alerts open",
                       "Feedback-loop amplification alerts (a gap that keeps widening) and "
                       "expired overrides still applied, open now.", "short",
@@ -293,11 +416,14 @@ def _panel(spec: PanelSpec) -> Any:
         panel.min(spec.minimum)
     if spec.maximum is not None:
         panel.max(spec.maximum)
+    if spec.no_value:
+        panel.no_value(spec.no_value)
     if spec.runbooks:
         panel.links([db.DashboardLink(f"Runbook: {name}").type(dm.DashboardLinkType.LINK)
                      .url(f"{RUNBOOKS}{name}.md").target_blank(True)
                      for name in spec.runbooks])
-    for ref, (expr, legend) in zip("ABCDEFGH", spec.queries, strict=False):
+    refs = "ABCDEFGH"[:len(spec.queries)]
+    for ref, (expr, legend) in zip(refs, spec.queries, strict=True):
         query = Query().expr(expr).ref_id(ref).datasource(_DS)
         if legend:
             query.legend_format(legend)
@@ -305,7 +431,20 @@ def _panel(spec: PanelSpec) -> Any:
             query.instant()
         else:
             query.range()
+        if spec.kind == "table":  # one row per series, its labels as columns
+            query.format(PromQueryFormat.TABLE)
         panel.with_target(query)
+    if spec.kind == "table":
+        # one frame per query, merged on their labels; "Value #A" named by its legend
+        value = {f"Value #{ref}": legend for ref, (_, legend) in zip(refs, spec.queries,
+                                                                     strict=True) if legend}
+        if len(spec.queries) > 1:
+            panel.with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        else:
+            value = {"Value": spec.queries[0][1]} if spec.queries[0][1] else {}
+        panel.with_transformation(dm.DataTransformerConfig(
+            id_val="organize", options={"excludeByName": {"Time": True},
+                                        "renameByName": value}))
     return panel
 
 

@@ -1,9 +1,11 @@
-"""``placewatch dashboards``: regenerate, check and publish the Grafana dashboards."""
+"""``placewatch dashboards``: regenerate, check, publish and draw the Grafana dashboards."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +20,7 @@ __all__ = ["dashboards_app"]
 _LOG = logging.getLogger("placewatch")
 TOKEN_ENV = "GRAFANA_TOKEN"
 
-dashboards_app = typer.Typer(help="Grafana dashboards: regenerate, check, publish "
+dashboards_app = typer.Typer(help="Grafana dashboards: regenerate, check, publish, draw "
                              "(dashboards/README.md).", no_args_is_help=True)
 
 
@@ -62,3 +64,64 @@ def dashboards_publish(
         typer.echo(f"{change.change:<9} {change.uid}  ({change.title})")
         log_event(_LOG, logging.DEBUG, "dashboard published", uid=change.uid,
                   change=change.change)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str, option: str) -> float:
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or float(match[1]) <= 0:
+        raise PlacewatchError(f"{option}: {text!r} is not a duration such as 90s, 15m, 6h or 1d")
+    return float(match[1]) * _SECONDS[match[2]]
+
+
+@dashboards_app.command("render")
+def dashboards_render(
+    prometheus: Annotated[str, typer.Option(
+        help="Prometheus's base URL, e.g. http://127.0.0.1:9090 (it must scrape placewatch).")],
+    out: Annotated[Path, typer.Option(help="Directory for one PNG per dashboard, named by "
+                                      "its uid.", file_okay=False)],
+    time_range: Annotated[str, typer.Option(
+        "--range", help="How far back the time-series panels reach (90s, 15m, 6h, 1d); also "
+        "Grafana's $__range.")] = "1h",
+    scrape_interval: Annotated[str, typer.Option(
+        help="Prometheus's scrape interval, for $__rate_interval.")] = "15s",
+    var: Annotated[list[str] | None, typer.Option(
+        help="Set a template variable, NAME=VALUE (repeatable), e.g. attribute=team or "
+        "compare=1d.")] = None,
+    dashboard: Annotated[list[str] | None, typer.Option(
+        help="Only this dashboard uid (repeatable; default: all three).")] = None,
+    require_data: Annotated[bool, typer.Option(
+        "--require-data", help="Exit 1 if any panel's queries returned no series.")] = False,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds per query.")] = 30.0,
+) -> None:
+    """Draw each dashboard's panels from its own queries against a live Prometheus into a
+    PNG (matplotlib, Grafana's grid and dark theme): what a viewer would see over the last
+    --range, without a Grafana server. Prints each picture and the panels that had no data."""
+    settings_for(None)
+    from dashboards.pictures import Prometheus, boards, render_dashboard
+
+    chosen: dict[str, str] = {}
+    for item in var or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise PlacewatchError(f"--var: {item!r} is not NAME=VALUE")
+        chosen[name.strip()] = value
+    span = _seconds(time_range, "--range")
+    scrape = _seconds(scrape_interval, "--scrape-interval")
+    client = Prometheus(prometheus, timeout)
+    end = time.time()
+    empty_panels = 0
+    for board in boards(dashboard or ()):
+        done = render_dashboard(board, client, out / f"{board['uid']}.png", end - span, end,
+                                scrape, chosen)
+        empty = done.empty
+        empty_panels += len(empty)
+        typer.echo(f"{done.path}  {len(done.panels) - len(empty)} of {len(done.panels)} "
+                   f"panels with data" + (f"; no data: {'; '.join(empty)}" if empty else ""))
+        log_event(_LOG, logging.DEBUG, "dashboard rendered", uid=done.uid, path=str(done.path),
+                  empty=len(empty))
+    if require_data and empty_panels:
+        raise typer.Exit(1)

@@ -141,7 +141,8 @@ def alertmanager(directory: Path, receiver: str, port: int | None = None
 
 
 @contextmanager
-def prometheus(directory: Path, target: str, alertmanager_url: str, scrape: float = 1.0,
+def prometheus(directory: Path, target: str | list[str], alertmanager_url: str,
+               scrape: float = 1.0,
                evaluation: float = 1.0, keep_firing_for: str | None = None) -> Iterator[str]:
     """Prometheus with the shipped rules (``keep_firing_for`` shortened when given, so a test
     need not wait the production minute for a rule alert to end)."""
@@ -160,7 +161,8 @@ def prometheus(directory: Path, target: str, alertmanager_url: str, scrape: floa
         "rule_files": [str(rules)],
         "alerting": {"alertmanagers": [{"static_configs": [
             {"targets": [alertmanager_url.removeprefix("http://")]}]}]},
-        "scrape_configs": [{"job_name": "placewatch", "static_configs": [{"targets": [target]}]}],
+        "scrape_configs": [{"job_name": "placewatch", "static_configs": [
+            {"targets": [target] if isinstance(target, str) else target}]}],
     }
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     url = f"http://127.0.0.1:{port}"
