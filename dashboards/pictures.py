@@ -258,6 +258,9 @@ class PanelResult:
     title: str
     kind: str
     series: int
+    """Series (or rows) with at least one finite value."""
+    error: str | None = None
+    """Why the panel could not be drawn (its series are counted all the same)."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,11 @@ class Rendered:
 
     @property
     def empty(self) -> list[str]:
-        return [p.title for p in self.panels if p.series == 0]
+        return [p.title for p in self.panels if p.series == 0 and p.error is None]
+
+    @property
+    def failed(self) -> list[str]:
+        return [f"{p.title} ({p.error})" for p in self.panels if p.error is not None]
 
 
 def _queries(panel: Mapping[str, Any], values: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -282,12 +289,23 @@ def _range_series(panel: Mapping[str, Any], prometheus: Prometheus, values: Mapp
     out = []
     for expr, legend in _queries(panel, values):
         for item in prometheus.range(expr, start, end, step):
-            series = _Series(_legend(legend, item["metric"]))
-            for at, text in item["values"]:
-                series.times.append(float(at))
-                series.values.append(float(text))
+            try:
+                series = _Series(_legend(legend, {k: str(v) for k, v in item["metric"].items()}))
+                for at, text in item["values"]:
+                    series.times.append(float(at))
+                    series.values.append(float(text))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise _malformed(prometheus, panel, exc) from exc
             out.append(series)
     return out
+
+
+def _malformed(prometheus: Prometheus, panel: Mapping[str, Any], exc: Exception
+               ) -> PlacewatchError:
+    """A reply Prometheus would never send: the server is not Prometheus, or is broken."""
+    return PlacewatchError(f"{prometheus.url} answered panel {panel['title']!r} with a "
+                           f"malformed series ({exc.__class__.__name__}: {exc}): is it "
+                           "Prometheus?")
 
 
 def _instant_rows(panel: Mapping[str, Any], prometheus: Prometheus, values: Mapping[str, str],
@@ -296,8 +314,11 @@ def _instant_rows(panel: Mapping[str, Any], prometheus: Prometheus, values: Mapp
     out = []
     for expr, legend in _queries(panel, values):
         for item in prometheus.instant(expr, at):
-            labels = {k: str(v) for k, v in item["metric"].items()}
-            out.append((legend, labels, float(item["value"][1])))
+            try:
+                labels = {k: str(v) for k, v in item["metric"].items()}
+                out.append((legend, labels, float(item["value"][1])))
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise _malformed(prometheus, panel, exc) from exc
     return out
 
 
@@ -502,7 +523,9 @@ def _table(ax: Axes, panel: Mapping[str, Any], unit: str,
 
 def _draw(fig: Figure, rect: tuple[float, float, float, float], panel: Mapping[str, Any],
           prometheus: Prometheus, values: Mapping[str, str], start: float, end: float,
-          step: float) -> int:
+          step: float) -> tuple[int, str | None]:
+    """Draw one panel; returns its series with a finite value, and why it could not be drawn
+    (None when it was)."""
     defaults = panel.get("fieldConfig", {}).get("defaults", {})
     unit = defaults.get("unit", "short")
     no_value = defaults.get("noValue") or "No data"
@@ -535,13 +558,13 @@ def _draw(fig: Figure, rect: tuple[float, float, float, float], panel: Mapping[s
             _table(fig.add_axes(rect), panel, unit, rows, rect[3] * fig.get_size_inches()[1])
         else:
             _blank(fig.add_axes(rect), f"({kind} panels are not drawn)")
-            return 0
+            return shown, f"{kind} panels are not drawn"
     except Exception as exc:  # one odd series must not lose the other panels
         for ax in fig.axes[drawn:]:
             ax.remove()
         _blank(fig.add_axes(rect), f"Cannot draw this panel ({exc.__class__.__name__})")
-        return 0
-    return shown
+        return shown, f"{exc.__class__.__name__}: {exc}"
+    return shown, None
 
 
 def render_dashboard(board: Mapping[str, Any], prometheus: Prometheus, out: Path,
@@ -581,9 +604,9 @@ def render_dashboard(board: Mapping[str, Any], prometheus: Prometheus, out: Path
                 bottom = 1 - (top_in + grid["h"] * _UNIT_IN - pad_bottom) / height_in
                 height = (grid["h"] * _UNIT_IN - pad_top - pad_bottom) / height_in
                 titled = {**panel, "title": substitute(panel["title"], values)}
-                count = _draw(fig, (left, bottom, width, height), titled, prometheus, values,
-                              start, end, step)
-                results.append(PanelResult(titled["title"], panel["type"], count))
+                count, error = _draw(fig, (left, bottom, width, height), titled, prometheus,
+                                     values, start, end, step)
+                results.append(PanelResult(titled["title"], panel["type"], count, error))
             out.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(out, format="png", dpi=100, metadata={"Software": None})
         finally:

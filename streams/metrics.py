@@ -257,7 +257,8 @@ class CoreCollector(Collector):
                                      "group checked for a group flip.",
                                      labels=["attribute", "group"])
         # every tracked group from the start (at 0), so increase() sees its first flips
-        flip_counts = dict(status.group_flips)  # one copy: the audit path adds to it
+        # one copy, in one C call under the GIL: the audit path adds to it from another thread
+        flip_counts = dict(status.group_flips)
         cells = set(flip_counts)
         for attribute in core.ledger.attribute_names:
             cells.update((attribute, name) for name in core.ledger.groups[attribute])

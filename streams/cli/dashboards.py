@@ -94,7 +94,8 @@ def dashboards_render(
     dashboard: Annotated[list[str] | None, typer.Option(
         help="Only this dashboard uid (repeatable; default: all three).")] = None,
     require_data: Annotated[bool, typer.Option(
-        "--require-data", help="Exit 1 if any panel's queries returned no series.")] = False,
+        "--require-data", help="Exit 1 if any panel's queries returned no series with a "
+        "finite value, or a panel could not be drawn.")] = False,
     timeout: Annotated[float, typer.Option(min=1.0, help="Seconds per query.")] = 30.0,
 ) -> None:
     """Draw each dashboard's panels from its own queries against a live Prometheus into a
@@ -117,10 +118,12 @@ def dashboards_render(
     for board in boards(dashboard or ()):
         done = render_dashboard(board, client, out / f"{board['uid']}.png", end - span, end,
                                 scrape, chosen)
-        empty = done.empty
-        empty_panels += len(empty)
-        typer.echo(f"{done.path}  {len(done.panels) - len(empty)} of {len(done.panels)} "
-                   f"panels with data" + (f"; no data: {'; '.join(empty)}" if empty else ""))
+        empty, failed = done.empty, done.failed
+        empty_panels += len(empty) + len(failed)
+        typer.echo(f"{done.path}  {len(done.panels) - len(empty) - len(failed)} of "
+                   f"{len(done.panels)} panels with data"
+                   + (f"; no data: {'; '.join(empty)}" if empty else "")
+                   + (f"; could not draw: {'; '.join(failed)}" if failed else ""))
         log_event(_LOG, logging.DEBUG, "dashboard rendered", uid=done.uid, path=str(done.path),
                   empty=len(empty))
     if require_data and empty_panels:

@@ -5,6 +5,7 @@ a real Prometheus scraping a live placewatch on simulated data."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -160,11 +161,13 @@ def test_every_query_returns_series_from_a_real_prometheus(live_prometheus: Live
     missing: list[str] = []
     answered_once: set[str] = set()
 
-    def returns(expr: str) -> bool:
+    def returns(expr: str) -> bool:  # a series with a finite value: NaN is no answer
         now = time.time()
         if expr in instant:
-            return bool(client.instant(_substitute(expr), now))
-        return bool(client.range(_substitute(expr), live_prometheus.started, now, 2))
+            return any(math.isfinite(float(s["value"][1]))
+                       for s in client.instant(_substitute(expr), now))
+        return any(math.isfinite(float(v)) for s in client.range(
+            _substitute(expr), live_prometheus.started, now, 2) for _, v in s["values"])
 
     def answered() -> bool:
         answered_once.update(expr for _, _, expr in queries
@@ -247,13 +250,36 @@ class _NotPrometheus(BaseHTTPRequestHandler):
         return None
 
 
+class _BrokenPrometheus(BaseHTTPRequestHandler):
+    """Answers like Prometheus, but every series lacks its value."""
+
+    def do_GET(self) -> None:  # label values
+        self._json({"status": "success", "data": ["team"]})
+
+    def do_POST(self) -> None:  # queries
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._json({"status": "success", "data": {"resultType": "vector",
+                                                  "result": [{"metric": {"a": "b"}}]}})
+
+    def _json(self, body: object) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(json.dumps(body).encode())
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
 def test_render_errors_are_one_clear_line(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotPrometheus)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    html = f"http://127.0.0.1:{server.server_address[1]}"
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler)
+               for handler in (_NotPrometheus, _BrokenPrometheus)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    html, broken = (f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
     for args, expected in (
             (["--prometheus", html], "something other than JSON: is it Prometheus?"),
+            (["--prometheus", broken], "with a malformed series (KeyError"),
             (["--prometheus", f"http://127.0.0.1:{port}"], "cannot reach Prometheus"),
             (["--prometheus", "ftp://x"], "is not an http(s) URL"),
             (["--prometheus", "http://127.0.0.1:1", "--range", "soon"], "is not a duration"),
@@ -262,5 +288,6 @@ def test_render_errors_are_one_clear_line(tmp_path: Path) -> None:
         done = placewatch("--quiet", "dashboards", "render", "--out", str(tmp_path), *args)
         assert done.returncode != 0, args
         assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr
-    server.shutdown()
-    server.server_close()
+    for server in servers:
+        server.shutdown()
+        server.server_close()

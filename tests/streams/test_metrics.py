@@ -126,3 +126,22 @@ def test_the_served_exposition_is_byte_for_byte_the_library_s() -> None:
     assert body == generate_latest(app.registry)
     families = {f.name for f in text_string_to_metric_families(body.decode())}
     assert {m.EVENTS, m.GROUP_RATE, m.DEAD_LETTERS} <= families
+
+
+def test_counters_the_dashboards_take_increase_of_start_at_zero() -> None:
+    """Every tracked group has its spend series for both tiers and its group-flip series
+    before it has any, so Prometheus's increase() counts their first placements and flips."""
+    app = create_app(load_settings(environ={}, overrides={"evaluate_every": 10,
+                                                          "audit_sample_rate": 0.0}))
+    for i in range(40):  # cheap tiers only, nothing explained
+        app.core.process(line(placement(f"d-{i}", team=f"t{i % 4}", tier="spot")))
+    app.core.finish()
+    text = generate_latest(app.registry).decode()
+    priced = {(r["group"], r["tier"]): v
+              for r, v in _rows(text, f"{m.GROUP_PRICED}_total") if r["attribute"] == "team"}
+    assert priced == {**{(f"t{g}", "cheap"): 10.0 for g in range(4)},
+                      **{(f"t{g}", "premium"): 0.0 for g in range(4)}}
+    flips = {(r["attribute"], r["group"]): v
+             for r, v in _rows(text, f"{m.AUDIT_GROUP_FLIP_CHECKS}_total")}
+    assert {g for a, g in flips if a == "team"} == {f"t{g}" for g in range(4)}
+    assert set(flips.values()) == {0.0}

@@ -206,7 +206,7 @@ def test_spend_group_flips_and_overrides_in_metrics_are_what_events_and_records_
     got_priced = {(dict(k)["group"], dict(k)["tier"]): v
                   for k, v in _samples(text, "placewatch_group_priced_placements_total").items()
                   if dict(k)["attribute"] == "team"}
-    # every tracked group has both tiers' series from the start, at 0 until used
+    # (series at 0 are the tiers a group has not used yet: tests/streams/test_metrics.py)
     assert {k: v for k, v in got_priced.items() if v} == priced
     assert {"cheap", "premium"} <= {t for _, t in priced}
     assert {k for k, v in got_spend.items() if v} == set(spend)
