@@ -272,8 +272,8 @@ LEADERSHIP: Final = DashboardSpec(
                       minimum=0.0, maximum=1.0, instant=True),
             PanelSpec("table", "Cheap-compute share with its interval",
                       "Each group's share of cheap-tier placements with the ends of its "
-                      "Wilson interval at the configured confidence, and the decisions it "
-                      "rests on.", "percentunit",
+                      "Wilson interval at the configured confidence (the placements each "
+                      "rests on: placewatch_group_rate_support).", "percentunit",
                       [(f'max by (group) ({m.GROUP_RATE}{{attribute="$attribute",'
                         f'metric="preferred_rate"}})', "share"),
                        (f'max by (group) ({m.GROUP_RATE_LOWER}{{attribute="$attribute",'
@@ -299,8 +299,10 @@ LEADERSHIP: Final = DashboardSpec(
                       "times the mean premium-tier minus the mean cheap-tier price of one "
                       "placement). Extra spend: what the groups short of cheap compute paid "
                       "on top, had they had the other groups' cheap share (the sum of the "
-                      "panel beside). Deployment currency; same method as the Monday report, "
-                      "with means pooled over the attribute's groups.", "currencyUSD",
+                      "panel beside). Deployment currency; the Monday report's money method "
+                      "with means pooled over the attribute's groups (how the two differ: "
+                      "dashboards/README.md). No value when the window had no cheap or no "
+                      "premium priced placement.", "currencyUSD",
                       [(f"{_priced('cheap')} * {_SAVED_PER_PLACEMENT}", "saved"),
                        (f"sum({_EXTRA_SPEND})", "extra spend")],
                       span=12, instant=True),
@@ -371,7 +373,8 @@ REVIEWER: Final = DashboardSpec(
                       minimum=0.0),
             PanelSpec("timeseries", "Amplification growth by group",
                       "For a group in an equity-drift alarm: its shortfall since detection "
-                      "minus its shortfall at detection. Rising: the scheduler's own decisions "
+                      "minus its shortfall at detection, so far while its trend_window fills, "
+                      "then the window's final figure. Rising: the scheduler's own decisions "
                       "are widening the gap (PlacewatchFeedbackAmplification fires when the "
                       "growth is significant and at least trend_min_growth). Absent while no "
                       "group is in alarm.", "percentunit",
