@@ -102,7 +102,8 @@ def dashboards_render(
     PNG (matplotlib, Grafana's grid and dark theme): what a viewer would see over the last
     --range, without a Grafana server. Prints each picture and the panels that had no data."""
     settings_for(None)
-    from dashboards.pictures import Prometheus, boards, render_dashboard
+    from dashboards.pictures import boards, render_dashboard
+    from dashboards.prometheus import Prometheus
 
     chosen: dict[str, str] = {}
     for item in var or []:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from dashboards.build import DASHBOARDS, JSON_DIR, build_all, main
-from dashboards.pictures import Prometheus
+from dashboards.prometheus import Prometheus
 from simulator import SCENARIOS, Simulation
 from streams import metric_names
 from streams.bench.kafka_broker import MockCluster, produce
