@@ -4,7 +4,7 @@ Nothing in this package performs I/O, reads the clock or the environment, or log
 with the events, randomness from injected seeds, configuration as :class:`CoreConfig`.
 """
 
-from detectors.alerts import ALERT_KINDS, Alert, AlertBook
+from detectors.alerts import Alert, AlertBook
 from detectors.config import CoreConfig
 from detectors.disparity import DisparityFinding, StandingDisparity
 from detectors.events import (
@@ -25,6 +25,7 @@ from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.overrides import OverrideWatch
 from detectors.pipeline import AuditContext, AuditCore, DeadLetter, Effects
 from detectors.rates import RATE_BY_NAME, RATE_METRICS, RATES, RateSpec
+from detectors.registry import ALERT_KINDS
 from detectors.sampler import AuditSampler
 from detectors.summary import fairness_summary
 

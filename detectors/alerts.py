@@ -21,41 +21,15 @@ it fired, from which the resolved line is written (:mod:`detectors.findings`).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 
-__all__ = ["ALERT_KINDS", "ALERT_NAMES", "ALERT_SEVERITIES", "ALERT_STATES", "Alert", "AlertBook",
-           "AlertKey", "fingerprint"]
-
-ALERT_KINDS: Final = (
-    "amplification",
-    "disparity",
-    "equity_drift",
-    "forecast_drift",
-    "override_expired",
-)
-"""Documented alert kinds (docs/alerts.md); the contract's ``kind`` field takes one of them."""
-
-ALERT_NAMES: Final = {
-    "amplification": "PlacewatchFeedbackAmplification",
-    "disparity": "PlacewatchPreferredTierDisparity",
-    "equity_drift": "PlacewatchEquityDrift",
-    "forecast_drift": "PlacewatchForecastDrift",
-    "override_expired": "PlacewatchOverrideExpired",
-}
-"""Each kind's alert name: ``alerts.jsonl``'s ``alert``, Alertmanager's ``alertname``, the
-Prometheus rule (alerts/placewatch.rules.yml) and its runbook (alerts/runbooks/)."""
-
-ALERT_SEVERITIES: Final = {
-    "amplification": "critical",
-    "disparity": "warning",
-    "equity_drift": "warning",
-    "forecast_drift": "warning",
-    "override_expired": "warning",
-}
-"""Each kind's ``severity`` label: critical pages the on-call receiver (alerts/alertmanager.yml)."""
+__all__ = ["ALERT_STATES", "Alert", "AlertBook", "AlertKey", "AlertKind", "Where", "fingerprint",
+           "iso"]
 
 ALERT_STATES: Final = ("firing", "resolved")
 """The two edges of an alert, as written in ``alerts.jsonl``'s ``state``."""
@@ -76,6 +50,65 @@ def fingerprint(key: AlertKey) -> str:
     """
     text = "\x1f".join("" if part is None else part for part in key)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def iso(ts: dt.datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, millisecond precision."""
+    return ts.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The event an alert fired (or resolved) on."""
+
+    decision_id: str
+    event_index: int
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertKind:
+    """One documented kind of alert: ``alerts.jsonl``'s ``kind``, its alert name
+    (Alertmanager's ``alertname``, the Prometheus rule in alerts/placewatch.rules.yml and its
+    runbook in alerts/runbooks/) and its ``severity`` label (critical pages the on-call
+    receiver, alerts/alertmanager.yml). Each detector declares the kinds it raises
+    (:mod:`detectors.detector`); :mod:`detectors.registry` collects them.
+
+    >>> kind = AlertKind("disparity", "PlacewatchPreferredTierDisparity", "warning")
+    >>> at = Where("d-1", 9, dt.datetime(2026, 11, 2, 8, 15, tzinfo=dt.UTC))
+    >>> alert = kind.firing(("disparity", "team", "a", "preferred_rate"), at, value=0.7,
+    ...                     reference=0.8, summary="...", metric="preferred_rate_parity_ratio")
+    >>> alert.alert, alert.state, alert.group, alert.metric
+    ('PlacewatchPreferredTierDisparity', 'firing', 'a', 'preferred_rate_parity_ratio')
+    >>> alert.at, alert.fingerprint == fingerprint(("disparity", "team", "a", "preferred_rate"))
+    ('2026-11-02T08:15:00.000Z', True)
+    """
+
+    kind: str
+    alert: str
+    severity: str
+
+    def __post_init__(self) -> None:
+        if not self.kind.isidentifier() or not self.alert.isidentifier():
+            raise ValueError(f"kind and alert must be identifiers, got {self.kind!r}, "
+                             f"{self.alert!r}")
+        if self.severity not in ("critical", "warning", "info"):
+            raise ValueError(f"severity must be critical, warning or info, got "
+                             f"{self.severity!r}")
+
+    def firing(self, key: AlertKey, where: Where, *, value: float, reference: float | str,
+               summary: str, details: dict[str, object] | None = None,
+               metric: str | None = None) -> Alert:
+        """The firing edge of the alert ``key`` (of this kind), detected on ``where``;
+        ``metric`` defaults to the key's."""
+        if key[0] != self.kind:
+            raise ValueError(f"key {key!r} is not of kind {self.kind!r}")
+        return Alert(
+            alert=self.alert, state="firing", fingerprint=fingerprint(key), kind=self.kind,
+            attribute=key[1], group=key[2], metric=key[3] if metric is None else metric,
+            severity=self.severity, value=value, reference=reference,
+            decision_id=where.decision_id, event_index=where.event_index, at=iso(where.at),
+            summary=summary, details={} if details is None else details)
 
 
 class Alert(msgspec.Struct, frozen=True, omit_defaults=False):

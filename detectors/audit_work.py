@@ -16,8 +16,8 @@ from typing import Final
 import msgspec
 import orjson
 
+from detectors.alerts import iso
 from detectors.events import UNSET, Placement, decode_event
-from detectors.findings import iso
 from detectors.job_inputs import JobInputs, label_of
 
 __all__ = ["AuditRequest", "Explain", "Learn", "LearnOutcome", "RequestBuilder", "WorkItem",

@@ -33,11 +33,11 @@ from typing import Final
 
 import msgspec
 
-from detectors.alerts import Alert, AlertBook, AlertKey
-from detectors.findings import Where, iso, same_population
+from detectors.alerts import Alert, AlertBook, AlertKey, Where, iso
+from detectors.findings import same_population
 from detectors.groups import RECENT, EquityLedger
 
-__all__ = ["MIN_DECISIONS", "RECENT", "SamePopulation", "promoted", "shared", "still_alarmed"]
+__all__ = ["MIN_DECISIONS", "RECENT", "SamePopulation", "promoted", "shared"]
 
 MIN_DECISIONS: Final = 64
 """Decisions both groups must have before they can be judged to coincide."""
@@ -150,25 +150,6 @@ def _share(a: AlertKey, b: AlertKey, ledger: EquityLedger) -> float | None:
     if mine is None or theirs is None:
         return None
     return shared(mine.recent, mine.decisions, theirs.recent, theirs.decisions)
-
-
-def still_alarmed(key: AlertKey, ledger: EquityLedger) -> bool:
-    """Whether the detector behind an alert is still in its alarm (its condition holds):
-    equity drift and amplification by the group's drift watch, forecast drift by its
-    residual watch. A disparity is re-evaluated every time, so it never needs promoting."""
-    kind, attribute, group, metric = key
-    if attribute is None or group is None:
-        return False
-    stats = ledger.groups.get(attribute, {}).get(group)
-    if stats is None:
-        return False
-    if kind in ("equity_drift", "amplification"):
-        watch = (stats.drift or {}).get(metric)
-        return watch is not None and watch.cycle.alarmed
-    if kind == "forecast_drift":
-        residuals = (stats.forecast or {}).get(metric)
-        return residuals is not None and residuals.cycle.alarmed
-    return False
 
 
 def promoted(alert: Alert, where: Where, primary: AlertKey) -> Alert:

@@ -19,45 +19,28 @@ and hands them to its sinks. Every input event is accounted for exactly once::
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 import msgspec
 
-from detectors.alerts import Alert, AlertBook, AlertKey
+from detectors.alerts import Alert, AlertBook, AlertKey, AlertKind, Where
 from detectors.audit_work import Explain, Learn, LearnOutcome, WorkItem
-from detectors.coincidence import SamePopulation, promoted, still_alarmed
+from detectors.coincidence import SamePopulation, promoted
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
-from detectors.disparity import StandingDisparity
-from detectors.drift import DriftSignal, EquityDrift
-from detectors.events import UNSET, Outcome, Override, Placement, Rejection, decode_event
-from detectors.findings import (
-    Where,
-    amplification_alert,
-    amplification_resolution,
-    disparity_alert,
-    disparity_resolution,
-    drift_alert,
-    drift_resolution,
-    forecast_alert,
-    forecast_resolution,
-    override_alert,
-    override_resolution,
-    resolved_alert,
-    restart_resolution,
-)
-from detectors.forecast import ForecastDrift, ForecastSignal
+from detectors.detector import CoreDetector, Edge, Fire
+from detectors.events import UNSET, Outcome, Placement, Rejection, decode_event
+from detectors.findings import resolved_alert, restart_resolution
 from detectors.groups import RECENT, EquityLedger, GroupStats, wait_bucket
 from detectors.history import History, HistoryRecord
 from detectors.ingest import OutcomeJoiner, RecentIds
-from detectors.overrides import LiftedOverrides, OverrideWatch
-from detectors.rates import RATE_BY_NAME
+from detectors.kinds.override_expired import OverrideExpiredDetector
+from detectors.registry import DETECTORS, alert_kinds
 from detectors.sampler import AuditSampler
 from detectors.sequencer import EventTimeSequencer
-from detectors.wait_equity import WaitEquity
 
 __all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
 
@@ -113,16 +96,18 @@ class AuditCore:
         self.alert_book = AlertBook()
         self._placement_ids = RecentIds(config.dedup_horizon)
         self._outcome_ids = RecentIds(config.dedup_horizon)
-        self._disparity = StandingDisparity(config.disparity_ratio_threshold,
-                                            config.confidence, config.min_group_support)
-        self._overrides = OverrideWatch(config.override_max_age_s)
-        self.drift = EquityDrift(config.drift_warmup, config.drift_min_batches,
-                                 config.drift_prior, config.trend_window, config.trend_alpha,
-                                 config.trend_min_growth, config.drift_detector)
-        self.forecast = ForecastDrift(config.forecast_warmup)
-        self.wait_equity = WaitEquity(config.wait_gap_limit, config.confidence,
-                                      max(config.min_group_support, 2))
-        self._forecast_watches = 0
+        self.detectors: dict[str, CoreDetector] = {
+            name: spec.make(config) for name, spec in DETECTORS.items()}
+        """Every detector of :data:`detectors.registry.DETECTORS`, built from ``config``, in
+        the order they are evaluated (:mod:`detectors.detector`)."""
+        self.alert_kinds: tuple[AlertKind, ...] = alert_kinds(DETECTORS)
+        """The alert kinds those detectors raise."""
+        self._owner = {kind.kind: detector for detector in self.detectors.values()
+                       for kind in type(detector).kinds}
+        hooked = [(d, type(d).hooks()) for d in self.detectors.values()]
+        self._placement_hooks = [d.on_placement for d, hooks in hooked if "on_placement" in hooks]
+        self._outcome_hooks = [d.on_outcome for d, hooks in hooked if "on_outcome" in hooks]
+        self._evaluate_hooks = [d.evaluate for d, hooks in hooked if "evaluate" in hooks]
         self.family_threshold = math.nan
         """The CUSUM threshold every sequential watch was last tested against (the false-alarm
         budget shared by all of them; NaN before the first evaluation)."""
@@ -152,17 +137,11 @@ class AuditCore:
         self.joined = 0
         self.orphaned_outcomes = 0
         self.audited = 0
-        self.overrides_applied = 0
-        """Placements that carried a manual override."""
-        self.overrides_expired = 0
-        """Of those, placements whose override was past its expiry or maximum age."""
         self._carried: list[Alert] = []
         self.alerts_closed_on_restart = 0
         """Alerts an earlier run left open, resolved by this one (:meth:`carry_over`)."""
         self._same = SamePopulation(config.coincide_overlap)
         """Alerts reported inside another open alert because their groups coincide."""
-        self._lifted = LiftedOverrides(config.override_resolve_after_s)
-        """Open ``override_expired`` alerts, and when their override counts as lifted."""
         self.watermark = float("-inf")
         self._jump: float | None = None
         self.clock_outliers = 0
@@ -172,6 +151,29 @@ class AuditCore:
         """Windows of what each group received, for the weekly report (None: off)."""
         self._history_end = math.inf
         """When the open history window closes (infinite with history off)."""
+
+    @property
+    def overrides_applied(self) -> int:
+        """Placements that carried a manual override."""
+        return self._overrides.applied
+
+    @property
+    def overrides_expired(self) -> int:
+        """Of those, placements whose override was past its expiry or maximum age."""
+        return self._overrides.expired
+
+    @property
+    def _overrides(self) -> OverrideExpiredDetector:
+        detector = self.detectors["override_expired"]
+        assert isinstance(detector, OverrideExpiredDetector)
+        return detector
+
+    def summary_sections(self) -> dict[str, object]:
+        """What the detectors add to ``summary.json``, in registry order."""
+        out: dict[str, object] = {}
+        for detector in self.detectors.values():
+            out.update(detector.summary())
+        return out
 
     @property
     def alerts_by_kind(self) -> dict[str, int]:
@@ -352,8 +354,6 @@ class AuditCore:
                 stats.wait_n += 1
                 stats.wait_sum += wait
                 stats.wait_hist[bucket] += 1
-                if priority is not None:
-                    self.wait_equity.add(stats.attribute, stats.name, priority, wait)
         where = Where(event.decision_id, index, decided_at)
         self._last = where
         config = self.config
@@ -365,12 +365,14 @@ class AuditCore:
         if waiting is not None:
             self._apply_outcome(groups, event, trains, waiting, where)
         override = event.override
-        if override is not UNSET:
-            if self.history is not None:
-                self.history.override(override.by or "", override.reason or "",
-                                      None if override.expires_at is UNSET
-                                      else override.expires_at.timestamp())
-            self._check_override(event, override, index)
+        if override is not UNSET and self.history is not None:
+            self.history.override(override.by or "", override.reason or "",
+                                  None if override.expires_at is UNSET
+                                  else override.expires_at.timestamp())
+        for hook in self._placement_hooks:
+            edges = hook(event, groups, where, self)
+            if edges is not None:
+                self._apply_edges(edges, where)
         costly = (config.audit_cost_threshold > 0 and decision.predicted_cost is not UNSET
                   and decision.predicted_cost >= config.audit_cost_threshold)
         if draw >= self._draw_floor and override is UNSET and not costly:
@@ -409,17 +411,11 @@ class AuditCore:
                 stats.deadline_n += 1
                 if not met:
                     stats.deadline_missed += 1
-            if residuals:
-                forecast = stats.forecast
-                if forecast is None:
-                    forecast = stats.forecast = self.forecast.new_watches()
-                    self._forecast_watches += 2 * len(forecast)
-                for quantity, residual in residuals:
-                    forecast[quantity].observe(residual, self.forecast.warmup,
-                                               self.forecast.min_scale)
-                if costs is not None:
-                    stats.cost_actual_sum += costs[0]
-                    stats.cost_predicted_sum += costs[1]
+            if costs is not None:
+                stats.cost_actual_sum += costs[0]
+                stats.cost_predicted_sum += costs[1]
+        for hook in self._outcome_hooks:
+            hook(groups, placement, outcome, residuals)
 
     @staticmethod
     def _residuals(placement: Placement, outcome: Outcome) -> list[tuple[str, float]]:
@@ -462,67 +458,19 @@ class AuditCore:
         fired, fired_at = held
         self._effects.alerts.append(resolved_alert(fired, fired_at, value, where, why))
         for alias, alert in self._same.released(key):
-            if still_alarmed(alias, self.ledger):
+            owner = self._owner.get(alias[0])
+            if owner is not None and owner.still_alarmed(alias, self.ledger):
                 self._fire(alias, promoted(alert, where, key), where)
 
-    def _on_drift(self, signal: DriftSignal, where: Where) -> None:
-        attribute, group, metric = signal.attribute, signal.group, signal.metric
+    def _apply_edges(self, edges: Iterable[Edge], where: Where) -> None:
+        """Apply a detector's edges as they come: open what is not open, resolve what is."""
         book = self.alert_book
-        if signal.kind == "recovered":
-            self._resolve(("equity_drift", attribute, group, metric), signal.observed, where,
-                          drift_resolution(signal))
-            loop: AlertKey = ("amplification", attribute, group, metric)
-            fired = book.firing(loop)
-            if fired is not None:  # the loop ends with the drift it compounded
-                shortfall = RATE_BY_NAME[metric].shortfall(signal.observed, signal.expected)
-                before = fired.details.get("shortfall_at_detection", 0.0)
-                growth = shortfall - (before if isinstance(before, float) else 0.0)
-                self._resolve(loop, growth, where, amplification_resolution(signal, shortfall))
-            return
-        key: AlertKey = (signal.kind, attribute, group, metric)
-        if book.is_open(key):
-            return
-        if signal.kind == "amplification":
-            self._fire(key, amplification_alert(key, signal, where), where)
-        else:
-            self._fire(key, drift_alert(key, signal, self.config.false_alarms_per_million,
-                                        where, self.config.drift_detector), where)
-
-    def _on_forecast(self, stats: GroupStats, signal: ForecastSignal, where: Where) -> None:
-        key: AlertKey = ("forecast_drift", stats.attribute, stats.name, signal.quantity)
-        if signal.kind == "recovered":
-            self._resolve(key, signal.ratio, where,
-                          forecast_resolution(stats.attribute, stats.name, signal))
-        elif not self.alert_book.is_open(key):
-            self._fire(key, forecast_alert(key, stats.attribute, stats.name, signal, where),
-                       where)
-
-    def _check_override(self, event: Placement, override: Override, index: int) -> None:
-        by = override.by or None
-        reason = override.reason or None
-        expires_at = override.expires_at if override.expires_at is not UNSET else None
-        stale = self._overrides.check(by, reason, event.decided_at, expires_at)
-        self.overrides_applied += 1
-        if stale is None:
-            return
-        self.overrides_expired += 1
-        # JSON keeps two overrides apart whatever their text ("a|b", "c" is not "a", "b|c")
-        key: AlertKey = ("override_expired", None, None,
-                         json.dumps([by or "", reason or "", stale[1]], ensure_ascii=False))
-        self._lifted.applied(key, by, reason, event.decided_at.timestamp(), self.watermark,
-                             stale[0], self.placements)
-        if not self.alert_book.is_open(key):
-            where = Where(event.decision_id, index, event.decided_at)
-            self._fire(key, override_alert(key, by, reason, stale[0], stale[1], event.job_id,
-                                           event.attributes, where), where)
-
-    def _lifted_overrides(self, where: Where) -> None:
-        """Resolve ``override_expired`` alerts whose override was lifted
-        (:class:`~detectors.overrides.LiftedOverrides`)."""
-        for key, by, reason, seen, past in self._lifted.due(self.watermark, self.placements):
-            last = dt.datetime.fromtimestamp(seen, dt.UTC)
-            self._resolve(key, past, where,
-                          override_resolution(by, reason, last, self.watermark - seen))
+        for edge in edges:
+            if isinstance(edge, Fire):
+                if not book.is_open(edge.key):
+                    self._fire(edge.key, edge.alert, where)
+            else:
+                self._resolve(edge.key, edge.value, where, edge.why)
 
     def evaluate(self) -> None:
         """Expire joins, refresh references and thresholds, run the standing checks.
@@ -535,37 +483,11 @@ class AuditCore:
             return
         where = self._last
         # one false-alarm budget for every sequential detector (docs/alerts.md)
-        detectors = max(self.drift.watches + self._forecast_watches, 1)
-        threshold = threshold_for(detectors / self.config.false_alarms_per_million
-                                  * 1e6 / self.config.evaluate_every)
-        self.family_threshold = threshold
-        for signal in self.drift.refresh(self.ledger, threshold):
-            self._on_drift(signal, where)
-        for table in self.ledger.groups.values():
-            for stats in table.values():
-                if stats.forecast is not None:
-                    for quantity, watch in stats.forecast.items():
-                        found = self.forecast.step(quantity, watch, threshold)
-                        if found is not None:
-                            self._on_forecast(stats, found, where)
-        limit = self.config.disparity_ratio_threshold
-        ratios: dict[AlertKey, float] = {}
-        book = self.alert_book
-        for finding in self._disparity.evaluate(self.ledger):
-            key: AlertKey = ("disparity", finding.attribute, finding.group, "preferred_rate")
-            ratios[key] = finding.ratio
-            if finding.significant and not book.is_open(key):
-                self._fire(key, disparity_alert(key, finding, limit, self.config.confidence,
-                                                where), where)
-        self.wait_equity.close_batch()
-        for held in book.open_keys:  # back at or above the limit (or now the best: ratio 1)
-            ratio = ratios.get(held, 1.0)
-            if held[0] == "disparity" and ratio >= limit:
-                assert held[1] is not None and held[2] is not None
-                self._resolve(held, ratio, where,
-                              disparity_resolution(held[1], held[2], ratio, limit))
-        if self._lifted:
-            self._lifted_overrides(where)
+        watches = max(sum(d.watches for d in self.detectors.values()), 1)
+        self.family_threshold = threshold_for(watches / self.config.false_alarms_per_million
+                                              * 1e6 / self.config.evaluate_every)
+        for evaluate in self._evaluate_hooks:
+            self._apply_edges(evaluate(self, where), where)
 
     def carry_over(self, alerts: list[Alert]) -> None:
         """Alerts an earlier run left open in the same output (a restarted service).

@@ -1,17 +1,27 @@
-"""The registry of sequential detectors, with what the shared contract tests need of each.
+"""The registries: the detectors the core runs, and the sequential statistics inside them.
 
-Every detector the core runs is listed here with a way to build it with fixed parameters and
-to feed it one value of a stream. The contract tests (``tests/detectors``) check each one:
-its state survives a pickle round-trip, a constant in-control stream never signals, it is
-deterministic, and it signals on a stream with a known change. Add a detector here when you
-add one to the core.
+:data:`DETECTORS` lists, in the order the core evaluates them, every detector the core builds
+(:class:`~detectors.detector.CoreDetector`); the alert kinds, names and severities below are
+collected from it, so a kind is declared once, by its detector. Adding a detector is its
+module plus one line here. Each entry names the simulator scenario whose change it must find
+(``None``: it raises no alert); the contract tests (``tests/detectors``) run every entry
+through the whole core: its state survives a pickle round-trip, the same stream gives the same
+edges, the fair ``baseline`` stream raises none of its alerts, and the named scenario does.
+
+>>> list(DETECTORS)
+['equity_drift', 'forecast_drift', 'disparity', 'scheduling_equity', 'override_expired']
+>>> ALERT_KINDS
+('equity_drift', 'amplification', 'forecast_drift', 'disparity', 'override_expired')
+
+:data:`REGISTRY` lists the sequential statistics those detectors drive, each with a way to
+build it with fixed parameters and to feed it one value of a stream. The contract tests check
+each one the same way on streams of floats (batches in place of single values): its state
+survives a pickle round-trip, a constant in-control stream never signals, it is deterministic,
+and it signals on a stream with a known change. Their estimators (``Dispersion``) have their
+own doctests.
 
 >>> sorted(REGISTRY)
 ['alarm_cycle', 'cusum_gaussian_batch', 'gap_trend', 'river_adwin', 'river_page_hinkley']
-
-The core's equity and forecast watches run these tests (batches in place of single values);
-their estimators (``Dispersion``) have their own doctests, and the whole core is tested on
-golden streams with known change points.
 """
 
 from __future__ import annotations
@@ -21,11 +31,59 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from detectors.alarm import AlarmCycle
+from detectors.alerts import AlertKind
 from detectors.amplification import GapTrend
 from detectors.cusum import Cusum, gaussian_llr
+from detectors.detector import CoreDetector
+from detectors.kinds.disparity import DisparityDetector
+from detectors.kinds.equity_drift import EquityDriftDetector
+from detectors.kinds.forecast_drift import ForecastDriftDetector
+from detectors.kinds.override_expired import OverrideExpiredDetector
+from detectors.kinds.scheduling_equity import SchedulingEquityDetector
 from detectors.river_cycle import RiverCycle
 
-__all__ = ["REGISTRY", "DetectorSpec"]
+__all__ = ["ALERT_KINDS", "ALERT_NAMES", "ALERT_SEVERITIES", "DETECTORS", "REGISTRY",
+           "CoreDetectorSpec", "DetectorSpec", "alert_kinds"]
+
+
+@dataclass(frozen=True, slots=True)
+class CoreDetectorSpec:
+    """A detector the core runs, and the simulator scenario whose change it must find."""
+
+    make: type[CoreDetector]
+    scenario: str | None
+    """A :data:`simulator.SCENARIOS` name that raises one of its alerts (None: no alerts)."""
+
+
+DETECTORS: Final[dict[str, CoreDetectorSpec]] = {
+    "equity_drift": CoreDetectorSpec(EquityDriftDetector, "equity_drift"),
+    "forecast_drift": CoreDetectorSpec(ForecastDriftDetector, "forecast_bias"),
+    "disparity": CoreDetectorSpec(DisparityDetector, "standing_disparity"),
+    "scheduling_equity": CoreDetectorSpec(SchedulingEquityDetector, None),
+    "override_expired": CoreDetectorSpec(OverrideExpiredDetector, "override_leak"),
+}
+
+
+def alert_kinds(detectors: dict[str, CoreDetectorSpec] | None = None) -> tuple[AlertKind, ...]:
+    """Every alert kind the registered detectors raise, in registry order (a kind raised by
+    two detectors is an error)."""
+    kinds: dict[str, AlertKind] = {}
+    for name, spec in (DETECTORS if detectors is None else detectors).items():
+        for kind in spec.make.kinds:
+            if kind.kind in kinds:
+                raise ValueError(f"alert kind {kind.kind!r} of detector {name!r} is declared "
+                                 "by another detector too")
+            kinds[kind.kind] = kind
+    return tuple(kinds.values())
+
+
+ALERT_KINDS: Final = tuple(k.kind for k in alert_kinds())
+"""Documented alert kinds (docs/alerts.md); the contract's ``kind`` field takes one of them."""
+ALERT_NAMES: Final = {k.kind: k.alert for k in alert_kinds()}
+"""Each kind's alert name: ``alerts.jsonl``'s ``alert``, Alertmanager's ``alertname``, the
+Prometheus rule (alerts/placewatch.rules.yml) and its runbook (alerts/runbooks/)."""
+ALERT_SEVERITIES: Final = {k.kind: k.severity for k in alert_kinds()}
+"""Each kind's ``severity`` label: critical pages the on-call receiver (alerts/alertmanager.yml)."""
 
 
 @dataclass(frozen=True, slots=True)

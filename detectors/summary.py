@@ -144,7 +144,8 @@ def wait_gaps(tracker: WaitEquity) -> dict[str, object]:
 
     Per attribute and priority class: the longest- and shortest-waiting groups, the gap
     ``longer / shorter − 1``, and whether it exceeds the limit with confidence (see
-    :mod:`detectors.wait_equity`; reported, not alerted on).
+    :mod:`detectors.wait_equity`; reported, not alerted on;
+    :mod:`detectors.kinds.scheduling_equity` feeds it).
     """
     out: dict[str, object] = {"limit": tracker.limit, "comparisons": [],
                               "waits_in_untracked_classes": tracker.untracked}

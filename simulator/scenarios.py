@@ -1,7 +1,8 @@
 """Scenarios: what changes in the scheduler's behaviour, for whom, and from when.
 
-Each scenario but ``baseline`` switches on at ``change_fraction`` of the requested events (the
-exact event index is written to the ground truth) and affects one team.
+Each scenario but ``baseline`` switches on at ``change_fraction`` of the requested events (40%;
+``standing_disparity`` from the first event; the exact event index is written to the ground
+truth) and affects one team.
 """
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ SCENARIOS: Final = {
             "when it has any running.",
             metric="preemption_rate", expected_kinds=("equity_drift", "disparity"),
             preemption_focus=0.7,
+        ),
+        Scenario(
+            "standing_disparity",
+            "From the first event the scheduler withholds cheap tiers from the target team on "
+            "42% of its jobs: a standing shortfall with no change point to drift from, found "
+            "by the four-fifths check (disparity), not by equity drift.",
+            metric="preferred_rate_parity_ratio", expected_kinds=("disparity",),
+            change_fraction=0.0, deny_cheap=0.42,
         ),
         Scenario(
             "override_leak",

@@ -26,7 +26,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from detectors.audit_work import WorkItem
 from detectors.pipeline import AuditContext, AuditCore
-from detectors.summary import fairness_summary, wait_gaps
+from detectors.summary import fairness_summary
 from streams.audit.worker import (
     AuditorParams,
     AuditStatus,
@@ -302,7 +302,7 @@ class Placewatch:
             },
             "fairness": fairness_summary(core.ledger, cfg.min_group_support, cfg.confidence,
                                          cfg.disparity_ratio_threshold),
-            "scheduling_equity": wait_gaps(core.wait_equity),
+            **core.summary_sections(),
         }
 
     # -- modes ----------------------------------------------------------------------------

@@ -21,11 +21,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from detectors.alerts import ALERT_KINDS
 from detectors.events import REJECTION_REASONS
 from detectors.fairness import katz_ratio, parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
 from detectors.pipeline import AuditCore
+from detectors.registry import ALERT_KINDS
 from streams import metric_names as m
 from streams.audit.worker import AuditStatus
 from streams.findings import REMEDIATION_BUCKETS, figures
@@ -162,24 +162,16 @@ class CoreCollector(Collector):
             "trend_window (amplification fires when this is significant and at least "
             "trend_min_growth).",
             labels=["attribute", "group", "metric"])
+        for detector in core.detectors.values():
+            for stat in detector.statistics(core.ledger):
+                statistic.add_metric([stat.watch, stat.attribute, stat.group, stat.metric,
+                                      stat.phase], stat.value)
         for attribute in core.ledger.attribute_names:
             for name, stats in sorted(core.ledger.groups[attribute].items()):
                 for metric, watch in sorted((stats.drift or {}).items()):
-                    if watch.ratio is None:
-                        continue  # still warming up: no test yet
-                    cycle = watch.cycle
-                    statistic.add_metric(["equity_drift", attribute, name, metric,
-                                          "recovery" if cycle.alarmed else "alarm"],
-                                         cycle.statistic)
-                    so_far = watch.growth
+                    so_far = None if watch.ratio is None else watch.growth
                     if so_far is not None:
                         growth.add_metric([attribute, name, metric], so_far)
-                for quantity, residuals in sorted((stats.forecast or {}).items()):
-                    if residuals.dispersion.ready or residuals.cycle.alarmed:
-                        statistic.add_metric(
-                            ["forecast_drift", attribute, name, quantity,
-                             "recovery" if residuals.cycle.alarmed else "alarm"],
-                            residuals.cycle.statistic)
         yield statistic
         yield growth
         if core.family_threshold == core.family_threshold:  # not NaN: evaluated once
@@ -214,7 +206,8 @@ class CoreCollector(Collector):
                                  "a group of another attribute made of the same decisions: "
                                  "that group, and the share of their latest decisions shared.",
                                  labels=["fingerprint", "attribute", "group"])
-        open_by_kind = dict.fromkeys(ALERT_KINDS, 0)
+        kinds = [kind.kind for kind in core.alert_kinds]
+        open_by_kind = dict.fromkeys(kinds, 0)
         for key, fired, since in core.alert_book.open_alerts():
             open_by_kind[key[0]] = open_by_kind.get(key[0], 0) + 1
             labels = [fired.kind, fired.attribute or "", fired.group or "", fired.metric,
@@ -228,7 +221,7 @@ class CoreCollector(Collector):
             for entry in also if isinstance(also, list) else ():
                 same.add_metric([fired.fingerprint, str(entry["attribute"]),
                                  str(entry["group"])], float(entry["shared"]))
-        for kind in ALERT_KINDS:
+        for kind in kinds:
             alerts.add_metric([kind], core.alerts_by_kind.get(kind, 0))
             resolved.add_metric([kind], core.resolved_by_kind.get(kind, 0))
             open_alerts.add_metric([kind], open_by_kind[kind])

@@ -45,6 +45,7 @@ PRIMARY: dict[str, tuple[str, str]] = {
     "step_change": ("equity_drift", "preferred_rate"),
     "preemption_concentration": ("equity_drift", "preemption_rate"),
     "override_leak": ("override_expired", "override_past_limit_seconds"),
+    "standing_disparity": ("disparity", "preferred_rate_parity_ratio"),
 }
 """Per scenario: the alert (kind, metric) that counts as detecting it."""
 

@@ -98,7 +98,8 @@ def simulate(
     Scenarios: baseline (fair, stationary); equity_drift (a team's cheap-tier share falls
     ~20 points); forecast_bias (a team's runtimes under-forecast x1.5); feedback_loop (a
     team's delays feed its next deferrals); step_change (a one-off shift); preemption_
-    concentration; override_leak (an override that never expires).
+    concentration; standing_disparity (a shortfall from the first event); override_leak
+    (an override that never expires).
     """
     settings_for(None)
     if scenario not in SCENARIOS:

@@ -48,8 +48,7 @@ from typing import Any, Final
 
 import msgspec
 
-from detectors.alerts import Alert
-from detectors.findings import iso
+from detectors.alerts import Alert, iso
 from streams.errors import PlacewatchError
 from streams.logs import log_event
 from streams.sinks.base import Batch

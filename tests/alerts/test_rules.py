@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from detectors.alerts import ALERT_NAMES, ALERT_SEVERITIES
+from detectors.registry import ALERT_NAMES, ALERT_SEVERITIES
 from streams import metric_names
 from tests.helpers import ROOT
 

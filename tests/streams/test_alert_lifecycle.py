@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from detectors.alerts import ALERT_KINDS
 from detectors.config import CoreConfig
+from detectors.registry import ALERT_KINDS
 from simulator import SCENARIOS, Simulation
 from streams.app import create_app
 from streams.settings import Settings, load_settings
