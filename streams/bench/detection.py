@@ -19,6 +19,7 @@ overrides, its outcomes for forecasts.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -246,7 +247,9 @@ class ScenarioScore:
 
     @property
     def false_alarms_per_million(self) -> float:
-        return self.false_alarms / self.events * 1e6
+        """Alerts before the change per million pre-change events (NaN when the change is at
+        the first event, as in ``standing_disparity``: nothing before it to alarm on)."""
+        return self.false_alarms / self.events * 1e6 if self.events else math.nan
 
 
 def summarise(scores: list[RunScore]) -> list[ScenarioScore]:

@@ -157,7 +157,8 @@ def bench_detection(
         named = "-" if r.scenario == "baseline" else f"{r.named_target_first}/{r.runs}"
         table.add_row(r.scenario, detected, fmt(r.delay_p50), fmt(r.delay_p90), named,
                       f"{r.amplification_on_target}/{r.runs}", str(r.false_alarms),
-                      f"{r.false_alarms_per_million:.2f}", str(r.related), str(r.side_effects))
+                      "-" if r.events == 0 else f"{r.false_alarms_per_million:.2f}",
+                      str(r.related), str(r.side_effects))
     console = Console(width=200)
     console.print(table)
     by_name = {r.scenario: r for r in rows}
