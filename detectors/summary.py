@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from detectors.disparity import StandingDisparity
 from detectors.fairness import parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS, EquityLedger, GroupStats
 from detectors.wait_equity import WaitEquity
@@ -71,6 +72,11 @@ def fairness_summary(ledger: EquityLedger, min_support: int, confidence: float,
      'min_group': 'a', 'max_group': 'b'}
     """
     z = z_for_confidence(confidence)
+    # the disparity alert's own test, on the same counts: which groups are short with confidence
+    confident: dict[str, list[str]] = {}
+    for finding in StandingDisparity(ratio_threshold, confidence, min_support).evaluate(ledger):
+        if finding.significant:
+            confident.setdefault(finding.attribute, []).append(finding.group)
     out: dict[str, object] = {}
     for attribute in ledger.attribute_names:
         table = ledger.groups[attribute]
@@ -94,7 +100,13 @@ def fairness_summary(ledger: EquityLedger, min_support: int, confidence: float,
                 "max_group": fig.max_group,
             }
             if metric.startswith("preferred_rate"):
-                figures["four_fifths_violation"] = fig.ratio < ratio_threshold
+                # a point estimate: may be below the limit by chance on small groups
+                figures["four_fifths_point"] = fig.ratio < ratio_threshold
+            if metric == "preferred_rate":
+                # what the disparity alert tests: below the limit with confidence
+                short = sorted(confident.get(attribute, ()))
+                figures["four_fifths_confident"] = bool(short)
+                figures["four_fifths_confident_groups"] = short
             disparity[metric] = figures
         out[attribute] = {
             "groups": groups,

@@ -66,5 +66,27 @@ def test_summary_compares_only_supported_groups() -> None:
     figures = out["team"]["disparity"]["preferred_rate"]  # type: ignore[index]
     assert figures["groups_compared"] == 2
     assert figures["parity_ratio"] == pytest.approx(0.5)
-    assert figures["four_fifths_violation"] is True
+    assert figures["four_fifths_point"] is True
     assert out["team"]["groups"]["tiny"]["preferred_rate"] == 0.0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("n", "confident"), [(50, False), (400, True)])
+def test_summary_tells_the_point_estimate_from_the_confident_finding(n: int,
+                                                                     confident: bool) -> None:
+    """Shares 0.8 and 0.44 (ratio 0.55): below four fifths as a point estimate at any size,
+    with confidence (what the disparity alert needs) only once the groups are large."""
+    ledger = EquityLedger(("team",), (), 8, 8)
+    for team, share in (("a", 0.8), ("b", 0.44)):
+        for i in range(n):
+            stats = ledger.resolve({"team": team})[0]
+            stats.decisions += 1
+            stats.placed += 1
+            stats.tiered += 1
+            stats.preferred += i < round(share * n)
+    out = fairness_summary(ledger, min_support=30, confidence=0.95, ratio_threshold=0.8)
+    figures = out["team"]["disparity"]["preferred_rate"]  # type: ignore[index]
+    assert figures["four_fifths_point"] is True
+    assert figures["four_fifths_confident"] is confident
+    assert figures["four_fifths_confident_groups"] == (["b"] if confident else [])
+    high = out["team"]["disparity"]["preferred_rate_high_priority"]  # type: ignore[index]
+    assert high is None  # no high-priority jobs: nothing to compare
