@@ -68,7 +68,9 @@ def test_ground_truth_names_the_change(runs: dict[str, Any]) -> None:
         if name == "baseline":
             continue
         change = runs[name][1]["change"]
-        assert change["from_event_index"] == int(N * 0.4), name
+        expected = int(N * SCENARIOS[name].change_fraction)
+        assert change["from_event_index"] == expected, name
+        assert expected == (0 if name == "standing_disparity" else int(N * 0.4)), name
         assert change["group"] == "genomics" and change["attribute"] == "team"
         assert change["expected_kinds"]
 
@@ -94,6 +96,14 @@ def test_equity_drift_takes_about_twenty_points(runs: dict[str, Any]) -> None:
     before, after = _rates(lines, 0, k, "genomics"), _rates(lines, k, N, "genomics")
     assert abs(before["target_pref"] - before["other_pref"]) < 0.05
     assert 0.13 < after["other_pref"] - after["target_pref"] < 0.28
+
+
+def test_standing_disparity_is_short_from_the_first_event(runs: dict[str, Any]) -> None:
+    lines, _ = runs["standing_disparity"]
+    first, second = _rates(lines, 0, N // 2, "genomics"), _rates(lines, N // 2, N, "genomics")
+    for half in (first, second):
+        assert half["target_pref"] / half["other_pref"] < 0.7
+    assert abs(first["target_pref"] - second["target_pref"]) < 0.06
 
 
 def test_step_change_is_flat_but_the_loop_compounds(runs: dict[str, Any]) -> None:
