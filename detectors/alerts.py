@@ -92,9 +92,8 @@ class AlertKind:
         if not self.kind.isidentifier() or not self.alert.isidentifier():
             raise ValueError(f"kind and alert must be identifiers, got {self.kind!r}, "
                              f"{self.alert!r}")
-        if self.severity not in ("critical", "warning", "info"):
-            raise ValueError(f"severity must be critical, warning or info, got "
-                             f"{self.severity!r}")
+        if self.severity not in ("critical", "warning"):  # what alertmanager.yml routes
+            raise ValueError(f"severity must be critical or warning, got {self.severity!r}")
 
     def firing(self, key: AlertKey, where: Where, *, value: float, reference: float | str,
                summary: str, details: dict[str, object] | None = None,

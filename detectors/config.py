@@ -82,6 +82,11 @@ class CoreConfig:
     """Pseudo-observations of parity that the reference ratio is shrunk with."""
     forecast_warmup: int = 100
     """Residuals a group needs before its forecast reference (median, MAD) is set."""
+    wait_drift_warmup: int = 150
+    """Queued jobs (wait > 0) a group needs before its standing among its class is learned."""
+    wait_drift_shift: float = 0.15
+    """Rise in the chance that a group's queued job waits longer than one of the rest of its
+    class (0.5 when it waits like them) that the queue-wait watch is tuned to find."""
     trend_window: int = 300
     """Group observations after a drift alarm that the amplification test compares."""
     trend_alpha: float = 0.01
@@ -189,6 +194,10 @@ class CoreConfig:
                  "drift_min_batches", "an integer >= 2", self.drift_min_batches)
         _require(_is_int(self.forecast_warmup) and self.forecast_warmup >= 5,
                  "forecast_warmup", "an integer >= 5", self.forecast_warmup)
+        _require(_is_int(self.wait_drift_warmup) and self.wait_drift_warmup >= 5,
+                 "wait_drift_warmup", "an integer >= 5", self.wait_drift_warmup)
+        _require(_is_number(self.wait_drift_shift) and 0 < self.wait_drift_shift < 0.5,
+                 "wait_drift_shift", "a number in (0, 0.5)", self.wait_drift_shift)
         _require(_is_number(self.trend_alpha) and 0 < self.trend_alpha < 0.5,
                  "trend_alpha", "a number in (0, 0.5)", self.trend_alpha)
         _require(_is_number(self.trend_min_growth) and self.trend_min_growth >= 0,

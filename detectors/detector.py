@@ -29,7 +29,7 @@ A toy detector (what the contract tests also build)::
     >>> from detectors.alerts import AlertKind
     >>> class Busy(CoreDetector):
     ...     '''Fires once a group has seen 3 placements; resolves at 6.'''
-    ...     KIND = AlertKind("busy", "PlacewatchBusy", "info")
+    ...     KIND = AlertKind("busy", "PlacewatchBusy", "warning")
     ...     kinds = (KIND,)
     ...     def evaluate(self, core, where):
     ...         for attribute, table in core.ledger.groups.items():
@@ -164,6 +164,11 @@ class CoreDetector:
 
     def summary(self) -> dict[str, object]:
         """Sections this detector adds to ``summary.json`` (none by default)."""
+        return {}
+
+    def counters(self) -> dict[str, int]:
+        """Monotonic counts it keeps for the metrics, by name (none by default; a name is
+        owned by one detector)."""
         return {}
 
     @classmethod

@@ -59,7 +59,13 @@ def resolved_alert(fired: Alert, fired_at: float, value: float, where: Where,
 
 
 def duration(seconds: float) -> str:
-    """Minutes below an hour, else hours to a tenth."""
+    """Seconds below a minute, minutes below an hour, else hours to a tenth.
+
+    >>> duration(42.4), duration(600), duration(5400)
+    ('42 s', '10 min', '1.5 h')
+    """
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"

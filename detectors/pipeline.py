@@ -22,7 +22,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -37,16 +37,31 @@ from detectors.findings import resolved_alert, restart_resolution
 from detectors.groups import RECENT, EquityLedger, GroupStats, wait_bucket
 from detectors.history import History, HistoryRecord
 from detectors.ingest import OutcomeJoiner, RecentIds
-from detectors.kinds.override_expired import OverrideExpiredDetector
 from detectors.registry import DETECTORS, alert_kinds
 from detectors.sampler import AuditSampler
 from detectors.sequencer import EventTimeSequencer
+
+_T = TypeVar("_T")
 
 __all__ = ["AuditContext", "AuditCore", "DeadLetter", "Effects"]
 
 _FORECAST_STATUSES: Final = frozenset({"succeeded", "timeout"})
 _RING: Final = RECENT - 1
 
+
+
+def _merged(parts: Iterable[tuple[str, dict[str, _T]]]) -> dict[str, _T]:
+    """Detectors' named parts as one mapping; a name two detectors give is an error."""
+    out: dict[str, _T] = {}
+    owner: dict[str, str] = {}
+    for detector, part in parts:
+        for key, value in part.items():
+            if key in owner:
+                raise ValueError(f"{key!r} is given by detectors {owner[key]!r} and "
+                                 f"{detector!r}")
+            owner[key] = detector
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,26 +169,22 @@ class AuditCore:
 
     @property
     def overrides_applied(self) -> int:
-        """Placements that carried a manual override."""
-        return self._overrides.applied
+        """Placements that carried a manual override (0 without the override detector)."""
+        return self.counters().get("overrides_applied", 0)
 
     @property
     def overrides_expired(self) -> int:
         """Of those, placements whose override was past its expiry or maximum age."""
-        return self._overrides.expired
+        return self.counters().get("overrides_expired", 0)
 
-    @property
-    def _overrides(self) -> OverrideExpiredDetector:
-        detector = self.detectors["override_expired"]
-        assert isinstance(detector, OverrideExpiredDetector)
-        return detector
+    def counters(self) -> dict[str, int]:
+        """Every detector's monotonic counts, by name."""
+        return _merged((name, d.counters()) for name, d in self.detectors.items())
 
     def summary_sections(self) -> dict[str, object]:
-        """What the detectors add to ``summary.json``, in registry order."""
-        out: dict[str, object] = {}
-        for detector in self.detectors.values():
-            out.update(detector.summary())
-        return out
+        """What the detectors add to ``summary.json``, in registry order (a section named by
+        two detectors is an error)."""
+        return _merged((name, d.summary()) for name, d in self.detectors.items())
 
     @property
     def alerts_by_kind(self) -> dict[str, int]:

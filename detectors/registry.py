@@ -8,10 +8,10 @@ module plus one line here. Each entry names the simulator scenario whose change 
 through the whole core: its state survives a pickle round-trip, the same stream gives the same
 edges, the fair ``baseline`` stream raises none of its alerts, and the named scenario does.
 
->>> list(DETECTORS)
-['equity_drift', 'forecast_drift', 'disparity', 'scheduling_equity', 'override_expired']
->>> ALERT_KINDS
-('equity_drift', 'amplification', 'forecast_drift', 'disparity', 'override_expired')
+>>> print(*DETECTORS)
+equity_drift forecast_drift disparity scheduling_equity wait_drift override_expired
+>>> print(*ALERT_KINDS)
+equity_drift amplification forecast_drift disparity wait_drift override_expired
 
 :data:`REGISTRY` lists the sequential statistics those detectors drive, each with a way to
 build it with fixed parameters and to feed it one value of a stream. The contract tests check
@@ -40,6 +40,7 @@ from detectors.kinds.equity_drift import EquityDriftDetector
 from detectors.kinds.forecast_drift import ForecastDriftDetector
 from detectors.kinds.override_expired import OverrideExpiredDetector
 from detectors.kinds.scheduling_equity import SchedulingEquityDetector
+from detectors.kinds.wait_drift import WaitDriftDetector
 from detectors.river_cycle import RiverCycle
 
 __all__ = ["ALERT_KINDS", "ALERT_NAMES", "ALERT_SEVERITIES", "DETECTORS", "REGISTRY",
@@ -60,6 +61,7 @@ DETECTORS: Final[dict[str, CoreDetectorSpec]] = {
     "forecast_drift": CoreDetectorSpec(ForecastDriftDetector, "forecast_bias"),
     "disparity": CoreDetectorSpec(DisparityDetector, "standing_disparity"),
     "scheduling_equity": CoreDetectorSpec(SchedulingEquityDetector, None),
+    "wait_drift": CoreDetectorSpec(WaitDriftDetector, "wait_drift"),
     "override_expired": CoreDetectorSpec(OverrideExpiredDetector, "override_leak"),
 }
 

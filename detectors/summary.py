@@ -58,8 +58,10 @@ def _group_entry(stats: GroupStats, z: float) -> dict[str, object]:
 
 
 def fairness_summary(ledger: EquityLedger, min_support: int, confidence: float,
-                     ratio_threshold: float) -> dict[str, object]:
-    """Deterministic, JSON-ready fairness figures over everything seen so far.
+                     ratio_threshold: float,
+                     alerted: dict[str, list[str]] | None = None) -> dict[str, object]:
+    """Deterministic, JSON-ready fairness figures over everything seen so far; ``alerted``
+    names, per attribute, the groups with a ``disparity`` alert open now.
 
     >>> ledger = EquityLedger(("team",), (), 8, 8)
     >>> for team in "aab":
@@ -107,6 +109,9 @@ def fairness_summary(ledger: EquityLedger, min_support: int, confidence: float,
                 short = sorted(confident.get(attribute, ()))
                 figures["four_fifths_confident"] = bool(short)
                 figures["four_fifths_confident_groups"] = short
+                # the alert, once fired, stays open until the point ratio is back at the limit
+                figures["four_fifths_alert_open_groups"] = sorted(
+                    (alerted or {}).get(attribute, ()))
             disparity[metric] = figures
         out[attribute] = {
             "groups": groups,

@@ -31,7 +31,7 @@ __all__ = ["LIVE_CHANGE_AT", "START", "Simulation"]
 BURN_IN_S = 86400.0
 """The cluster runs a day unobserved first, so the output starts in steady state: events are
 emitted from ``START + BURN_IN_S`` (2026-11-02) on."""
-_ARRIVAL, _FINISH, _RECLAIM, _SWEEP, _EMIT, _RETRY = range(6)
+_ARRIVAL, _FINISH, _RECLAIM, _SWEEP, _EMIT, _RETRY, _HOLD = range(7)
 _SLOWDOWN = {4: 1.25, 5: 1.1, 6: 1.0, 7: 1.0}
 _SWEEP_S = 300.0
 _MAX_QUEUE_S = 4 * 3600.0
@@ -40,7 +40,8 @@ _LOOP_SEED = 0.05
 """Deferral score an incident leaves on the target team in ``feedback_loop``."""
 _LOOP_GAIN = 0.005
 LIVE_CHANGE_AT = 20_000
-"""Event index of the change in an endless (live) run."""
+"""Event index of the change in an endless (live) run (a scenario changed from its first
+event, ``change_fraction`` 0, changes at 0 there too)."""
 
 
 class Simulation:
@@ -56,8 +57,9 @@ class Simulation:
         self.rng = random.Random(seed)
         self.change_at: int | None = None
         if scenario.name != "baseline":
+            # a live (endless) run changes at LIVE_CHANGE_AT, unless from the first event
             self.change_at = (int(events * scenario.change_fraction) if events is not None
-                              else LIVE_CHANGE_AT)
+                              else LIVE_CHANGE_AT if scenario.change_fraction else 0)
         if revert_at is not None and (self.change_at is None or revert_at <= self.change_at):
             raise ValueError(f"revert_at must come after the change at event {self.change_at} "
                              f"(the {scenario.name} scenario), got {revert_at}")
@@ -157,6 +159,8 @@ class Simulation:
             self._sweep()
         elif kind == _RETRY:
             self._escalate(payload)
+        elif kind == _HOLD:
+            self._place(*payload, held=True)
         else:
             self._out.append(payload)
 
@@ -343,7 +347,25 @@ class Simulation:
         self._emit(event)
         return decision_id
 
-    def _place(self, job: Job, tier_name: str, override: dict[str, str] | None = None) -> None:
+    def _hold(self, job: Job, tier_name: str, override: dict[str, str] | None) -> bool:
+        """``wait_drift``: a queued job of the target team is started ``wait_factor`` times as
+        late as it would have been. The capacity it was given is taken now and left idle until
+        then, so its tier is the one it got: only its wait changes (× the factor exactly)."""
+        factor = self.scenario.wait_factor
+        wait = self.now - job.submitted
+        if factor == 1.0 or wait <= 0 or not self._targeted(job):
+            return False
+        if tier_name == "reserved":
+            self.reserved_free -= job.cpu
+        elif tier_name == "spot":
+            self.spot_free -= job.cpu
+        self._push(self.now + (factor - 1.0) * wait, _HOLD, (job, tier_name, override))
+        return True
+
+    def _place(self, job: Job, tier_name: str, override: dict[str, str] | None = None, *,
+               held: bool = False) -> None:
+        if not held and self._hold(job, tier_name, override):
+            return
         rng = self.rng
         tier = world.TIERS[tier_name]
         generation = rng.choice(tier.generations)
@@ -360,10 +382,11 @@ class Simulation:
             "predicted_cost": round(price * predicted / 3600.0, 6),
         })
         name = job.team.name
-        if tier_name == "reserved":
+        if tier_name == "reserved" and not held:
             self.reserved_free -= job.cpu
         elif tier_name == "spot":
-            self.spot_free -= job.cpu
+            if not held:
+                self.spot_free -= job.cpu
             self._running_spot[decision_id] = (job, node, self.now >= BURN_IN_S)
         else:
             self._spend[name] += price * job.runtime / 3600.0

@@ -32,6 +32,9 @@ class Scenario:
     preemption_focus: float = 0.0
     """Probability that a spot eviction picks the target team's job when it has one running."""
     leak_override: bool = False
+    wait_factor: float = 1.0
+    """The target team's queued jobs wait this many times as long (jobs placed at once, with no
+    wait, are unaffected)."""
 
 
 SCENARIOS: Final = {
@@ -80,6 +83,13 @@ SCENARIOS: Final = {
             "by the four-fifths check (disparity), not by equity drift.",
             metric="preferred_rate_parity_ratio", expected_kinds=("disparity",),
             change_fraction=0.0, deny_cheap=0.42,
+        ),
+        Scenario(
+            "wait_drift",
+            "From the change point the target team's queued jobs wait x1.5 as long as they "
+            "would have (the capacity they were given is held idle meanwhile); its tiers, and "
+            "whether its jobs queue at all, are unchanged.",
+            metric="queue_wait", expected_kinds=("wait_drift",), wait_factor=1.5,
         ),
         Scenario(
             "override_leak",

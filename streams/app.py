@@ -265,7 +265,11 @@ class Placewatch:
         """Everything the contract lists for ``summary.json`` (deterministic: no wall clock)."""
         core = self.core
         cfg = core.config
-        return {
+        disparity_open: dict[str, list[str]] = {}
+        for kind, attribute, group, _ in core.alert_book.open_keys:
+            if kind == "disparity" and attribute is not None and group is not None:
+                disparity_open.setdefault(attribute, []).append(group)
+        summary: dict[str, Any] = {
             "placewatch_version": dict(core.context.versions).get("placewatch", "unknown"),
             "config_hash": core.context.config_hash,
             "inputs": self.inputs,
@@ -301,9 +305,14 @@ class Placewatch:
                 "currency": self.settings.currency,
             },
             "fairness": fairness_summary(core.ledger, cfg.min_group_support, cfg.confidence,
-                                         cfg.disparity_ratio_threshold),
-            **core.summary_sections(),
+                                         cfg.disparity_ratio_threshold, disparity_open),
         }
+        sections = core.summary_sections()
+        clash = sorted(sections.keys() & summary.keys())
+        if clash:
+            raise ValueError(f"detector summary sections {clash} clash with summary.json's own")
+        summary.update(sections)
+        return summary
 
     # -- modes ----------------------------------------------------------------------------
 

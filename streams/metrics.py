@@ -25,7 +25,6 @@ from detectors.events import REJECTION_REASONS
 from detectors.fairness import katz_ratio, parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS
 from detectors.pipeline import AuditCore
-from detectors.registry import ALERT_KINDS
 from streams import metric_names as m
 from streams.audit.worker import AuditStatus
 from streams.findings import REMEDIATION_BUCKETS, figures
@@ -53,7 +52,7 @@ class CoreCollector(Collector):
             yield from self._families()
         path = self._findings() if self._findings is not None else None
         if path is not None:  # its own connection, outside the core's lock
-            yield from _finding_families(path)
+            yield from _finding_families(path, [k.kind for k in self._core.alert_kinds])
 
     def _families(self) -> Iterator[Metric]:
         core = self._core
@@ -386,21 +385,21 @@ class CoreCollector(Collector):
                     priced, ratio, ratio_lower, ratio_upper, diff, tracked, overflow, bias, mae)
 
 
-def _finding_families(path: Path) -> Iterator[Metric]:
+def _finding_families(path: Path, kinds: list[str]) -> Iterator[Metric]:
     found = figures(path)
     if found is None:
         return
     unresolved = GaugeMetricFamily(m.FINDINGS_UNRESOLVED, "Findings not resolved yet, by "
                                    "kind and whether someone acknowledged them.",
                                    labels=["kind", "state"])
-    for kind in ALERT_KINDS:
+    for kind in kinds:
         for state in ("open", "acknowledged"):
             unresolved.add_metric([kind, state], found.unresolved.get((kind, state), 0))
     yield unresolved
     age = HistogramMetricFamily(m.REMEDIATION_AGE, "Time from detecting a finding to its "
                                 "resolution, by the detector or a person (docs/alerts.md).",
                                 labels=["kind"])
-    for kind in ALERT_KINDS:
+    for kind in kinds:
         ages = [a for k, a in found.remediation if k == kind]
         buckets = [(f"{bound:g}", sum(1 for a in ages if a <= bound))
                    for bound in REMEDIATION_BUCKETS]

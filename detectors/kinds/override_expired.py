@@ -63,6 +63,9 @@ class OverrideExpiredDetector(CoreDetector):
         return iter((Fire(key, override_alert(key, by, reason, stale[0], stale[1], event.job_id,
                                              event.attributes, where)),))
 
+    def counters(self) -> dict[str, int]:
+        return {"overrides_applied": self.applied, "overrides_expired": self.expired}
+
     def evaluate(self, core: CoreView, where: Where) -> Iterator[Edge]:
         if not self._lifted:
             return

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from detectors.alerts import Where
 from detectors.config import CoreConfig
 from detectors.detector import CoreDetector, CoreView, Edge
-from detectors.events import UNSET, Placement
+from detectors.events import Placement
 from detectors.groups import GroupStats
 from detectors.summary import wait_gaps
 from detectors.wait_equity import WaitEquity
@@ -30,15 +30,13 @@ class SchedulingEquityDetector(CoreDetector):
 
     def on_placement(self, event: Placement, groups: list[GroupStats], where: Where,
                      core: CoreView) -> None:
-        if event.decision.action != "place":
+        placed = event.placed_wait
+        if placed is None:
             return
-        wait = event.queue_wait_s
-        job = event.job
-        if wait is None or job is UNSET or job.priority is UNSET:
-            return
+        priority, wait = placed
         add = self.tracker.add
         for stats in groups:
-            add(stats.attribute, stats.name, job.priority, wait)
+            add(stats.attribute, stats.name, priority, wait)
 
     def evaluate(self, core: CoreView, where: Where) -> Iterator[Edge]:
         self.tracker.close_batch()

@@ -13,8 +13,8 @@ configuration, and every alert is classified against the scenario's ground truth
 
 Detection delay is counted in the affected group's own observations of the measured quantity,
 between the change and the alert: its ``place`` decisions stating a tier for the cheap-tier
-share (and the amplification of its gap), all its decisions for the other rates and for
-overrides, its outcomes for forecasts.
+share (and the amplification of its gap) and for its queue waits, all its decisions for the
+other rates and for overrides, its outcomes for forecasts.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ PRIMARY: dict[str, tuple[str, str]] = {
     "preemption_concentration": ("equity_drift", "preemption_rate"),
     "override_leak": ("override_expired", "override_past_limit_seconds"),
     "standing_disparity": ("disparity", "preferred_rate_parity_ratio"),
+    "wait_drift": ("wait_drift", "queue_wait"),
 }
 """Per scenario: the alert (kind, metric) that counts as detecting it."""
 
@@ -103,7 +104,8 @@ def _target_counts(lines: list[bytes], team: str) -> dict[str, list[int]]:
     return counts
 
 
-_DELAY_UNIT = {"forecast_drift": "outcomes", "override_expired": "decisions"}
+_DELAY_UNIT = {"forecast_drift": "outcomes", "override_expired": "decisions",
+               "wait_drift": "placements"}
 
 
 def _delay_unit(metric: str) -> str:

@@ -23,7 +23,8 @@ __all__ = ["audit_app"]
 
 _LOG = logging.getLogger("placewatch")
 
-audit_app = typer.Typer(help="Inspect and verify the audit store.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the audit store.", no_args_is_help=True,
+                        rich_markup_mode="markdown")
 
 
 @audit_app.command("verify")

@@ -21,7 +21,7 @@ from streams.errors import PlacewatchError
 __all__ = ["bench_app"]
 
 bench_app = typer.Typer(help="Benchmarks that print their figures and a same-run baseline.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, rich_markup_mode="markdown")
 
 
 @bench_app.command("throughput")
@@ -178,6 +178,11 @@ def bench_detection(
         checks.append(("forecast_bias: forecast_drift within 300 group outcomes at p90",
                        f.detected == f.runs and (f.delay_p90 or 1e9) <= 300,
                        f"{f.detected}/{f.runs}, p90 {fmt(f.delay_p90)}"))
+    if "wait_drift" in by_name:
+        w = by_name["wait_drift"]
+        checks.append(("wait_drift: detected within 300 group placements at p90",
+                       w.detected == w.runs and (w.delay_p90 or 1e9) <= 300,
+                       f"{w.detected}/{w.runs}, p90 {fmt(w.delay_p90)}"))
     if "feedback_loop" in by_name:
         fl = by_name["feedback_loop"]
         checks.append(("feedback_loop: amplification in >= 90% of seeds",

@@ -21,7 +21,8 @@ _LOG = logging.getLogger("placewatch")
 TOKEN_ENV = "GRAFANA_TOKEN"
 
 dashboards_app = typer.Typer(help="Grafana dashboards: regenerate, check, publish, draw "
-                             "(dashboards/README.md).", no_args_is_help=True)
+                             "(dashboards/README.md).", no_args_is_help=True,
+                             rich_markup_mode="markdown")
 
 
 @dashboards_app.command("generate")

@@ -27,7 +27,7 @@ _LOG = logging.getLogger("placewatch")
 
 findings_app = typer.Typer(
     help="Findings: every alert as a case, from detection to remediation (docs/alerts.md).",
-    no_args_is_help=True)
+    no_args_is_help=True, rich_markup_mode="markdown")
 
 DataOpt = Annotated[Path, typer.Option(
     "--data", "-d", help="Run directory (the --out of `run` or `replay`).", file_okay=False)]

@@ -20,7 +20,8 @@ __all__ = ["kafka_app"]
 
 _LOG = logging.getLogger("placewatch")
 
-kafka_app = typer.Typer(help="Kafka deployment helpers.", no_args_is_help=True)
+kafka_app = typer.Typer(help="Kafka deployment helpers.", no_args_is_help=True,
+                        rich_markup_mode="markdown")
 
 
 @kafka_app.command("topics")

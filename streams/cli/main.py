@@ -49,10 +49,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 import_app = typer.Typer(help="Convert public traces into v1 contract events.",
-                         no_args_is_help=True)
-config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+                         no_args_is_help=True, rich_markup_mode="markdown")
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True,
+                         rich_markup_mode="markdown")
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")  # streams/cli/audit.py
 app.add_typer(findings_app, name="findings")  # streams/cli/findings.py
@@ -90,16 +92,17 @@ def simulate(
         help="Ground-truth JSON (what changed, for whom, from which event index). "
              "Default: OUT with .truth.json.", dir_okay=False)] = None,
     revert_at: Annotated[int | None, typer.Option(
-        min=1, help="Undo the scenario's change from this event index on (after the change, "
-                    "at 40% of --events), so its alerts can be seen to resolve.")] = None,
+        min=1, help="Undo the scenario's change from this event index on (after the change: "
+                    "at 40% of --events, or the first event for standing_disparity), so its "
+                    "alerts can be seen to resolve.")] = None,
 ) -> None:
     """Write simulated scheduler events (v1 contract) and their ground truth.
 
     Scenarios: baseline (fair, stationary); equity_drift (a team's cheap-tier share falls
     ~20 points); forecast_bias (a team's runtimes under-forecast x1.5); feedback_loop (a
-    team's delays feed its next deferrals); step_change (a one-off shift); preemption_
-    concentration; standing_disparity (a shortfall from the first event); override_leak
-    (an override that never expires).
+    team's delays feed its next deferrals); step_change (a one-off shift);
+    preemption_concentration; standing_disparity (a shortfall from the first event); wait_drift (a
+    team's queued jobs wait x1.5 as long); override_leak (an override that never expires).
     """
     settings_for(None)
     if scenario not in SCENARIOS:

@@ -1,12 +1,16 @@
 """The contract every detector the core runs must keep, run on every entry of
 ``detectors.registry.DETECTORS`` through the whole core, and on a toy detector that a test adds
-with nothing but its class and one registry entry.
+with its class and one registry entry (a real one also needs its Prometheus rule, runbook and
+promtool cases, which tests/alerts requires of every registered kind).
 
-For each detector: its kinds are declared once and have a rule (checked in tests/alerts); the
-same stream gives the same edges; the core's whole state, this detector's included, survives a
-pickle round-trip in mid-stream and continues identically; the fair ``baseline`` stream raises
-none of its alerts; its scenario's change raises one after the change point; and every one of
-its alerts that fired and resolved did so in that order, with open = fired - resolved.
+For each detector: its kinds are declared once; it defines no public method the core would
+not call (a misnamed hook would be skipped silently); the same stream gives the same edges;
+the core's whole state survives a pickle round-trip in mid-stream and the copy goes on to the
+same edges and the same figures (summary, counters, statistics) as the core that never
+stopped; the fair ``baseline`` stream raises none of its alerts; its scenario's change raises
+one after the change point, and a detector without alerts shows in its figures that it was
+fed; every one of its alerts that fired and resolved did so in that order, with
+open = fired - resolved.
 """
 
 from __future__ import annotations
@@ -106,14 +110,22 @@ def check_deterministic(name: str) -> None:
         _mine(name, _ran(scenario, _registry())[1])
 
 
+def _figures(core: AuditCore, name: str) -> tuple[object, ...]:
+    """What a detector shows of its state: its summary, counters, statistics and watches."""
+    detector = core.detectors[name]
+    return (detector.summary(), detector.counters(), list(detector.statistics(core.ledger)),
+            detector.watches)
+
+
 def check_pickle_round_trip(name: str) -> None:
-    """The core's whole state, this detector's included, survives a pickle round-trip in
-    mid-stream and continues as if nothing happened: the same edges, the same final state."""
+    """The core's whole state survives a pickle round-trip in mid-stream and continues as if
+    nothing happened: the same edges, and the same figures at the end (compared, not the
+    pickles, so that state a pickle drops cannot hide)."""
     scenario = _scenario(name)
     _, copy, edges = _resumed(scenario, _registry())
     whole, reference = _ran(scenario, _registry())
     assert edges == reference
-    assert pickle.dumps(copy.detectors[name]) == pickle.dumps(whole.detectors[name])
+    assert _figures(copy, name) == _figures(whole, name)
 
 
 def check_quiet_on_baseline(name: str) -> None:
@@ -125,6 +137,10 @@ def check_finds_its_scenario(name: str) -> None:
     spec = DETECTORS[name]
     if spec.scenario is None:
         assert not _kinds(spec), f"{name} raises {_kinds(spec)} but names no scenario to find"
+        # nothing to find: its figures must show that the stream reached it
+        core = _ran("baseline", _registry())[0]
+        fresh = AuditCore(CoreConfig())
+        assert _figures(core, name) != _figures(fresh, name), f"{name} was never fed"
         return
     change = _stream(spec.scenario)[1]
     assert change is not None
@@ -150,8 +166,19 @@ def check_lifecycle(name: str) -> None:
         assert fired - resolved == sum(1 for k in core.alert_book.open_keys if k[0] == kind)
 
 
-CHECKS = (check_deterministic, check_pickle_round_trip, check_quiet_on_baseline,
-          check_finds_its_scenario, check_lifecycle)
+def check_no_stray_public_methods(name: str) -> None:
+    """Every public method it defines is part of the protocol (``on_placed`` instead of
+    ``on_placement`` would never be called)."""
+    api = {n for n in dir(CoreDetector) if not n.startswith("_")}
+    cls = DETECTORS[name].make
+    stray = [n for klass in cls.__mro__ if klass is not CoreDetector and
+             issubclass(klass, CoreDetector) for n, v in vars(klass).items()
+             if callable(v) and not n.startswith("_") and n not in api]
+    assert not stray, f"{name} defines {stray}, which the core never calls"
+
+
+CHECKS = (check_no_stray_public_methods, check_deterministic, check_pickle_round_trip,
+          check_quiet_on_baseline, check_finds_its_scenario, check_lifecycle)
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -171,7 +198,7 @@ def test_each_kind_is_declared_by_one_detector() -> None:
 
 # -- a toy detector, added with its class and one registry line -------------------------------
 
-BURST = AlertKind("preemption_burst", "PlacewatchToyPreemptionBurst", "info")
+BURST = AlertKind("preemption_burst", "PlacewatchToyPreemptionBurst", "warning")
 
 
 class PreemptionBurst(CoreDetector):
@@ -226,7 +253,9 @@ def test_a_toy_detectors_alerts_reach_the_replay_outputs_and_metrics(
     lines = [json.loads(x) for x in (tmp_path / "out" / "alerts.jsonl").read_text().splitlines()]
     toy = [a for a in lines if a["kind"] == "preemption_burst"]
     assert toy and toy[0]["alert"] == "PlacewatchToyPreemptionBurst"
-    assert toy[0]["severity"] == "info" and toy[0]["state"] == "firing"
+    assert toy[0]["severity"] == "warning" and toy[0]["state"] == "firing"
     prom = (tmp_path / "out" / "metrics.prom").read_text()
     fired = sum(1 for a in toy if a["state"] == "firing")
     assert f'placewatch_alerts_total{{kind="preemption_burst"}} {fired:.1f}' in prom
+    # the findings series list the kinds of the core that ran (not those known at import)
+    assert 'placewatch_findings_unresolved{kind="preemption_burst",state="open"}' in prom

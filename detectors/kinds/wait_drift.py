@@ -1,0 +1,122 @@
+"""``wait_drift``: a group's queued jobs waiting longer than the other groups' jobs of the same
+priority class (:mod:`detectors.wait_drift`, which says how).
+
+This module feeds the watch every placed job that waited, steps it per batch and words its
+alerts. The alert's value is the group's median wait since the change, its reference the
+median before it (seconds); the rest of the class's figures are in the words and ``details``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Final
+
+from detectors.alerts import Alert, AlertKey, AlertKind, Where
+from detectors.config import CoreConfig
+from detectors.detector import CoreDetector, CoreView, Edge, Fire, Resolve, Statistic
+from detectors.events import Placement
+from detectors.findings import duration
+from detectors.groups import EquityLedger, GroupStats
+from detectors.wait_drift import WaitDrift, WaitSignal
+
+__all__ = ["WAIT_DRIFT", "WaitDriftDetector"]
+
+WAIT_DRIFT: Final = AlertKind("wait_drift", "PlacewatchQueueWaitDrift", "warning")
+METRIC: Final = "queue_wait"
+
+
+class WaitDriftDetector(CoreDetector):
+    """One one-sided watch per (attribute, group) over its queued jobs' waits, each in the
+    family budget."""
+
+    kinds = (WAIT_DRIFT,)
+
+    def __init__(self, config: CoreConfig) -> None:
+        super().__init__(config)
+        self.drift = WaitDrift(config.wait_drift_warmup, config.drift_min_batches,
+                               config.wait_drift_shift)
+
+    @property
+    def watches(self) -> int:
+        return len(self.drift.watches)
+
+    def on_placement(self, event: Placement, groups: list[GroupStats], where: Where,
+                     core: CoreView) -> None:
+        placed = event.placed_wait
+        if placed is None or not placed[1] > 0:
+            return
+        priority, wait = placed
+        add = self.drift.add
+        tier = event.decision.tier
+        job_class = (priority, tier if isinstance(tier, str) else "")
+        for stats in groups:
+            add(stats.attribute, stats.name, job_class, wait)
+
+    def evaluate(self, core: CoreView, where: Where) -> Iterator[Edge]:
+        for signal in self.drift.refresh(core.family_threshold):
+            key: AlertKey = ("wait_drift", signal.attribute, signal.group, METRIC)
+            if signal.kind == "recovered":
+                yield Resolve(key, _finite(signal.since[0]), wait_resolution(signal))
+            elif not core.alert_book.is_open(key):
+                yield Fire(key, wait_alert(key, signal, where,
+                                           self.config.false_alarms_per_million))
+
+    def still_alarmed(self, key: AlertKey, ledger: EquityLedger) -> bool:
+        watch = self.drift.watches.get((key[1] or "", key[2] or ""))
+        return watch is not None and watch.cycle.alarmed
+
+    def statistics(self, ledger: EquityLedger) -> Iterator[Statistic]:
+        for (attribute, group), watch in sorted(self.drift.watches.items()):
+            if watch.reference is None or not (watch.dispersion.ready or watch.cycle.alarmed):
+                continue
+            yield Statistic("wait_drift", attribute, group, METRIC,
+                            "recovery" if watch.cycle.alarmed else "alarm",
+                            watch.cycle.statistic)
+
+    def summary(self) -> dict[str, object]:
+        return {"wait_drift": {"watches": len(self.drift.watches),
+                               "untracked_waits": self.drift.untracked}}
+
+
+def _finite(x: float) -> float:
+    return round(x, 3) if math.isfinite(x) else 0.0
+
+
+def _class_words(job_class: tuple[int, str]) -> str:
+    priority, tier = job_class
+    return f"priority {priority} on {tier}" if tier else f"priority {priority}"
+
+
+def _pair(q: tuple[float, float]) -> str:
+    if not all(math.isfinite(x) for x in q):
+        return "unknown"
+    return f"{duration(q[0])}/{duration(q[1])}"
+
+
+def wait_alert(key: AlertKey, s: WaitSignal, where: Where, budget: float) -> Alert:
+    """``wait_drift``: the group's queued jobs wait longer against the rest of their class."""
+    return WAIT_DRIFT.firing(
+        key, where, value=_finite(s.since[0]), reference=_finite(s.before[0]),
+        summary=(f"{s.attribute}={s.group}: wait p50/p90 rose from {_pair(s.before)} to "
+                 f"{_pair(s.since)} against {_pair(s.rest)} for the rest of "
+                 f"{_class_words(s.job_class)}: its queued jobs now wait longer than the "
+                 f"other groups' {s.score:.0%} of the time, against "
+                 f"{s.reference_score:.0%} before (last {s.support} queued jobs)."),
+        details={"priority": s.job_class[0], "tier": s.job_class[1], "support": s.support,
+                 "wait_p50_before_s": _finite(s.before[0]),
+                 "wait_p90_before_s": _finite(s.before[1]),
+                 "wait_p50_s": _finite(s.since[0]), "wait_p90_s": _finite(s.since[1]),
+                 "rest_wait_p50_s": _finite(s.rest[0]), "rest_wait_p90_s": _finite(s.rest[1]),
+                 "longer_than_rest": round(s.score, 4),
+                 "longer_than_rest_before": round(s.reference_score, 4),
+                 "cusum_threshold": round(s.threshold, 4),
+                 "false_alarms_per_million_budget": budget})
+
+
+def wait_resolution(s: WaitSignal) -> str:
+    """Why a ``wait_drift`` alert resolved: its mirror test saw the group's standing again."""
+    return (f"{s.attribute}={s.group}: queued jobs wait like before again (p50/p90 "
+            f"{_pair(s.since)} lately against {_pair(s.rest)} for the rest of "
+            f"{_class_words(s.job_class)}; longer than the other groups' {s.score:.0%} "
+            f"of the time in the latest batch, {s.reference_score:.0%} before the change).")
