@@ -1,47 +1,61 @@
-"""Queue-wait drift: one group's queued jobs waiting longer *against the rest of their class*.
+"""Queue-wait drift: one group's queued jobs falling behind the other groups of their class.
 
 Real traces are bursty: a whole priority band's waits can swing from seconds to minutes for an
 hour and back. That is load, not inequity. One group's jobs waiting longer than the other
-groups' comparable jobs *at the same time* is. Method, for a reviewer:
+groups' comparable jobs *at the same time*, where they did not before, is. Method, for a
+reviewer:
 
-1. **Ranks within class and batch.** Every placed job that waited (queue wait > 0) is scored
-   against the jobs of the *other* groups of the same attribute in its *class* (the same
+1. **Scores within class and batch.** Every placed job that waited (queue wait > 0) is
+   compared with the jobs of each *other* group of the same attribute in its *class* (the same
    priority, placed on the same tier) placed in the same batch (the events between two
-   evaluations): its score is the share of them that waited less, ties counting half (a
-   Mann-Whitney score). A burst that hits the whole class moves every job's wait together and
-   leaves the scores alone; ranks are blind to how heavy the tail is. The tier is part of the
-   class because a job that waited and then went to on-demand was usually escalated at its
-   deadline, after a long wait, while one dispatched to cheap capacity waited for it to free:
-   mixing the two made a team's standing swing with its budget (over budget, its escalations
-   are rejected instead of placed), which measured as false alarms on the fair simulator.
-   Jobs placed without waiting carry nothing about how long queued jobs wait; whether a
-   group's jobs queue at all is its ``queue_rate`` (equity drift).
-2. **Reference.** A group's first ``warmup`` scored waits (over at least ``min_batches``
-   batches) give its standing: its mean score, ``μ0`` (0.5 when it waits like the rest).
-   Every later batch confirmed in control (the CUSUM back at zero) refines it.
-3. **Variance and dependence.** A batch's summed deviation from ``μ0`` has, for independent
-   exchangeable waits, the Mann-Whitney variance with its tie correction (mostly-equal waits
-   carry less information and the variance says so). Waits of one group move together (a
-   queue drains in a burst), so that variance is widened by the dispersion ``φ`` learned from
-   batches confirmed in control (:class:`~detectors.dispersion.Dispersion`, shared with the
-   other watches). Batches are pooled until they hold ``MIN_BATCH_WAITS`` scored waits.
+   evaluations): against one other group, its score is the share of that group's jobs that
+   waited less, ties counting half (a Mann-Whitney score); its score is the mean over the
+   other groups present, each weighted alike, so that one group sending more jobs does not
+   move everyone else's scores. A burst that hits the whole class moves every wait together
+   and leaves the scores alone; ranks are blind to how heavy the tail is. The tier is part of
+   the class because a job that waited and then went to on-demand was usually escalated at
+   its deadline, after a long wait, while one dispatched to cheap capacity waited for it to
+   free: mixing the two made a team's standing swing with its budget (over budget, its
+   escalations are rejected instead of placed). Jobs placed without waiting carry nothing
+   about how long queued jobs wait; whether a group's jobs queue at all is its
+   ``queue_rate`` (equity drift).
+2. **Reference.** After a warm-up of ``warmup`` scored waits over at least ``min_batches``
+   batches, the group's standing in each class, ``μ0(class)``, is its mean score there, shrunk
+   towards its mean over all classes by ``_PRIOR`` pseudo-waits (0.5 when it waits like the
+   rest). Every batch later confirmed in control (the CUSUM back at zero) refines it. The
+   standing is per class, so a group moving work between classes where it stands differently
+   is not a change.
+3. **Variance and dependence.** A batch's summed score has, for exchangeable waits, a known
+   variance (the Mann-Whitney variances of the comparisons and their covariances through the
+   shared jobs, with the pooled tie correction; mostly-equal waits carry less information and
+   the variance says so). Waits of one group move together (a queue drains in a burst), so
+   that variance is widened by the dispersion ``φ`` learned from batches confirmed in control
+   (:class:`~detectors.dispersion.Dispersion`, shared with the other watches); the test waits
+   until ``φ`` has its minimum of batches. Batches are pooled until they hold
+   ``MIN_BATCH_WAITS`` scored waits.
 4. **Sequential test.** A one-sided CUSUM adds each batch's Gaussian log-likelihood ratio of
    "mean score ``μ0 + shift``" against "``μ0``" (``shift`` 0.15: a job of the group now waits
-   longer than a job of the rest 65% of the time instead of 50%; a ×1.5 wait is 0.11 at a
-   log-wait spread of 1, 0.22 at 0.5). Its threshold is the family threshold every watch
-   shares, so the false-alarm budget covers these watches too.
+   longer than one of another group 65% of the time instead of 50%; a ×1.5 wait is 0.11 at
+   a log-wait spread of 1, 0.22 at 0.5). A standing already near the top keeps its
+   alternative below certainty: the shift is at most half the distance from ``μ0`` to 1. Its
+   threshold is the family threshold every watch shares, so the false-alarm budget covers
+   these watches too.
 5. **Recovery.** After an alarm a mirror CUSUM tests the return from the shift estimated at
    detection to ``μ0``; when it signals the alert closes and the watch starts again.
 
-For the alert's words the watch keeps the group's recent waits per class from before the
-change and since, and each class keeps its latest waits of every group; the figures are
-quantiles of those (``p50``/``p90``), for the class where the group's deviation was largest.
+For the alert's words the watch keeps, in each class, the group's recent waits while in
+control (``before``) and, since the CUSUM last left zero, its waits and the other groups'
+waits of the same batches (``since``, ``rest``); the figures are their p50/p90, in the class
+where the group's deviation was largest among those it has a ``before`` in. Classes are the
+first ``MAX_CLASSES`` (priority, tier) pairs an attribute's waits bring; later ones are
+counted as untracked.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,26 +64,34 @@ from detectors.cusum import gaussian_llr
 from detectors.dispersion import Dispersion
 from detectors.groups import OVERFLOW_GROUP
 
-__all__ = ["MIN_BATCH_WAITS", "WaitDrift", "WaitSignal", "WaitWatch", "wait_scores"]
+__all__ = ["MAX_CLASSES", "MIN_BATCH_WAITS", "JobClass", "WaitDrift", "WaitSignal",
+           "WaitWatch", "group_scores"]
 
 MIN_BATCH_WAITS: Final = 5
 """Scored waits a (pooled) batch holds at least before it is tested."""
 MAX_CLASSES: Final = 32
-"""Job classes (priority, tier) tracked per attribute (further classes are counted as untracked)."""
+"""Job classes (priority, tier) tracked per attribute (further classes are counted as
+untracked)."""
+_PRIOR: Final = 20.0
+"""Pseudo-waits a class's standing is shrunk with towards the group's overall standing."""
 _RING: Final = 128
-"""Recent waits kept per group and class (before the change, and since), for the words."""
+"""Recent waits of the group kept per class (before the change, and since), for the words."""
+_REST_RING: Final = 1024
+"""The other groups' waits of the same batches kept per class since the change."""
 _HELD_MAX: Final = 200
-_CLASS_RING: Final = 1024
-"""Recent waits kept per class (every group's), for the rest's figures."""
+
+JobClass = tuple[int, str]
+"""What a job is compared within: its priority and the tier it was placed on."""
 
 
 @dataclass(frozen=True, slots=True)
 class WaitSignal:
     """``kind`` ``wait_drift`` (or ``recovered``) for one group; waits in seconds.
 
-    ``before`` and ``since`` are the group's (p50, p90) in ``job_class`` before the change and
-    since it, ``rest`` the other groups' in that class lately; ``score`` the group's mean
-    score since the change and ``reference_score`` its standing (``μ0``)."""
+    ``before`` is the group's (p50, p90) in ``job_class`` while in control; ``since`` its own
+    and ``rest`` the other groups' over the same batches since the estimated change (for a
+    recovery: since the alarm); ``score`` its mean score over those batches (for a recovery:
+    the latest batch) and ``reference_score`` its standing."""
 
     kind: str
     attribute: str
@@ -85,38 +107,28 @@ class WaitSignal:
 
 
 class _Ring:
-    """The latest ``size`` waits (an ``array``, compact in a snapshot), with an optional name
-    each (the group, for a class's ring)."""
+    """The latest ``size`` waits (an ``array``, compact in a snapshot)."""
 
-    __slots__ = ("data", "names", "pos", "size")
+    __slots__ = ("data", "pos", "size")
 
-    def __init__(self, size: int, named: bool = False) -> None:
+    def __init__(self, size: int) -> None:
         self.data = array("d")
-        self.names: list[str] | None = [] if named else None
         self.pos = 0
         self.size = size
 
-    def extend(self, values: list[float], name: str | None = None) -> None:
-        names = self.names
+    def extend(self, values: list[float]) -> None:
         for value in values:
             if len(self.data) < self.size:
                 self.data.append(value)
-                if names is not None:
-                    names.append(name or "")
             else:
                 self.data[self.pos] = value
-                if names is not None:
-                    names[self.pos] = name or ""
                 self.pos = (self.pos + 1) % self.size
 
-    def quantiles(self, without: str | None = None) -> tuple[float, float]:
-        """p50 and p90 (of the waits not named ``without``); NaN when there are none."""
-        values = list(self.data)
-        if without is not None and self.names is not None:
-            values = [v for v, name in zip(values, self.names, strict=True) if name != without]
+    def quantiles(self) -> tuple[float, float]:
+        """p50 and p90; NaN when empty."""
+        values = sorted(self.data)
         if not values:
             return (math.nan, math.nan)
-        values.sort()
         return (_quantile(values, 0.5), _quantile(values, 0.9))
 
 
@@ -129,94 +141,114 @@ def _quantile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
+def _rings(rings: dict[JobClass, _Ring], job_class: JobClass, size: int = _RING) -> _Ring:
+    ring = rings.get(job_class)
+    if ring is None:
+        ring = rings[job_class] = _Ring(size)
+    return ring
+
+
 class WaitWatch:
     """The sequential watch over one group's queue waits (state only; see :class:`WaitDrift`)."""
 
-    __slots__ = ("before", "cycle", "dispersion", "held", "held_scores", "pending", "ref_n",
-                 "ref_sum", "reference", "run", "run_n", "run_sum", "shift", "since", "warm")
+    __slots__ = ("alarm_class", "before", "cycle", "dispersion", "held", "pending", "ref",
+                 "rest", "run", "run_n", "run_sum", "shift", "since", "tested", "warm")
 
     def __init__(self) -> None:
-        self.reference: float | None = None
-        """``μ0``: the group's mean score over its warm-up and every batch since confirmed in
-        control (None: still warming up)."""
-        self.ref_sum = 0.0
-        self.ref_n = 0.0
-        self.held_scores: list[tuple[float, float]] = []
-        """Tested batches (summed score, scored waits) while the CUSUM is above zero: folded
-        into ``μ0`` once it is back at zero, dropped if it alarms."""
-        self.warm: list[tuple[float, float, float]] = []
-        """Warm-up batches: (summed score, scored waits, null variance)."""
-        self.pending = [0.0, 0.0, 0.0]  # summed scores, scored waits, null variance
-        self.held: dict[JobClass, list[float]] = {}
-        """The pending batch's waits per class, filed once it is tested."""
+        self.ref: dict[JobClass, list[float]] | None = None
+        """Per class, summed score and scored waits of the reference (None: warming up)."""
+        self.warm: list[tuple[dict[JobClass, tuple[float, float]], float]] = []
+        """Warm-up batches: per class (summed score, scored waits), and the null variance."""
+        self.pending: dict[JobClass, list[float]] = {}
+        """The pooled batch so far, per class: summed score, scored waits, null variance."""
+        self.held: list[tuple[JobClass, list[float], list[float]]] = []
+        """The pooled batch's waits: class, the group's, the other groups'."""
+        self.tested: list[dict[JobClass, tuple[float, float]]] = []
+        """Tested batches while the CUSUM is above zero: folded into the reference once it is
+        back at zero, dropped if it alarms."""
         self.dispersion = Dispersion()
         self.cycle = AlarmCycle(sides=1)
         self.shift = 0.0
         """The shift estimated at the alarm (the recovery test's alternative)."""
         self.run_n = 0.0
         self.run_sum = 0.0
-        self.run: dict[JobClass, float] = {}
-        """Summed deviation per class since the CUSUM last stood at zero."""
+        self.run: dict[JobClass, list[float]] = {}
+        """Per class since the CUSUM last stood at zero: summed score, scored waits and
+        summed deviation from the class's standing."""
+        self.alarm_class: JobClass | None = None
         self.before: dict[JobClass, _Ring] = {}
-        """Recent waits per class while in control: the reference for the words."""
         self.since: dict[JobClass, _Ring] = {}
-        """Waits per class since the CUSUM left zero (and through an alarm)."""
+        self.rest: dict[JobClass, _Ring] = {}
 
     @property
     def phi(self) -> float:
         return self.dispersion.value
 
+    @property
+    def reference(self) -> float | None:
+        """The group's standing over all its classes (None: still warming up)."""
+        if self.ref is None:
+            return None
+        total = sum(s for s, _ in self.ref.values())
+        n = sum(k for _, k in self.ref.values())
+        return total / n if n else 0.5
 
-JobClass = tuple[int, str]
-"""What a job is compared within: its priority and the tier it was placed on."""
-_Scored = tuple[float, float, float, list[float]]
-"""One group's waits in one class and batch: summed score, count, null variance, the waits."""
+    def standing(self, job_class: JobClass) -> float:
+        """``μ0`` of one class, shrunk towards the overall standing."""
+        assert self.ref is not None
+        overall = self.reference
+        assert overall is not None
+        s, k = self.ref.get(job_class, (0.0, 0.0))
+        return (s + _PRIOR * overall) / (k + _PRIOR)
 
 
-def _tied_ranks(values: list[float]) -> tuple[list[int], list[int], int]:
-    """For each value: how many are strictly less, how many are equal (itself included); and
-    ``Σ(t³ − t)`` over the groups of ``t`` tied values."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    less = [0] * len(values)
-    equal = [0] * len(values)
+def group_scores(waits: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
+    """Per group of one class and batch: its summed score against the other groups, each
+    weighted alike whatever its number of waits, and that sum's variance if every wait were
+    exchangeable.
+
+    With ``n`` waits of its own and ``m_h`` of each of the ``H`` other groups, the summed
+    score is ``(1/H) Σ_h U_h / m_h`` (``U_h`` the Mann-Whitney count against ``h``), with
+    variance ``n / (12 H²) · (Σ_h (n + m_h + 1) / m_h + H² − H)`` (the comparisons share the
+    group's jobs, a covariance of ``n / 12`` each) times the pooled tie correction
+    ``1 − Σ(t³ − t) / (N³ − N)``.
+
+    >>> out = group_scores({"a": [1.0, 2.0], "b": [3.0, 2.0]})
+    >>> {g: round(s, 3) for g, (s, _) in out.items()}
+    {'a': 0.25, 'b': 1.75}
+    >>> round(out["a"][1], 3)  # 2·5/(12·2) = 0.417, ties 1 - 6/60
+    0.375
+    """
+    ordered = {g: sorted(w) for g, w in waits.items() if w}
+    if len(ordered) < 2:
+        return {}
+    pooled = sorted(w for ws in ordered.values() for w in ws)
+    n_all = len(pooled)
     ties = 0
     i = 0
-    while i < len(order):
-        j = i
-        value = values[order[i]]
-        while j < len(order) and values[order[j]] == value:
-            j += 1
-        for k in order[i:j]:
-            less[k] = i
-            equal[k] = j - i
+    while i < n_all:
+        j = bisect_right(pooled, pooled[i], i)
         ties += (j - i) ** 3 - (j - i)
         i = j
-    return less, equal, ties
-
-
-def wait_scores(waits: list[float], groups: list[str]) -> tuple[list[float], float]:
-    """Each wait's score against the waits of the *other* groups (the share below it, ties
-    counting half; NaN when there are none), and the pooled tie correction
-    ``Σ(t³ − t) / (N(N − 1))``.
-
-    >>> scores, ties = wait_scores([1.0, 2.0, 3.0, 2.0], ["a", "a", "b", "b"])
-    >>> scores, round(ties, 3)
-    ([0.0, 0.25, 1.0, 0.75], 0.5)
-    """
-    n = len(waits)
-    less_all, equal_all, ties = _tied_ranks(waits)
-    members: dict[str, list[int]] = {}
-    for i, group in enumerate(groups):
-        members.setdefault(group, []).append(i)
-    scores = [math.nan] * n
-    for idx in members.values():
-        rest = n - len(idx)
-        if rest == 0:
-            continue
-        less_own, equal_own, _ = _tied_ranks([waits[i] for i in idx])
-        for k, i in enumerate(idx):
-            scores[i] = ((less_all[i] - less_own[k]) + 0.5 * (equal_all[i] - equal_own[k])) / rest
-    return scores, ties / (n * (n - 1)) if n > 1 else 0.0
+    correction = 1.0 - ties / (n_all ** 3 - n_all)
+    others = len(ordered) - 1
+    out = {}
+    for group, mine in ordered.items():
+        n = len(mine)
+        total = 0.0
+        spread = 0.0
+        for other, theirs in ordered.items():
+            if other == group:
+                continue
+            m = len(theirs)
+            below = sum(bisect_left(theirs, x) + 0.5 * (bisect_right(theirs, x)
+                                                        - bisect_left(theirs, x))
+                        for x in mine)
+            total += below / m
+            spread += (n + m + 1) / m
+        variance = n * (spread + others * (others - 1)) / (12.0 * others * others) * correction
+        out[group] = (total / others, variance)
+    return out
 
 
 class WaitDrift:
@@ -232,10 +264,8 @@ class WaitDrift:
         self.warmup = warmup
         self.min_batches = min_batches
         self.shift = shift
-        self.batch: dict[tuple[str, JobClass], tuple[list[str], list[float]]] = {}
+        self.batch: dict[tuple[str, JobClass], dict[str, list[float]]] = {}
         self.classes: dict[str, set[JobClass]] = {}
-        self.recent: dict[tuple[str, JobClass], _Ring] = {}
-        """Every group's latest waits per (attribute, class): the rest's figures."""
         self.watches: dict[tuple[str, str], WaitWatch] = {}
         self.untracked = 0
         """Waits of a class beyond :data:`MAX_CLASSES` of their attribute (not scored)."""
@@ -249,151 +279,172 @@ class WaitDrift:
                 self.untracked += 1
                 return
             classes.add(job_class)
-            cell = self.batch[(attribute, job_class)] = ([], [])
-        cell[0].append(group)
-        cell[1].append(wait)
+            cell = self.batch[(attribute, job_class)] = {}
+        waits = cell.get(group)
+        if waits is None:
+            waits = cell[group] = []
+        waits.append(wait)
 
     def refresh(self, threshold: float) -> list[WaitSignal]:
         """Close the batch: score every class's waits, test every watch that has enough."""
-        touched: dict[tuple[str, str], dict[JobClass, _Scored]] = {}
-        for (attribute, job_class), (groups, waits) in self.batch.items():
-            if groups:
-                self._score(attribute, job_class, groups, waits, touched)
-                groups.clear()
-                waits.clear()
+        touched: dict[tuple[str, str], WaitWatch] = {}
+        for (attribute, job_class), cell in sorted(self.batch.items()):
+            if not cell:
+                continue
+            for group, (score, variance) in group_scores(cell).items():
+                if group == OVERFLOW_GROUP or variance <= 1e-12:
+                    continue  # the overflow group is a reference only; equal waits tell nothing
+                watch = self.watches.get((attribute, group))
+                if watch is None:
+                    watch = self.watches[(attribute, group)] = WaitWatch()
+                mine = cell[group]
+                part = watch.pending.setdefault(job_class, [0.0, 0.0, 0.0])
+                part[0] += score
+                part[1] += len(mine)
+                part[2] += variance
+                rest = [w for other, ws in cell.items() if other != group for w in ws]
+                watch.held.append((job_class, list(mine), rest))
+                touched[(attribute, group)] = watch
+            cell.clear()
         signals = []
-        for (attribute, group), per_class in touched.items():
-            watch = self.watches.get((attribute, group))
-            if watch is None:
-                watch = self.watches[(attribute, group)] = WaitWatch()
-            signal = self._step(attribute, group, watch, per_class, threshold)
+        for (attribute, group), watch in sorted(touched.items()):
+            signal = self._step(attribute, group, watch, threshold)
             if signal is not None:
                 signals.append(signal)
         return signals
 
-    def _score(self, attribute: str, job_class: JobClass, groups: list[str], waits: list[float],
-               touched: dict[tuple[str, str], dict[JobClass, _Scored]]) -> None:
-        ring = self.recent.get((attribute, job_class))
-        if ring is None:
-            ring = self.recent[(attribute, job_class)] = _Ring(_CLASS_RING, named=True)
-        for name, wait in zip(groups, waits, strict=True):
-            ring.extend([wait], name)
-        members: dict[str, list[int]] = {}
-        for i, name in enumerate(groups):
-            members.setdefault(name, []).append(i)
-        if len(members) < 2:
-            return  # no other group to rank against
-        scores, ties = wait_scores(waits, groups)
-        n_all = len(waits)
-        for name, idx in members.items():
-            if name == OVERFLOW_GROUP:
-                continue
-            n = len(idx)
-            # Mann-Whitney: Var(U) = n m (N + 1 - ties) / 12, and the summed score is U / m
-            variance = n * (n_all + 1 - ties) / (12.0 * (n_all - n))
-            if variance <= 1e-12:
-                continue  # every wait equal: nothing to rank
-            touched.setdefault((attribute, name), {})[job_class] = (
-                math.fsum(scores[i] for i in idx), float(n), variance, [waits[i] for i in idx])
-
-    def _step(self, attribute: str, group: str, watch: WaitWatch,
-              per_class: dict[JobClass, _Scored], threshold: float) -> WaitSignal | None:
-        cycle = watch.cycle
+    def _step(self, attribute: str, group: str, watch: WaitWatch, threshold: float
+              ) -> WaitSignal | None:
         pending = watch.pending
-        for job_class, (score, n, variance, waits) in per_class.items():
-            pending[0] += score
-            pending[1] += n
-            pending[2] += variance
-            watch.held.setdefault(job_class, []).extend(waits)
-            if watch.reference is not None and not cycle.alarmed:
-                watch.run[job_class] = watch.run.get(job_class, 0.0) + score - n * watch.reference
-        score, n, variance = pending
+        n = sum(p[1] for p in pending.values())
         if n < MIN_BATCH_WAITS:
             return None
-        watch.pending = [0.0, 0.0, 0.0]
-        if watch.reference is None:
-            self._keep(watch, watch.before)
-            self._warm_up(watch, score, n, variance)
+        variance = sum(p[2] for p in pending.values())
+        parts = {c: (p[0], p[1]) for c, p in pending.items()}
+        watch.pending = {}
+        if watch.ref is None:
+            self._file(watch, before=True)
+            self._warm_up(watch, parts, variance)
             return None
-        mu0 = watch.reference
+        cycle = watch.cycle
         cycle.threshold = threshold
+        score = sum(s for s, _ in parts.values())
+        mu0 = sum(k * watch.standing(c) for c, (_, k) in parts.items()) / n
+        deviation = score - n * mu0
         mean = score / n
         unit = watch.phi * variance / (n * n)  # variance of the batch's mean score
         if cycle.alarmed:
-            self._keep(watch, watch.since)
+            self._file(watch, before=False)
             if not cycle.recover(gaussian_llr(mean, mu0 + watch.shift, mu0, unit)):
                 return None
-            signal = self._signal("recovered", attribute, group, watch, mean, int(n),
+            signal = self._signal("recovered", attribute, group, watch, (mean, mu0), int(n),
                                   threshold)
             watch.since.clear()
+            watch.rest.clear()
             watch.run.clear()
+            watch.alarm_class = None
             return signal
+        if not watch.dispersion.ready:  # still learning how bursty this group's waits are
+            watch.dispersion.learn(deviation, variance)
+            self._fold(watch, [parts])
+            self._file(watch, before=True)
+            return None
         shift = min(self.shift, (1.0 - mu0) / 2)
         alarm = cycle.test(gaussian_llr(mean, mu0, mu0 + shift, unit))
-        watch.dispersion.observe(score - n * mu0, variance, cycle.in_control)
-        watch.held_scores.append((score, n))
+        watch.dispersion.observe(deviation, variance, cycle.in_control)
+        watch.tested.append(parts)
         if cycle.in_control:
-            for s, k in watch.held_scores:
-                watch.ref_sum += s
-                watch.ref_n += k
-            watch.held_scores.clear()
-            watch.reference = watch.ref_sum / watch.ref_n
-            self._keep(watch, watch.before)
-            watch.run_n = watch.run_sum = 0.0
-            watch.run.clear()
+            self._fold(watch, watch.tested)
+            watch.tested.clear()
+            self._file(watch, before=True)
             for job_class, ring in watch.since.items():  # a false start: back to the reference
-                watch.before.setdefault(job_class, _Ring(_RING)).extend(ring.data.tolist())
+                _rings(watch.before, job_class).extend(ring.data.tolist())
             watch.since.clear()
+            watch.rest.clear()
+            watch.run.clear()
+            watch.run_n = watch.run_sum = 0.0
             return None
-        self._keep(watch, watch.since)
-        if len(watch.held_scores) > _HELD_MAX:
-            del watch.held_scores[0]
+        self._file(watch, before=False)
+        if len(watch.tested) > _HELD_MAX:
+            del watch.tested[0]
+        for job_class, (s, k) in parts.items():
+            cell = watch.run.setdefault(job_class, [0.0, 0.0, 0.0])
+            cell[0] += s
+            cell[1] += k
+            cell[2] += s - k * watch.standing(job_class)
         watch.run_n += n
         watch.run_sum += score
         if not alarm:
             return None
-        since = watch.run_sum / watch.run_n
-        watch.shift = max(since - mu0, shift / 2)
+        # the shift since the change, each class against its own standing
+        watch.shift = max(sum(c[2] for c in watch.run.values()) / watch.run_n, shift / 2)
         watch.dispersion.drop_held()  # those batches were part of the change
-        watch.held_scores.clear()
+        watch.tested.clear()
         cycle.start_alarm()
-        signal = self._signal("wait_drift", attribute, group, watch, since,
-                              int(watch.run_n), threshold)
+        signal = self._signal("wait_drift", attribute, group, watch, None, int(watch.run_n),
+                              threshold)
+        # what follows the alarm is what a recovery is described with
+        watch.since.clear()
+        watch.rest.clear()
         watch.run_n = watch.run_sum = 0.0
         return signal
 
     @staticmethod
-    def _keep(watch: WaitWatch, rings: dict[JobClass, _Ring]) -> None:
-        """File the tested batch's waits with the reference (``before``) or the change."""
-        for job_class, waits in watch.held.items():
-            rings.setdefault(job_class, _Ring(_RING)).extend(waits)
+    def _file(watch: WaitWatch, before: bool) -> None:
+        """File the tested batch's waits with the reference (``before``, the group's only) or
+        with the change (the group's and the other groups' of the same batches)."""
+        for job_class, mine, rest in watch.held:
+            if before:
+                _rings(watch.before, job_class).extend(mine)
+            else:
+                _rings(watch.since, job_class).extend(mine)
+                _rings(watch.rest, job_class, _REST_RING).extend(rest)
         watch.held.clear()
 
-    def _warm_up(self, watch: WaitWatch, score: float, n: float, variance: float) -> None:
-        """A warm-up batch; with enough of them, ``μ0`` and the first dispersion."""
-        watch.warm.append((score, n, variance))
-        total = sum(b[1] for b in watch.warm)
+    @staticmethod
+    def _fold(watch: WaitWatch, batches: list[dict[JobClass, tuple[float, float]]]) -> None:
+        assert watch.ref is not None
+        for parts in batches:
+            for job_class, (s, k) in parts.items():
+                cell = watch.ref.setdefault(job_class, [0.0, 0.0])
+                cell[0] += s
+                cell[1] += k
+
+    def _warm_up(self, watch: WaitWatch, parts: dict[JobClass, tuple[float, float]],
+                 variance: float) -> None:
+        """A warm-up batch; with enough of them, the standing and the first dispersion."""
+        watch.warm.append((parts, variance))
+        total = sum(k for batch, _ in watch.warm for _, k in batch.values())
         if total < self.warmup or len(watch.warm) < self.min_batches:
             return
-        mu0 = sum(b[0] for b in watch.warm) / total
-        for s, k, v in watch.warm:
-            watch.dispersion.learn(s - k * mu0, v)
-        watch.reference = mu0
-        watch.ref_sum = mu0 * total
-        watch.ref_n = total
+        watch.ref = {}
+        self._fold(watch, [batch for batch, _ in watch.warm])
+        for batch, v in watch.warm:
+            deviation = sum(s - k * watch.standing(c) for c, (s, k) in batch.items())
+            watch.dispersion.learn(deviation, v)
         watch.warm.clear()
 
-    def _signal(self, kind: str, attribute: str, group: str, watch: WaitWatch, score: float,
-                support: int, threshold: float) -> WaitSignal:
-        """The figures of the class where the group's deviation was largest."""
-        run = watch.run or {p: 0.0 for p in watch.since}
-        job_class = max(sorted(run), key=lambda c: run[c]) if run else min(watch.before)
+    @staticmethod
+    def _signal(kind: str, attribute: str, group: str, watch: WaitWatch,
+                scores: tuple[float, float] | None, support: int, threshold: float
+                ) -> WaitSignal:
+        """The figures of the class where the group's deviation was largest (among those it
+        has a reference in), and its score there against its standing there (``scores``, the
+        latest batch's mean and standing, for a recovery)."""
+        job_class = watch.alarm_class
+        if job_class is None:
+            known = [c for c in watch.run if c in watch.before] or list(watch.before)
+            job_class = max(sorted(known), key=lambda c: watch.run.get(c, [0.0, 0.0, 0.0])[2])
+            watch.alarm_class = job_class
+        if scores is None:
+            s, k, _ = watch.run.get(job_class, [0.0, 0.0, 0.0])
+            scores = (s / k if k else math.nan, watch.standing(job_class))
+        nan = (math.nan, math.nan)
         before = watch.before.get(job_class)
         since = watch.since.get(job_class)
-        nan = (math.nan, math.nan)
+        rest = watch.rest.get(job_class)
         return WaitSignal(kind, attribute, group, job_class,
                           before.quantiles() if before else nan,
                           since.quantiles() if since else nan,
-                          self.recent[(attribute, job_class)].quantiles(without=group),
-                          score, watch.reference if watch.reference is not None else 0.5,
-                          support, threshold)
+                          rest.quantiles() if rest else nan,
+                          scores[0], scores[1], support, threshold)

@@ -382,8 +382,9 @@ class Simulation:
             "predicted_cost": round(price * predicted / 3600.0, 6),
         })
         name = job.team.name
-        if tier_name == "reserved" and not held:
-            self.reserved_free -= job.cpu
+        if tier_name == "reserved":
+            if not held:  # a held job's capacity was taken when it was held
+                self.reserved_free -= job.cpu
         elif tier_name == "spot":
             if not held:
                 self.spot_free -= job.cpu

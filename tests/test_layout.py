@@ -67,3 +67,38 @@ def test_the_documented_rates_are_the_rate_table() -> None:
                         ("old_hardware_rate", "old hardware"), ("reject_rate", "rejections")):
         factor = f"{RATE_BY_NAME[name].design_factor:g}"
         assert f"{factor} for {words}" in " ".join(detectors_doc.split()), (name, factor)
+
+
+def test_every_documented_default_is_the_code_s() -> None:
+    """A default cell holding one literal (`60`, `"cusum"`, `["spot", "reserved"]`) equals the
+    setting's default, so an edit to the table cannot drift from the code."""
+    import dataclasses
+    import tomllib
+
+    from detectors.config import CoreConfig
+    from streams.settings import KafkaSettings, Settings
+
+    defaults: dict[str, object] = {}
+    for cls, prefix in ((CoreConfig, ""), (Settings, ""), (KafkaSettings, "kafka_")):
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                defaults[prefix + f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[prefix + f.name] = f.default_factory()
+    doc = (ROOT / "docs/configuration.md").read_text()
+    checked = 0
+    for key, cell in re.findall(r"^\| `(\w+)` \|.*\| `([^`]+)`(?: \([^)]*\))? \|$", doc, re.M):
+        try:
+            documented = tomllib.loads(f"v = {cell}")["v"]
+        except tomllib.TOMLDecodeError:
+            continue  # words, not a literal
+        if key not in defaults:
+            continue
+        actual = defaults[key]
+        if isinstance(actual, tuple):
+            actual = [list(x) if isinstance(x, tuple) else x for x in actual]
+        if isinstance(documented, dict):  # a mapping setting is held as (key, value) pairs
+            actual = dict(actual)  # type: ignore[call-overload]
+        assert documented == actual, (key, documented, actual)
+        checked += 1
+    assert checked > 50

@@ -83,9 +83,17 @@ def _finite(x: float) -> float:
     return round(x, 3) if math.isfinite(x) else 0.0
 
 
+def _rounded(x: float) -> float | None:
+    return round(x, 4) if math.isfinite(x) else None
+
+
 def _class_words(job_class: tuple[int, str]) -> str:
     priority, tier = job_class
     return f"priority {priority} on {tier}" if tier else f"priority {priority}"
+
+
+def _share(x: float) -> str:
+    return f"{x:.0%}" if math.isfinite(x) else "an unknown share"
 
 
 def _pair(q: tuple[float, float]) -> str:
@@ -95,28 +103,30 @@ def _pair(q: tuple[float, float]) -> str:
 
 
 def wait_alert(key: AlertKey, s: WaitSignal, where: Where, budget: float) -> Alert:
-    """``wait_drift``: the group's queued jobs wait longer against the rest of their class."""
+    """``wait_drift``: the group's queued jobs fell behind the other groups of their class."""
     return WAIT_DRIFT.firing(
         key, where, value=_finite(s.since[0]), reference=_finite(s.before[0]),
-        summary=(f"{s.attribute}={s.group}: wait p50/p90 rose from {_pair(s.before)} to "
-                 f"{_pair(s.since)} against {_pair(s.rest)} for the rest of "
-                 f"{_class_words(s.job_class)}: its queued jobs now wait longer than the "
-                 f"other groups' {s.score:.0%} of the time, against "
-                 f"{s.reference_score:.0%} before (last {s.support} queued jobs)."),
+        summary=(f"{s.attribute}={s.group} fell behind the other groups of "
+                 f"{_class_words(s.job_class)}: its queued jobs now wait longer than theirs "
+                 f"{_share(s.score)} of the time, against {_share(s.reference_score)} before "
+                 f"(each group weighted alike; over its last {s.support} queued jobs). Its "
+                 f"wait p50/p90 went from {_pair(s.before)} to {_pair(s.since)}, against "
+                 f"{_pair(s.rest)} for the other groups over the same time."),
         details={"priority": s.job_class[0], "tier": s.job_class[1], "support": s.support,
                  "wait_p50_before_s": _finite(s.before[0]),
                  "wait_p90_before_s": _finite(s.before[1]),
                  "wait_p50_s": _finite(s.since[0]), "wait_p90_s": _finite(s.since[1]),
                  "rest_wait_p50_s": _finite(s.rest[0]), "rest_wait_p90_s": _finite(s.rest[1]),
-                 "longer_than_rest": round(s.score, 4),
-                 "longer_than_rest_before": round(s.reference_score, 4),
+                 "longer_than_rest": _rounded(s.score),
+                 "longer_than_rest_before": _rounded(s.reference_score),
                  "cusum_threshold": round(s.threshold, 4),
                  "false_alarms_per_million_budget": budget})
 
 
 def wait_resolution(s: WaitSignal) -> str:
     """Why a ``wait_drift`` alert resolved: its mirror test saw the group's standing again."""
-    return (f"{s.attribute}={s.group}: queued jobs wait like before again (p50/p90 "
-            f"{_pair(s.since)} lately against {_pair(s.rest)} for the rest of "
-            f"{_class_words(s.job_class)}; longer than the other groups' {s.score:.0%} "
-            f"of the time in the latest batch, {s.reference_score:.0%} before the change).")
+    return (f"{s.attribute}={s.group}: its queued jobs rank against the other groups' as they "
+            f"did before the change again (longer {_share(s.score)} of the time in the latest "
+            f"batch, {_share(s.reference_score)} before); in "
+            f"{_class_words(s.job_class)} its wait p50/p90 since the alert is "
+            f"{_pair(s.since)}, against {_pair(s.rest)} for the other groups.")

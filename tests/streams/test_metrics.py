@@ -91,14 +91,16 @@ def test_open_alerts_carry_their_figures_and_detectors_their_evidence() -> None:
     threshold = float(re.search(rf"^{m.DRIFT_THRESHOLD} (\S+)$", text, re.M)[1])
     assert threshold == app.core.family_threshold > 0
     statistics = _rows(text, m.DRIFT_STATISTIC)
-    assert {row["watch"] for row, _ in statistics} == {"equity_drift", "forecast_drift"}
-    alarmed = {(a.attribute, a.group, a.metric) for _, a, _ in book if a.kind == "equity_drift"}
+    assert {row["watch"] for row, _ in statistics} == {"equity_drift", "forecast_drift",
+                                                        "wait_drift"}
+    watched = ("equity_drift", "wait_drift")
+    alarmed = {(a.kind, a.attribute, a.group, a.metric) for _, a, _ in book if a.kind in watched}
     # a group reported inside another's alert (the same decisions) is in its alarm too
-    alarmed |= {(s["attribute"], s["group"], a.metric) for _, a, _ in book
-                if a.kind == "equity_drift" for s in a.details.get("same_population", [])}
+    alarmed |= {(a.kind, s["attribute"], s["group"], a.metric) for _, a, _ in book
+                if a.kind in watched for s in a.details.get("same_population", [])}
     for row, value in statistics:
-        if row["watch"] == "equity_drift":
-            key = (row["attribute"], row["group"], row["metric"])
+        if row["watch"] in watched:
+            key = (row["watch"], row["attribute"], row["group"], row["metric"])
             assert (row["phase"] == "recovery") == (key in alarmed), row
             assert 0 <= value <= threshold, row
     lower = {tuple(r.values()): v for r, v in _rows(text, m.GROUP_RATE_LOWER)}
