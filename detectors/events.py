@@ -26,12 +26,14 @@ from msgspec import UNSET, UnsetType
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "MAX_INTEGER",
     "REJECTION_REASONS",
     "UNSET",
     "Decision",
     "Job",
     "Outcome",
     "Override",
+    "OversizedLine",
     "Placement",
     "Rejection",
     "Requested",
@@ -48,7 +50,11 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=_FLOAT_MAX)]
 Finite = Annotated[float, msgspec.Meta(ge=-_FLOAT_MAX, le=_FLOAT_MAX)]
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+MAX_INTEGER: Final = 2**53 - 1
+"""Integers are accepted within ±(2⁵³ − 1), the range every JSON reader holds exactly
+(I-JSON, RFC 7493); beyond it an event is rejected as ``out_of_range``."""
+Integer = Annotated[int, msgspec.Meta(ge=-MAX_INTEGER, le=MAX_INTEGER)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_INTEGER)]
 AttributeValue = Annotated[str, msgspec.Meta(max_length=256)]
 Action = Literal["place", "queue", "preempt", "reject"]
 Status = Literal["succeeded", "failed", "preempted", "killed", "timeout"]
@@ -74,7 +80,7 @@ class Job(msgspec.Struct, frozen=True):
     """The job as submitted."""
 
     job_class: str | UnsetType = UNSET
-    priority: int | UnsetType = UNSET
+    priority: Integer | UnsetType = UNSET
     requested: Requested | UnsetType = UNSET
     deadline: Timestamp | UnsetType = UNSET
     budget_code: str | UnsetType = UNSET
@@ -151,6 +157,25 @@ class Outcome(msgspec.Struct, frozen=True, tag_field="event_type", tag="outcome"
     deadline_met: bool | UnsetType = UNSET
 
 
+class OversizedLine(bytes):
+    """An input line past the event limit, kept as its first :attr:`KEEP` bytes with its
+    length and SHA-256 (a source reads it in chunks; it is never held whole). Decoding rejects
+    it as ``too_large``; its dead letter holds these bytes and says what they are."""
+
+    KEEP: Final = 4096
+    length: int
+    sha256: str
+
+    def __new__(cls, head: bytes, length: int, sha256: str) -> OversizedLine:
+        line = super().__new__(cls, head[:cls.KEEP])
+        line.length = length
+        line.sha256 = sha256
+        return line
+
+    def __reduce__(self) -> tuple[type[OversizedLine], tuple[bytes, int, str]]:
+        return (OversizedLine, (bytes(self), self.length, self.sha256))
+
+
 class Rejection(msgspec.Struct, frozen=True):
     """Why an input could not be accepted; ``reason`` is one of :data:`REJECTION_REASONS`."""
 
@@ -168,6 +193,7 @@ REJECTION_REASONS: Final = (
     "negative_duration",
     "negative_value",
     "non_finite_number",
+    "out_of_range",
     "too_large",
     "unsupported_schema_version",
     "wrong_type",
@@ -188,6 +214,8 @@ def _classify(message: str) -> str:
         return "invalid_timestamp"
     if "Number out of range" in message:
         return "non_finite_number"
+    if f"<= {MAX_INTEGER}" in message or f">= -{MAX_INTEGER}" in message:
+        return "out_of_range"
     if ">= 0" in message:
         return "negative_value"
     if message.startswith("Expected `") and ", got `" in message:
@@ -224,6 +252,9 @@ def decode_event(raw: bytes) -> Placement | Outcome | Rejection:
     >>> decode_event(b'{"price": NaN}').reason
     'non_finite_number'
     """
+    if isinstance(raw, OversizedLine):
+        return Rejection("too_large", f"line is {raw.length} bytes (sha256 {raw.sha256}); the "
+                         f"limit is {MAX_EVENT_BYTES}; its first {len(raw)} bytes are kept")
     if len(raw) > MAX_EVENT_BYTES:
         return Rejection("too_large", f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
     try:

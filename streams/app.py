@@ -321,17 +321,20 @@ class Placewatch:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
         out = RunDirectory.open(out_dir, resume=False,
                                 history_retention_days=self.settings.history_retention_days)
-        self.findings_path = out.findings.store.path
-        sinks = [*out.sinks, *self.sinks]
-        self.start_audits(live=False)
         try:
-            for n in self.consume(events, sinks):
-                if progress is not None:
-                    progress(n)
-        except BaseException:
-            self._abandon(sinks)
-            raise
-        return self._finish(out, sinks)
+            self.findings_path = out.findings.store.path
+            sinks = [*out.sinks, *self.sinks]
+            self.start_audits(live=False)
+            try:
+                for n in self.consume(events, sinks):
+                    if progress is not None:
+                        progress(n)
+            except BaseException:
+                self._abandon(sinks)
+                raise
+            return self._finish(out, sinks)
+        finally:
+            out.release()
 
     def run_live(self, events: Iterable[Event], out_dir: Path,
                  status: Any = None, consumer: Any = None) -> dict[str, Any]:
@@ -348,8 +351,13 @@ class Placewatch:
         port = server.server_address[1]
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
-        out = RunDirectory.open(out_dir, resume=True, fsync=True,
-                                history_retention_days=self.settings.history_retention_days)
+        try:
+            out = RunDirectory.open(out_dir, resume=True, fsync=True,
+                                    history_retention_days=self.settings.history_retention_days)
+        except BaseException:  # in use by another run, unreadable: stop serving, then say so
+            server.shutdown()
+            server.server_close()
+            raise
         self.findings_path = out.findings.store.path
         self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(s.runbook_base), *self.sinks]
@@ -403,6 +411,8 @@ class Placewatch:
         except BaseException:  # an error, or another signal while finishing: exit, never hang
             self._abandon(sinks)
             raise
+        finally:
+            out.release()
 
 
 class _RecordsByDecision:

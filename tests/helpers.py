@@ -92,4 +92,9 @@ BAD_INPUTS += [
     ("invalid_timestamp", line(outcome("bad-year1", at="0001-01-01T00:00:00+01:00",
                                        started_at="0001-01-01T00:00:00+01:00"))),
     ("invalid_json", b'{"team": "NaNcy"'),
+    ("out_of_range", line(placement("bad-big", job={"priority": 10 ** 30}))),
+    ("out_of_range", line(placement("bad-big2", job={"priority": -(2 ** 53)}))),
+    ("out_of_range", line(placement("bad-big3")).replace(
+        b'"price_per_hour": 0.021',
+        b'"price_per_hour": 0.021, "hardware_generation": 9223372036854775808')),
 ]

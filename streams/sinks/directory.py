@@ -7,6 +7,8 @@ is never deleted: they are kept for ``audit_retention_days``, perhaps under lega
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from pathlib import Path
 
@@ -17,24 +19,63 @@ from streams.errors import PlacewatchError
 from streams.findings import FindingsSink
 from streams.sinks.audit_store import AuditStoreSink
 from streams.sinks.base import Sink
-from streams.sinks.files import AlertsFile, DeadLettersFile
+from streams.sinks.files import AlertsFile, DeadLettersFile, write_atomically
 from streams.sinks.history import HISTORY_DIR, HistoryFiles, history_days
 
-__all__ = ["OUTPUT_FILES", "RunDirectory"]
+__all__ = ["LOCK_FILE", "OUTPUT_FILES", "DirectoryLock", "RunDirectory"]
+
+LOCK_FILE = ".placewatch.lock"
+"""Held (an advisory ``flock``) by the one run or replay writing a directory."""
 
 OUTPUT_FILES = ("alerts.jsonl", "summary.json", "dead_letter.jsonl", "metrics.prom",
                 "audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm", "findings.sqlite",
                 "findings.sqlite-wal", "findings.sqlite-shm")
 
 
+class DirectoryLock:
+    """One owner per data directory: an exclusive ``flock`` on :data:`LOCK_FILE`, held until
+    :meth:`release` (or the process ends, however it ends: the kernel drops it)."""
+
+    def __init__(self, directory: Path) -> None:
+        path = directory / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise PlacewatchError(
+                f"{directory} is in use by another placewatch ({holder}): one run or replay "
+                "writes a directory at a time; stop it, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _no_links(directory: Path) -> None:
+    """Refuse a data directory holding a symbolic link where placewatch writes."""
+    for name in (*OUTPUT_FILES, HISTORY_DIR, "alert_outbox.sqlite", "reports"):
+        if (directory / name).is_symlink():
+            raise PlacewatchError(
+                f"{directory / name} is a symbolic link: placewatch does not follow links in "
+                "its data directory (it would write wherever the link points); remove it")
+
+
 class RunDirectory:
     """The files of one run directory, as sinks, plus the summary and metrics written at
-    the end."""
+    the end. Opening it takes the directory's lock (:class:`DirectoryLock`)."""
 
     def __init__(self, directory: Path, alerts: AlertsFile, dead_letters: DeadLettersFile,
                  store: AuditStoreSink, findings: FindingsSink, history: HistoryFiles,
-                 left_open: list[Alert] | None = None) -> None:
+                 left_open: list[Alert] | None = None,
+                 lock: DirectoryLock | None = None) -> None:
         self.directory = directory
+        self.lock = lock
         self.alerts = alerts
         self.dead_letters = dead_letters
         self.store = store
@@ -54,9 +95,26 @@ class RunDirectory:
         chain and appends to its alert, dead-letter and history files; otherwise (a replay)
         they are started afresh, but an audit store that already holds records is never deleted.
         ``fsync`` makes every sink's ``durable()`` mean on disk, surviving a machine crash."""
-        store = directory / "audit.sqlite"
         try:
             directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
+        try:
+            lock = DirectoryLock(directory)
+        except OSError as exc:
+            raise PlacewatchError(f"cannot lock output directory {directory}: {exc}") from exc
+        try:
+            return cls._open(directory, resume, fsync, history_retention_days, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open(cls, directory: Path, resume: bool, fsync: bool, history_retention_days: int,
+              lock: DirectoryLock) -> RunDirectory:
+        store = directory / "audit.sqlite"
+        try:
+            _no_links(directory)
             held = _records_in(store)
             worked = _people_in(directory / "findings.sqlite") if not resume else 0
             if worked:
@@ -83,16 +141,29 @@ class RunDirectory:
                    AuditStoreSink(store, fsync=fsync),
                    FindingsSink(directory / "findings.sqlite", fsync=fsync),
                    HistoryFiles(directory / HISTORY_DIR, history_retention_days, fsync=fsync),
-                   left_open)
+                   left_open, lock)
 
     def write_final(self, summary: bytes, metrics: bytes) -> None:
-        """``summary.json`` and ``metrics.prom``, written once the last batch is safe."""
-        (self.directory / "summary.json").write_bytes(summary)
-        (self.directory / "metrics.prom").write_bytes(metrics)
+        """``summary.json`` and ``metrics.prom``, written once the last batch is safe, each
+        replaced in one step (a crash leaves the old file or the new one)."""
+        try:
+            write_atomically(self.directory / "summary.json", summary)
+            write_atomically(self.directory / "metrics.prom", metrics)
+        except OSError as exc:
+            raise PlacewatchError(f"cannot write {exc.filename or self.directory}: "
+                                  f"{exc.strerror or exc}") from exc
+
+    def release(self) -> None:
+        """Give up the directory's lock (the run or replay is over)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+        try:
+            for sink in self.sinks:
+                sink.close()
+        finally:
+            self.release()
 
 
 def _records_in(store: Path) -> int:

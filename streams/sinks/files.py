@@ -17,10 +17,12 @@ import msgspec
 import orjson
 
 from detectors.alerts import Alert
+from detectors.events import OversizedLine
 from detectors.pipeline import DeadLetter
 from streams.sinks.base import Batch
 
-__all__ = ["AlertsFile", "DeadLettersFile", "JsonLinesFile", "alert_line", "dead_letter_line"]
+__all__ = ["AlertsFile", "DeadLettersFile", "JsonLinesFile", "alert_line", "dead_letter_line",
+           "open_output", "write_atomically"]
 
 _ALERT_ENCODER = msgspec.json.Encoder()
 
@@ -42,11 +44,42 @@ def dead_letter_line(letter: DeadLetter, source: str) -> bytes:
         "reason": letter.reason,
         "detail": letter.detail,
     }
+    raw = letter.raw
+    if isinstance(raw, OversizedLine):  # only its first bytes were kept
+        record["raw_truncated"] = True
+        record["length"] = raw.length
+        record["sha256"] = raw.sha256
     try:
-        record["raw"] = letter.raw.decode("utf-8")
+        record["raw"] = raw.decode("utf-8")
     except UnicodeDecodeError:
-        record["raw_base64"] = base64.b64encode(letter.raw).decode("ascii")
+        record["raw_base64"] = base64.b64encode(raw).decode("ascii")
     return orjson.dumps(record) + b"\n"
+
+
+def open_output(path: Path, append: bool) -> IO[bytes]:
+    """Open an output file for writing without following a symbolic link planted in its
+    place (an ``OSError`` ``ELOOP`` then, instead of writing wherever the link points)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_APPEND if append else os.O_TRUNC
+    return os.fdopen(os.open(path, flags, 0o644), "ab" if append else "wb")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step (a temporary file beside it, flushed to disk,
+    then renamed over it): a reader sees the old file or the new one, never half of one, and a
+    symbolic link at ``path`` is replaced, not followed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class JsonLinesFile(abc.ABC):
@@ -55,7 +88,7 @@ class JsonLinesFile(abc.ABC):
     def __init__(self, path: Path, append: bool = False, fsync: bool = False) -> None:
         self.path = path
         self.name = path.name
-        self._file: IO[bytes] = path.open("ab" if append else "wb")
+        self._file: IO[bytes] = open_output(path, append)
         self._fsync = fsync
         self._dirty = False
         self.lines = 0

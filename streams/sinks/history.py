@@ -24,6 +24,7 @@ import msgspec
 from detectors.groups import WAIT_BUCKETS
 from detectors.history import GroupWindow, HistoryRecord
 from streams.sinks.base import Batch
+from streams.sinks.files import open_output
 
 __all__ = ["HISTORY_DIR", "HistoryFiles", "history_days", "read_history"]
 
@@ -74,7 +75,7 @@ class HistoryFiles:
             self._sync()
             self._file.close()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._file = (self.directory / f"{day}.jsonl").open("ab")
+        self._file = open_output(self.directory / f"{day}.jsonl", append=True)
         self._day = day
         self._prune(dt.date.fromisoformat(day))
 

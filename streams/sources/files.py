@@ -3,24 +3,54 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+from detectors.events import MAX_EVENT_BYTES, OversizedLine
 from simulator import SCENARIOS, Simulation
 from streams.errors import InputError
 
 __all__ = ["check_inputs", "count_lines", "file_events", "paced"]
+
+_READ_LIMIT = MAX_EVENT_BYTES + 2
+"""A line is read at most this far (the limit, its newline, one byte to see it is longer)."""
+_CHUNK = 1 << 20
+
+
+def _bounded_lines(handle: BinaryIO) -> Iterator[bytes]:
+    """Lines of ``handle``, none read whole past the event limit: a longer line is consumed in
+    chunks, hashed and counted, and stands as an :class:`OversizedLine` of its first bytes."""
+    while True:
+        line = handle.readline(_READ_LIMIT)
+        if not line:
+            return
+        if len(line) < _READ_LIMIT or line.endswith(b"\n"):
+            yield line
+            continue
+        digest = hashlib.sha256(line)
+        length = len(line)
+        head = line[:OversizedLine.KEEP]
+        while not line.endswith(b"\n"):
+            line = handle.readline(_CHUNK)
+            if not line:
+                break
+            body = line[:-1] if line.endswith(b"\n") else line
+            digest.update(body)
+            length += len(body)
+        yield OversizedLine(head, length, digest.hexdigest())
 
 
 def _open(path: Path) -> Iterator[bytes]:
     try:
         if path.name.endswith(".gz"):
             with gzip.open(path, "rb") as handle:
-                yield from handle
+                yield from _bounded_lines(handle)  # type: ignore[arg-type]
         else:
             with path.open("rb") as handle:
-                yield from handle
+                yield from _bounded_lines(handle)
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
     except (OSError, EOFError) as exc:
@@ -49,7 +79,8 @@ def file_events(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
     check_inputs(paths)
     for path in paths:
         for number, line in enumerate(_open(path), start=1):
-            raw = line[:-1] if line.endswith(b"\n") else line
+            raw = line if isinstance(line, OversizedLine) else (
+                line[:-1] if line.endswith(b"\n") else line)
             if raw:
                 yield f"{path.name}:{number}", raw
 

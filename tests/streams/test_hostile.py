@@ -1,0 +1,120 @@
+"""Valid-but-hostile input and a hostile data directory: bounded memory for a huge line, a
+clear rejection for an integer no JSON reader holds, one owner per directory, and no symbolic
+link followed out of it. Each ran into a crash, a blow-up or a silent corruption before."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from streams.sinks.directory import DirectoryLock
+from streams.sinks.files import write_atomically
+from tests.helpers import line, outcome, placement, placewatch
+
+
+def _events(path: Path, extra: list[bytes] | None = None, n: int = 50) -> None:
+    lines = [line(placement(f"d-{i}")) for i in range(n)] + (extra or [])
+    lines += [line(outcome(f"d-{i}")) for i in range(n)]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def _peak_rss_kib(events: Path, out: Path) -> int:
+    """The replay's peak resident memory (KiB), measured in a child of its own."""
+    code = ("import resource, subprocess, sys\n"
+            "subprocess.run([sys.executable, '-m', 'streams.cli', '--quiet', 'replay', "
+            f"{str(events)!r}, '--out', {str(out)!r}], check=True)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=600)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_huge_line_is_never_read_whole_and_its_dead_letter_says_what_it_was(
+        tmp_path: Path) -> None:
+    huge = b'{"event_type": "placement", "pad": "' + b"x" * (96 << 20) + b'"}'
+    _events(tmp_path / "small.jsonl")
+    _events(tmp_path / "huge.jsonl", [huge])
+    small = _peak_rss_kib(tmp_path / "small.jsonl", tmp_path / "o1")
+    peak = _peak_rss_kib(tmp_path / "huge.jsonl", tmp_path / "o2")
+    # a 96 MiB line read whole (and copied into its dead letter) costs far more than this
+    assert peak - small < 32 << 10, (small, peak)
+    letters = [json.loads(x) for x in (tmp_path / "o2/dead_letter.jsonl").read_text().splitlines()]
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["reason"] == "too_large" and letter["raw_truncated"] is True
+    assert letter["length"] == len(huge)
+    assert letter["sha256"] == hashlib.sha256(huge).hexdigest()
+    assert huge.startswith(letter["raw"].encode()) and len(letter["raw"]) == 4096
+    summary = json.loads((tmp_path / "o2/summary.json").read_text())
+    assert summary["rejected"] == 1 and summary["placements"] == 50
+    assert summary["events_in"] == 101
+
+
+def test_an_integer_beyond_what_json_readers_hold_is_rejected_not_fatal(tmp_path: Path) -> None:
+    big = [line(placement(f"big-{i}", job={"priority": 10 ** 30})) for i in range(20)]
+    _events(tmp_path / "ev.jsonl", big)
+    done = placewatch("--quiet", "replay", str(tmp_path / "ev.jsonl"), "--out",
+                      str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    assert summary["rejected_by_reason"]["out_of_range"] == 20
+    assert (tmp_path / "out/metrics.prom").is_file()
+
+
+def test_a_second_writer_of_a_directory_fails_at_once_and_the_first_keeps_it(
+        tmp_path: Path) -> None:
+    _events(tmp_path / "ev.jsonl")
+    out = tmp_path / "out"
+    assert placewatch("--quiet", "replay", str(tmp_path / "ev.jsonl"), "--out",
+                      str(out)).returncode == 0
+    def outputs() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in out.iterdir()
+                if p.is_file() and p.name != ".placewatch.lock"}
+
+    before = outputs()
+    lock = DirectoryLock(out)  # another placewatch is writing this directory
+    try:
+        done = placewatch("--quiet", "replay", str(tmp_path / "ev.jsonl"), "--out", str(out),
+                          timeout=120)
+    finally:
+        lock.release()
+    assert done.returncode != 0
+    assert f"is in use by another placewatch (pid {os.getpid()})" in " ".join(
+        done.stderr.split())
+    assert outputs() == before
+    DirectoryLock(out).release()  # the refused process left nothing locked
+
+
+def test_a_symbolic_link_in_the_data_directory_is_refused_not_followed(tmp_path: Path) -> None:
+    _events(tmp_path / "ev.jsonl")
+    out = tmp_path / "out"
+    out.mkdir()
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not placewatch's\n")
+    (out / "alerts.jsonl").symlink_to(outside)
+    done = placewatch("--quiet", "replay", str(tmp_path / "ev.jsonl"), "--out", str(out))
+    assert done.returncode != 0
+    assert "alerts.jsonl is a symbolic link" in " ".join(done.stderr.split())
+    assert outside.read_text() == "not placewatch's\n"
+
+
+def test_the_final_files_are_replaced_in_one_step_and_a_link_is_not_followed(
+        tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    path.write_bytes(b'{"placements": 50}')
+    reader = path.open("rb")
+    write_atomically(path, b'{"placements": 60}')
+    assert reader.read() == b'{"placements": 50}'  # a reader keeps the whole old file
+    reader.close()
+    assert path.read_bytes() == b'{"placements": 60}'
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not placewatch's\n")
+    link = tmp_path / "metrics.prom"
+    link.symlink_to(outside)
+    write_atomically(link, b"# new\n")
+    assert outside.read_text() == "not placewatch's\n" and not link.is_symlink()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
