@@ -26,6 +26,7 @@ from report.model import ReportInputs, build
 from report.plots import all_plots, printable
 from report.week import Week
 from streams.errors import PlacewatchError
+from streams.sinks.files import write_atomically
 
 __all__ = ["Written", "write_report"]
 
@@ -66,9 +67,7 @@ def _template() -> tuple[jinja2.Template, str]:
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+    write_atomically(path, data)  # a random temporary name, no link followed
 
 
 def _pdf(weasyprint: Any, html: str, out_dir: Path, epoch: int) -> bytes | None:

@@ -342,22 +342,19 @@ class Placewatch:
 
         ``consumer`` gives a Kafka source's lag and committed positions for the metrics."""
         s = self.settings
+        # the directory first: a second run on it stops here, before it binds a port
+        out = RunDirectory.open(out_dir, resume=True, fsync=True,
+                                history_retention_days=self.settings.history_retention_days)
         try:
             server, thread = serve(self.registry, s.metrics_host, s.metrics_port)
         except OSError as exc:
+            out.close()
             raise PlacewatchError(f"cannot listen on {s.metrics_host}:{s.metrics_port}: "
                                   f"{exc.strerror or exc}; set metrics_port or "
                                   "PLACEWATCH_METRICS_PORT") from exc
         port = server.server_address[1]
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
-        try:
-            out = RunDirectory.open(out_dir, resume=True, fsync=True,
-                                    history_retention_days=self.settings.history_retention_days)
-        except BaseException:  # in use by another run, unreadable: stop serving, then say so
-            server.shutdown()
-            server.server_close()
-            raise
         self.findings_path = out.findings.store.path
         self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(s.runbook_base), *self.sinks]

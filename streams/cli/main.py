@@ -30,6 +30,7 @@ from streams.cli.support import ERR, ConfigOpt, NoLive, State, make_parent, prog
 from streams.errors import PlacewatchError
 from streams.logs import log_event
 from streams.settings import Settings
+from streams.sinks.directory import DirectoryLock
 from streams.sources.alibaba import DEFAULT_EPOCH, convert_pod_list
 from streams.sources.files import check_inputs, count_lines, file_events, paced
 from streams.sources.live import Event
@@ -250,6 +251,8 @@ def run(
     one team after 20,000 events.
     """
     settings = settings_for(config, metrics_port=metrics_port)
+    if out.is_dir():  # another placewatch writing it: say so before joining a consumer group
+        DirectoryLock(out).release()
     kafka = None
     if source.startswith("kafka://"):
         kafka = KafkaRun(settings, source, stop_when_idle, max_events)

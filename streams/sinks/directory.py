@@ -19,7 +19,12 @@ from streams.errors import PlacewatchError
 from streams.findings import FindingsSink
 from streams.sinks.audit_store import AuditStoreSink
 from streams.sinks.base import Sink
-from streams.sinks.files import AlertsFile, DeadLettersFile, write_atomically
+from streams.sinks.files import (
+    AlertsFile,
+    DeadLettersFile,
+    remove_stale_temporaries,
+    write_atomically,
+)
 from streams.sinks.history import HISTORY_DIR, HistoryFiles, history_days
 
 __all__ = ["LOCK_FILE", "OUTPUT_FILES", "DirectoryLock", "RunDirectory"]
@@ -38,7 +43,11 @@ class DirectoryLock:
 
     def __init__(self, directory: Path) -> None:
         path = directory / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:  # a link, a directory, no permission
+            raise PlacewatchError(f"cannot open the lock {path}: {exc.strerror or exc}"
+                                  ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -47,6 +56,12 @@ class DirectoryLock:
             raise PlacewatchError(
                 f"{directory} is in use by another placewatch ({holder}): one run or replay "
                 "writes a directory at a time; stop it, or choose another --out") from None
+        except OSError as exc:  # a filesystem without flock (ENOLCK, EOPNOTSUPP)
+            os.close(fd)
+            raise PlacewatchError(
+                f"cannot lock {path}: {exc.strerror or exc}; placewatch needs a filesystem "
+                "with flock for its data directory (a local disk, not every network mount)"
+            ) from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}\n".encode())
         self._fd: int | None = fd
@@ -58,12 +73,18 @@ class DirectoryLock:
 
 
 def _no_links(directory: Path) -> None:
-    """Refuse a data directory holding a symbolic link where placewatch writes."""
-    for name in (*OUTPUT_FILES, HISTORY_DIR, "alert_outbox.sqlite", "reports"):
-        if (directory / name).is_symlink():
+    """Refuse a data directory holding a symbolic link where placewatch writes (its files,
+    ``history/`` and ``reports/`` and what they hold)."""
+    places = [directory / name for name in (*OUTPUT_FILES, HISTORY_DIR, "alert_outbox.sqlite",
+                                            "reports")]
+    for folder in (directory / HISTORY_DIR, directory / "reports"):
+        if folder.is_dir() and not folder.is_symlink():
+            places += folder.rglob("*")
+    for place in places:
+        if place.is_symlink():
             raise PlacewatchError(
-                f"{directory / name} is a symbolic link: placewatch does not follow links in "
-                "its data directory (it would write wherever the link points); remove it")
+                f"{place} is a symbolic link: placewatch does not follow links in its data "
+                "directory (it would write wherever the link points); remove it")
 
 
 class RunDirectory:
@@ -115,6 +136,7 @@ class RunDirectory:
         store = directory / "audit.sqlite"
         try:
             _no_links(directory)
+            remove_stale_temporaries(directory)  # a crashed writer's, under the lock
             held = _records_in(store)
             worked = _people_in(directory / "findings.sqlite") if not resume else 0
             if worked:

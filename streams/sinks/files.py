@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import abc
 import base64
+import errno
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import IO
 
@@ -19,10 +22,11 @@ import orjson
 from detectors.alerts import Alert
 from detectors.events import OversizedLine
 from detectors.pipeline import DeadLetter
+from streams.errors import PlacewatchError
 from streams.sinks.base import Batch
 
-__all__ = ["AlertsFile", "DeadLettersFile", "JsonLinesFile", "alert_line", "dead_letter_line",
-           "open_output", "write_atomically"]
+__all__ = ["TEMP_SUFFIX", "AlertsFile", "DeadLettersFile", "JsonLinesFile", "alert_line",
+           "dead_letter_line", "open_output", "remove_stale_temporaries", "write_atomically"]
 
 _ALERT_ENCODER = msgspec.json.Encoder()
 
@@ -36,7 +40,8 @@ def dead_letter_line(letter: DeadLetter, source: str) -> bytes:
     """One ``dead_letter.jsonl`` line: reason, where it came from, and the original bytes.
 
     The bytes are kept as text in ``raw`` when they are valid UTF-8, else base64 in
-    ``raw_base64``: either way the original input can be restored exactly.
+    ``raw_base64``: either way the original input can be restored exactly, except for a line
+    over the event limit, of which only the head is kept (with its length and SHA-256).
     """
     record: dict[str, object] = {
         "event_index": letter.event_index,
@@ -56,30 +61,68 @@ def dead_letter_line(letter: DeadLetter, source: str) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
+def _file_mode() -> int:
+    """``0o666`` less the process's umask: what ``open()`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def open_output(path: Path, append: bool) -> IO[bytes]:
     """Open an output file for writing without following a symbolic link planted in its
-    place (an ``OSError`` ``ELOOP`` then, instead of writing wherever the link points)."""
+    place: a :class:`~streams.errors.PlacewatchError` naming it, instead of writing wherever
+    the link points."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     flags |= os.O_APPEND if append else os.O_TRUNC
-    return os.fdopen(os.open(path, flags, 0o644), "ab" if append else "wb")
+    try:
+        return os.fdopen(os.open(path, flags, 0o666), "ab" if append else "wb")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PlacewatchError(f"{path} is a symbolic link: placewatch does not follow "
+                                  "links where it writes; remove it") from exc
+        raise PlacewatchError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+TEMP_SUFFIX = ".placewatch-tmp"
+"""Ends the name of a file :func:`write_atomically` has not renamed into place yet."""
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step (a temporary file beside it, flushed to disk,
-    then renamed over it): a reader sees the old file or the new one, never half of one, and a
-    symbolic link at ``path`` is replaced, not followed."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o644)
+    """Replace ``path`` with ``data`` in one step (a temporary file of a random name beside it,
+    flushed to disk, renamed over it, the directory flushed too): a reader sees the old file or
+    the new one, never half of one, and a symbolic link at ``path`` is replaced, not followed.
+    The new file keeps the old one's permissions (or gets the umask's)."""
+    try:
+        mode = stat.S_IMODE(os.lstat(path).st_mode) if path.is_file() else _file_mode()
+    except OSError:
+        mode = _file_mode()
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete temporary files a crashed writer left in ``directory`` (call under its lock)."""
+    removed = 0
+    for leftover in directory.glob(f".*{TEMP_SUFFIX}"):
+        if leftover.is_file() or leftover.is_symlink():
+            leftover.unlink()
+            removed += 1
+    return removed
 
 
 class JsonLinesFile(abc.ABC):

@@ -23,6 +23,7 @@ import msgspec
 
 from detectors.groups import WAIT_BUCKETS
 from detectors.history import GroupWindow, HistoryRecord
+from streams.errors import PlacewatchError
 from streams.sinks.base import Batch
 from streams.sinks.files import open_output
 
@@ -75,6 +76,9 @@ class HistoryFiles:
             self._sync()
             self._file.close()
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.directory.is_symlink():  # swapped for a link since the run started
+            raise PlacewatchError(f"{self.directory} is a symbolic link: placewatch does not "
+                                  "follow links in its data directory; remove it")
         self._file = open_output(self.directory / f"{day}.jsonl", append=True)
         self._day = day
         self._prune(dt.date.fromisoformat(day))

@@ -15,8 +15,8 @@ from streams.errors import InputError
 
 __all__ = ["check_inputs", "count_lines", "file_events", "paced"]
 
-_READ_LIMIT = MAX_EVENT_BYTES + 2
-"""A line is read at most this far (the limit, its newline, one byte to see it is longer)."""
+_READ_LIMIT = MAX_EVENT_BYTES + 1
+"""A line is read at most this far: the limit and its newline. Longer is over the limit."""
 _CHUNK = 1 << 20
 
 

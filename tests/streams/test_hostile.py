@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from streams.sinks.directory import DirectoryLock
-from streams.sinks.files import write_atomically
+from streams.sinks.files import TEMP_SUFFIX, write_atomically
+from streams.sources.files import file_events
 from tests.helpers import line, outcome, placement, placewatch
 
 
@@ -20,6 +21,11 @@ def _events(path: Path, extra: list[bytes] | None = None, n: int = 50) -> None:
     lines = [line(placement(f"d-{i}")) for i in range(n)] + (extra or [])
     lines += [line(outcome(f"d-{i}")) for i in range(n)]
     path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def _said(words: str, stderr: str) -> bool:
+    """Whether the error says ``words`` (the console wraps lines anywhere, even in a path)."""
+    return "".join(words.split()) in "".join(stderr.split())
 
 
 def _peak_rss_kib(events: Path, out: Path) -> int:
@@ -83,10 +89,8 @@ def test_a_second_writer_of_a_directory_fails_at_once_and_the_first_keeps_it(
     finally:
         lock.release()
     assert done.returncode != 0
-    assert f"is in use by another placewatch (pid {os.getpid()})" in " ".join(
-        done.stderr.split())
+    assert _said(f"is in use by another placewatch (pid {os.getpid()})", done.stderr)
     assert outputs() == before
-    DirectoryLock(out).release()  # the refused process left nothing locked
 
 
 def test_a_symbolic_link_in_the_data_directory_is_refused_not_followed(tmp_path: Path) -> None:
@@ -98,7 +102,7 @@ def test_a_symbolic_link_in_the_data_directory_is_refused_not_followed(tmp_path:
     (out / "alerts.jsonl").symlink_to(outside)
     done = placewatch("--quiet", "replay", str(tmp_path / "ev.jsonl"), "--out", str(out))
     assert done.returncode != 0
-    assert "alerts.jsonl is a symbolic link" in " ".join(done.stderr.split())
+    assert _said("alerts.jsonl is a symbolic link", done.stderr)
     assert outside.read_text() == "not placewatch's\n"
 
 
@@ -117,4 +121,49 @@ def test_the_final_files_are_replaced_in_one_step_and_a_link_is_not_followed(
     link.symlink_to(outside)
     write_atomically(link, b"# new\n")
     assert outside.read_text() == "not placewatch's\n" and not link.is_symlink()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+
+
+def test_line_limits_hold_at_their_boundaries_and_in_gzip(tmp_path: Path) -> None:
+    import gzip
+
+    from detectors.events import MAX_EVENT_BYTES, OversizedLine
+
+    at_limit = b"x" * MAX_EVENT_BYTES
+    over = b"y" * (MAX_EVENT_BYTES + 1)
+    body = b"\n".join([b"a", at_limit, over, b"b", over]) + b"\n" + over  # last: no newline
+    (tmp_path / "plain.jsonl").write_bytes(body)
+    with gzip.open(tmp_path / "packed.jsonl.gz", "wb") as handle:
+        handle.write(body)
+    for name in ("plain.jsonl", "packed.jsonl.gz"):
+        got = [raw for _, raw in file_events([tmp_path / name])]
+        assert [bytes(r[:1]) for r in got] == [b"a", b"x", b"y", b"b", b"y", b"y"], name
+        assert got[1] == at_limit and not isinstance(got[1], OversizedLine)
+        for raw in (got[2], got[4], got[5]):
+            assert isinstance(raw, OversizedLine) and raw.length == len(over)
+            assert raw.sha256 == hashlib.sha256(over).hexdigest()
+
+
+def test_a_crashed_writer_s_temporary_files_do_not_block_the_next_run(tmp_path: Path) -> None:
+    _events(tmp_path / "ev.jsonl")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".summary.json.abcd1234{TEMP_SUFFIX}"
+    stale.write_bytes(b"half a summ")
+    done = placewatch("--quiet", "replay", str(tmp_path / "ev.jsonl"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists()
+    assert json.loads((out / "summary.json").read_text())["placements"] == 50
+
+
+def test_a_link_inside_history_is_refused_at_the_start(tmp_path: Path) -> None:
+    _events(tmp_path / "ev.jsonl")
+    out = tmp_path / "out"
+    (out / "history").mkdir(parents=True)
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not placewatch's\n")
+    (out / "history" / "2026-11-02.jsonl").symlink_to(outside)
+    done = placewatch("--quiet", "replay", str(tmp_path / "ev.jsonl"), "--out", str(out))
+    assert done.returncode != 0
+    assert _said("2026-11-02.jsonl is a symbolic link", done.stderr)
+    assert outside.read_text() == "not placewatch's\n"
