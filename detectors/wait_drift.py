@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Final
 
@@ -219,35 +218,48 @@ def group_scores(waits: dict[str, list[float]]) -> dict[str, tuple[float, float]
     >>> round(out["a"][1], 3)  # 2·5/(12·2) = 0.417, ties 1 - 6/60
     0.375
     """
-    ordered = {g: sorted(w) for g, w in waits.items() if w}
-    if len(ordered) < 2:
+    groups = {g: w for g, w in waits.items() if w}
+    if len(groups) < 2:
         return {}
-    pooled = sorted(w for ws in ordered.values() for w in ws)
+    others = len(groups) - 1
+    # one pass over the pooled waits, in order, each weighted 1 / (its group's size): the
+    # weight below a wait, less its own group's share, is its summed per-group score
+    weight = {g: 1.0 / len(w) for g, w in groups.items()}
+    pooled = sorted((w, g) for g, ws in groups.items() for w in ws)
     n_all = len(pooled)
+    below: dict[str, float] = dict.fromkeys(groups, 0.0)  # running own count below
+    total = dict.fromkeys(groups, 0.0)
     ties = 0
+    passed = 0.0  # weight of every wait strictly below the current value
     i = 0
     while i < n_all:
-        j = bisect_right(pooled, pooled[i], i)
+        value = pooled[i][0]
+        j = i
+        level = 0.0
+        own_level: dict[str, int] = {}
+        while j < n_all and pooled[j][0] == value:
+            g = pooled[j][1]
+            level += weight[g]
+            own_level[g] = own_level.get(g, 0) + 1
+            j += 1
         ties += (j - i) ** 3 - (j - i)
+        for g, count in own_level.items():
+            # per wait of g at this value: the other groups' weight below it, ties half
+            own_below = below[g] * weight[g]
+            own_equal = count * weight[g]
+            total[g] += count * ((passed - own_below) + 0.5 * (level - own_equal))
+            below[g] += count
+        passed += level
         i = j
     correction = 1.0 - ties / (n_all ** 3 - n_all)
-    others = len(ordered) - 1
+    inverse_sizes = sum(weight.values())
     out = {}
-    for group, mine in ordered.items():
+    for group, mine in groups.items():
         n = len(mine)
-        total = 0.0
-        spread = 0.0
-        for other, theirs in ordered.items():
-            if other == group:
-                continue
-            m = len(theirs)
-            below = sum(bisect_left(theirs, x) + 0.5 * (bisect_right(theirs, x)
-                                                        - bisect_left(theirs, x))
-                        for x in mine)
-            total += below / m
-            spread += (n + m + 1) / m
+        # Σ over the other groups of (n + m_h + 1) / m_h
+        spread = (n + 1) * (inverse_sizes - weight[group]) + others
         variance = n * (spread + others * (others - 1)) / (12.0 * others * others) * correction
-        out[group] = (total / others, variance)
+        out[group] = (total[group] / others, variance)
     return out
 
 

@@ -1,9 +1,10 @@
-"""``wait_drift``: a group's queued jobs waiting longer than the other groups' jobs of the same
-priority class (:mod:`detectors.wait_drift`, which says how).
+"""``wait_drift``: a group's queued jobs falling behind the other groups' jobs of their class,
+the same priority on the same tier (:mod:`detectors.wait_drift`, which says how).
 
 This module feeds the watch every placed job that waited, steps it per batch and words its
-alerts. The alert's value is the group's median wait since the change, its reference the
-median before it (seconds); the rest of the class's figures are in the words and ``details``.
+alerts. The alert's value is the group's median wait in the class since the change, its
+reference the median before it (seconds); the other groups' figures are in the words and
+``details``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class WaitDriftDetector(CoreDetector):
         for signal in self.drift.refresh(core.family_threshold):
             key: AlertKey = ("wait_drift", signal.attribute, signal.group, METRIC)
             if signal.kind == "recovered":
-                yield Resolve(key, _finite(signal.since[0]), wait_resolution(signal))
+                # its median wait since the alert (or before it, if none was placed there since)
+                since = signal.since[0] if math.isfinite(signal.since[0]) else signal.before[0]
+                yield Resolve(key, _finite(since), wait_resolution(signal))
             elif not core.alert_book.is_open(key):
                 yield Fire(key, wait_alert(key, signal, where,
                                            self.config.false_alarms_per_million))
@@ -109,9 +112,9 @@ def wait_alert(key: AlertKey, s: WaitSignal, where: Where, budget: float) -> Ale
         summary=(f"{s.attribute}={s.group} fell behind the other groups of "
                  f"{_class_words(s.job_class)}: its queued jobs now wait longer than theirs "
                  f"{_share(s.score)} of the time, against {_share(s.reference_score)} before "
-                 f"(each group weighted alike; over its last {s.support} queued jobs). Its "
-                 f"wait p50/p90 went from {_pair(s.before)} to {_pair(s.since)}, against "
-                 f"{_pair(s.rest)} for the other groups over the same time."),
+                 f"(each group weighted alike). Its wait p50/p90 there went from "
+                 f"{_pair(s.before)} to {_pair(s.since)}, against {_pair(s.rest)} for the other "
+                 f"groups over the same time. Evidence: its last {s.support} queued jobs."),
         details={"priority": s.job_class[0], "tier": s.job_class[1], "support": s.support,
                  "wait_p50_before_s": _finite(s.before[0]),
                  "wait_p90_before_s": _finite(s.before[1]),
