@@ -160,8 +160,9 @@ class WaitWatch:
         """Warm-up batches: per class (summed score, scored waits), and the null variance."""
         self.pending: dict[JobClass, list[float]] = {}
         """The pooled batch so far, per class: summed score, scored waits, null variance."""
-        self.held: list[tuple[JobClass, list[float], list[float]]] = []
-        """The pooled batch's waits: class, the group's, the other groups'."""
+        self.held: list[tuple[JobClass, str, dict[str, list[float]]]] = []
+        """The pooled batch's waits: class, the group, and that class's waits of the batch by
+        group (shared by every watch; the other groups' are picked out only when needed)."""
         self.tested: list[dict[JobClass, tuple[float, float]]] = []
         """Tested batches while the CUSUM is above zero: folded into the reference once it is
         back at zero, dropped if it alarms."""
@@ -303,6 +304,7 @@ class WaitDrift:
         for (attribute, job_class), cell in sorted(self.batch.items()):
             if not cell:
                 continue
+            self.batch[(attribute, job_class)] = {}  # the held watches keep this one
             for group, (score, variance) in group_scores(cell).items():
                 if group == OVERFLOW_GROUP or variance <= 1e-12:
                     continue  # the overflow group is a reference only; equal waits tell nothing
@@ -314,10 +316,8 @@ class WaitDrift:
                 part[0] += score
                 part[1] += len(mine)
                 part[2] += variance
-                rest = [w for other, ws in cell.items() if other != group for w in ws]
-                watch.held.append((job_class, list(mine), rest))
+                watch.held.append((job_class, group, cell))
                 touched[(attribute, group)] = watch
-            cell.clear()
         signals = []
         for (attribute, group), watch in sorted(touched.items()):
             signal = self._step(attribute, group, watch, threshold)
@@ -405,12 +405,13 @@ class WaitDrift:
     def _file(watch: WaitWatch, before: bool) -> None:
         """File the tested batch's waits with the reference (``before``, the group's only) or
         with the change (the group's and the other groups' of the same batches)."""
-        for job_class, mine, rest in watch.held:
+        for job_class, group, cell in watch.held:
             if before:
-                _rings(watch.before, job_class).extend(mine)
+                _rings(watch.before, job_class).extend(cell[group])
             else:
-                _rings(watch.since, job_class).extend(mine)
-                _rings(watch.rest, job_class, _REST_RING).extend(rest)
+                _rings(watch.since, job_class).extend(cell[group])
+                _rings(watch.rest, job_class, _REST_RING).extend(
+                    [w for other, ws in cell.items() if other != group for w in ws])
         watch.held.clear()
 
     @staticmethod
