@@ -151,7 +151,7 @@ class WaitWatch:
     """The sequential watch over one group's queue waits (state only; see :class:`WaitDrift`)."""
 
     __slots__ = ("alarm_class", "before", "cycle", "dispersion", "held", "pending", "ref",
-                 "rest", "run", "run_n", "run_sum", "shift", "since", "tested", "warm")
+                 "rest", "run", "shift", "since", "tested", "warm")
 
     def __init__(self) -> None:
         self.ref: dict[JobClass, list[float]] | None = None
@@ -170,8 +170,6 @@ class WaitWatch:
         self.cycle = AlarmCycle(sides=1)
         self.shift = 0.0
         """The shift estimated at the alarm (the recovery test's alternative)."""
-        self.run_n = 0.0
-        self.run_sum = 0.0
         self.run: dict[JobClass, list[float]] = {}
         """Per class since the CUSUM last stood at zero: summed score, scored waits and
         summed deviation from the class's standing."""
@@ -374,7 +372,6 @@ class WaitDrift:
             watch.since.clear()
             watch.rest.clear()
             watch.run.clear()
-            watch.run_n = watch.run_sum = 0.0
             return None
         self._file(watch, before=False)
         if len(watch.tested) > _HELD_MAX:
@@ -384,21 +381,19 @@ class WaitDrift:
             cell[0] += s
             cell[1] += k
             cell[2] += s - k * watch.standing(job_class)
-        watch.run_n += n
-        watch.run_sum += score
         if not alarm:
             return None
         # the shift since the change, each class against its own standing
-        watch.shift = max(sum(c[2] for c in watch.run.values()) / watch.run_n, shift / 2)
+        support = sum(c[1] for c in watch.run.values())
+        watch.shift = max(sum(c[2] for c in watch.run.values()) / support, shift / 2)
         watch.dispersion.drop_held()  # those batches were part of the change
         watch.tested.clear()
         cycle.start_alarm()
-        signal = self._signal("wait_drift", attribute, group, watch, None, int(watch.run_n),
+        signal = self._signal("wait_drift", attribute, group, watch, None, int(support),
                               threshold)
         # what follows the alarm is what a recovery is described with
         watch.since.clear()
         watch.rest.clear()
-        watch.run_n = watch.run_sum = 0.0
         return signal
 
     @staticmethod

@@ -22,6 +22,7 @@ from streams.sinks.base import Sink
 from streams.sinks.files import (
     AlertsFile,
     DeadLettersFile,
+    link_refused,
     remove_stale_temporaries,
     write_atomically,
 )
@@ -82,9 +83,7 @@ def _no_links(directory: Path) -> None:
             places += folder.rglob("*")
     for place in places:
         if place.is_symlink():
-            raise PlacewatchError(
-                f"{place} is a symbolic link: placewatch does not follow links in its data "
-                "directory (it would write wherever the link points); remove it")
+            raise link_refused(place)
 
 
 class RunDirectory:
@@ -120,10 +119,7 @@ class RunDirectory:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
-        try:
-            lock = DirectoryLock(directory)
-        except OSError as exc:
-            raise PlacewatchError(f"cannot lock output directory {directory}: {exc}") from exc
+        lock = DirectoryLock(directory)  # its errors name their cause
         try:
             return cls._open(directory, resume, fsync, history_retention_days, lock)
         except BaseException:

@@ -26,7 +26,8 @@ from streams.errors import PlacewatchError
 from streams.sinks.base import Batch
 
 __all__ = ["TEMP_SUFFIX", "AlertsFile", "DeadLettersFile", "JsonLinesFile", "alert_line",
-           "dead_letter_line", "open_output", "remove_stale_temporaries", "write_atomically"]
+           "dead_letter_line", "link_refused", "open_output", "remove_stale_temporaries",
+           "write_atomically"]
 
 _ALERT_ENCODER = msgspec.json.Encoder()
 
@@ -68,6 +69,13 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def link_refused(path: Path) -> PlacewatchError:
+    """The error for a symbolic link where placewatch writes."""
+    return PlacewatchError(f"{path} is a symbolic link: placewatch does not follow links in "
+                           "its data directory (it would write wherever the link points); "
+                           "remove it")
+
+
 def open_output(path: Path, append: bool) -> IO[bytes]:
     """Open an output file for writing without following a symbolic link planted in its
     place: a :class:`~streams.errors.PlacewatchError` naming it, instead of writing wherever
@@ -78,8 +86,7 @@ def open_output(path: Path, append: bool) -> IO[bytes]:
         return os.fdopen(os.open(path, flags, 0o666), "ab" if append else "wb")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise PlacewatchError(f"{path} is a symbolic link: placewatch does not follow "
-                                  "links where it writes; remove it") from exc
+            raise link_refused(path) from exc
         raise PlacewatchError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 

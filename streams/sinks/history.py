@@ -23,9 +23,8 @@ import msgspec
 
 from detectors.groups import WAIT_BUCKETS
 from detectors.history import GroupWindow, HistoryRecord
-from streams.errors import PlacewatchError
 from streams.sinks.base import Batch
-from streams.sinks.files import open_output
+from streams.sinks.files import link_refused, open_output
 
 __all__ = ["HISTORY_DIR", "HistoryFiles", "history_days", "read_history"]
 
@@ -77,8 +76,7 @@ class HistoryFiles:
             self._file.close()
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.directory.is_symlink():  # swapped for a link since the run started
-            raise PlacewatchError(f"{self.directory} is a symbolic link: placewatch does not "
-                                  "follow links in its data directory; remove it")
+            raise link_refused(self.directory)
         self._file = open_output(self.directory / f"{day}.jsonl", append=True)
         self._day = day
         self._prune(dt.date.fromisoformat(day))
