@@ -44,8 +44,16 @@ class CoreConfig:
     """Every knob of the processing core, with production defaults."""
 
     attributes: tuple[str, ...] | None = None
-    """Audited attribute keys; None audits every key seen, up to ``max_attributes``."""
+    """Audited attribute keys; None audits the keys admitted as they are seen (the three
+    ``attribute_*`` settings below), up to ``max_attributes``."""
     max_attributes: int = 8
+    attribute_min_events: int = 20
+    """Without ``attributes``: placements a key must be on before it is audited."""
+    attribute_min_share: float = 0.05
+    """Without ``attributes``: share of the placements since a key was first seen that it
+    must be on before it is audited."""
+    attribute_max_key_length: int = 64
+    """Without ``attributes``: longer keys are never audited (counted)."""
     attribute_pairs: tuple[tuple[str, str], ...] = ()
     """Pairs of attribute keys audited together (intersectional groups)."""
     max_groups_per_attribute: int = 64
@@ -102,7 +110,10 @@ class CoreConfig:
     placement_ttl_s: float = 30 * 86400.0
     """Event-time seconds a placement waits for its outcome."""
     join_capacity: int = 200_000
-    """Placements held at most while waiting for their outcome."""
+    """Placements held at most while waiting for their outcome (outcomes alike)."""
+    join_max_mb: int = 256
+    """MiB the placements waiting for their outcome may take, at most (outcomes alike; each
+    charged :func:`~detectors.events.held_bytes`)."""
     reorder_lateness_s: float = 1.0
     """Event-time seconds an event may arrive behind the latest one of its partition and still
     be put in its place (:mod:`detectors.sequencer`); every event waits this long."""
@@ -111,6 +122,10 @@ class CoreConfig:
     to this late are processed in the same order however the input is partitioned."""
     reorder_capacity: int = 100_000
     """Events the sequencer may hold; beyond it the oldest is released early (counted)."""
+    reorder_max_mb: int = 256
+    """MiB the sequencer's buffered events may take, at most (each charged
+    :func:`~detectors.events.held_bytes` plus its bytes); beyond it the oldest is processed
+    early and counted, as beyond ``reorder_capacity``."""
     override_max_age_s: float = 86400.0
     """Age after which an override without ``expires_at`` is reported as not expired."""
     override_resolve_after_s: float = 3600.0
@@ -137,6 +152,9 @@ class CoreConfig:
     """Fraction of placements (keyed hash) the shadow scheduler learns from."""
     shadow_min_examples: int = 200
     """Decisions the shadow model learns before its counterfactual answers are given."""
+    shadow_max_features: int = 1024
+    """Named feature columns of the shadow and deadline models, at most: later category
+    values, attribute values and context keys share their family's overflow column."""
     audit_cpu_sizes: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
     """CPU requests a counterfactual may propose."""
     audit_memory_sizes_gb: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0,
@@ -164,6 +182,11 @@ class CoreConfig:
                      "a list of non-empty strings", self.attributes)
         _require(_is_int(self.max_attributes) and self.max_attributes >= 1,
                  "max_attributes", "an integer >= 1", self.max_attributes)
+        for key in ("attribute_min_events", "attribute_max_key_length"):
+            value = getattr(self, key)
+            _require(_is_int(value) and value >= 1, key, "an integer >= 1", value)
+        _require(_is_number(self.attribute_min_share) and 0 <= self.attribute_min_share <= 1,
+                 "attribute_min_share", "a number in [0, 1]", self.attribute_min_share)
         _require(
             isinstance(self.attribute_pairs, tuple)
             and all(_str_tuple(p) and len(p) == 2 and p[0] != p[1] for p in self.attribute_pairs),
@@ -210,7 +233,8 @@ class CoreConfig:
         for key in ("deserving_priority", "old_hardware_below"):
             value = getattr(self, key)
             _require(_is_int(value), key, "an integer", value)
-        for key in ("evaluate_every", "dedup_horizon", "join_capacity", "drift_warmup",
+        for key in ("evaluate_every", "dedup_horizon", "join_capacity", "join_max_mb",
+                    "reorder_max_mb", "drift_warmup",
                     "trend_window", "reorder_capacity"):
             value = getattr(self, key)
             _require(_is_int(value) and value >= 1, key, "an integer >= 1", value)
@@ -245,6 +269,8 @@ class CoreConfig:
                  "shadow_train_rate", "a number in [0, 1]", self.shadow_train_rate)
         _require(_is_int(self.shadow_min_examples) and self.shadow_min_examples >= 1,
                  "shadow_min_examples", "an integer >= 1", self.shadow_min_examples)
+        _require(_is_int(self.shadow_max_features) and self.shadow_max_features >= 1,
+                 "shadow_max_features", "an integer >= 1", self.shadow_max_features)
         for key in ("audit_cpu_sizes", "audit_memory_sizes_gb", "audit_gpu_sizes",
                     "audit_deadline_extensions_h"):
             ladder = getattr(self, key)

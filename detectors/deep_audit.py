@@ -37,15 +37,28 @@ from detectors.audit_work import (
 from detectors.counterfactual import Alternative, SearchSpace, smallest_changes
 from detectors.events import UNSET
 from detectors.job_inputs import JobInputs, label_of
-from detectors.shadow import DeadlineModel, ShadowModel, featurize, input_columns
+from detectors.shadow import (
+    OVERFLOW_FEATURE,
+    DeadlineModel,
+    ShadowModel,
+    Vocabulary,
+    featurize,
+    input_columns,
+)
 
 __all__ = ["DeepAuditor", "base_record", "deferred_record"]
 
 RECORD_VERSION: Final = 2
 _FIXED_COLUMNS: Final = ("cpu", "mem", "gpu", "slack", "late", "slack_ratio")
 _MAX_CLASSES: Final = 32
+_MAX_LABELS: Final = 64
+"""Decision labels (tiers and actions) the shadow model tells apart; later ones share
+``__other__``, which is never a preferred tier."""
 _PENDING_OUTCOMES: Final = 100_000
 """Learned placements remembered while their outcome is awaited (oldest forgotten first)."""
+_PENDING_BYTES: Final = 64 << 20
+"""What those may take together, at most (each charged 1 KiB plus its event's length, more
+than its job inputs take)."""
 
 
 def base_record(request: AuditRequest) -> dict[str, object]:
@@ -108,13 +121,14 @@ class DeepAuditor:
     Parameters: the tiers that count as preferred, the counterfactual :class:`SearchSpace`,
     the currency used in plain-words text, the least examples a model needs before it is used
     (``min_examples``), how many values per attribute it remembers (``max_values``) and tries in
-    a group flip (``flip_values``), and the models' SGD learning rate.
+    a group flip (``flip_values``), the models' SGD learning rate, and how many named
+    feature columns they have at most (``max_features``, :class:`~detectors.shadow.Vocabulary`).
     """
 
     def __init__(self, preferred_tiers: tuple[str, ...], space: SearchSpace | None = None,
                  currency: str = "USD", min_examples: int = 200, max_values: int = 64,
                  flip_values: int = 8, learning_rate: float = 0.1,
-                 builder: RequestBuilder | None = None) -> None:
+                 builder: RequestBuilder | None = None, max_features: int = 1024) -> None:
         if not preferred_tiers:
             raise ValueError("preferred_tiers must name at least one tier")
         if min_examples < 1 or max_values < 1 or flip_values < 1:
@@ -127,6 +141,8 @@ class DeepAuditor:
         self.flip_values = flip_values
         self.shadow = ShadowModel(learning_rate)
         self.deadline = DeadlineModel(learning_rate)
+        self.vocabulary = Vocabulary(max_features)
+        self._labels: set[str] = set()
         self._values: dict[str, dict[str, int]] = {}
         self._classes: dict[str, int] = {}
         self._cpu = _Typical()
@@ -136,7 +152,8 @@ class DeepAuditor:
         self.failed = 0
         """Sampled decisions whose explanation failed (recorded with the error instead)."""
         self.builder = builder or RequestBuilder(preferred_tiers)
-        self._awaiting: dict[str, JobInputs] = {}
+        self._awaiting: dict[str, tuple[JobInputs, int]] = {}
+        self._awaiting_bytes = 0
         self._flips: dict[tuple[str, str], list[int]] = {}
         """(attribute, tracked group) -> [decisions whose prediction flipped with that
         attribute's value, decisions checked], since :meth:`take_flip_counts` last ran."""
@@ -152,14 +169,21 @@ class DeepAuditor:
             self.learn(inputs, label_of(decision.action, decision.tier or None),
                        None if decision.price_per_hour is UNSET else decision.price_per_hour)
             awaiting = self._awaiting
-            awaiting[event.decision_id] = inputs
-            if len(awaiting) > _PENDING_OUTCOMES:
-                del awaiting[next(iter(awaiting))]
+            size = 1024 + len(item.raw)
+            old = awaiting.pop(event.decision_id, None)
+            if old is not None:
+                self._awaiting_bytes -= old[1]
+            awaiting[event.decision_id] = (inputs, size)
+            self._awaiting_bytes += size
+            while len(awaiting) > _PENDING_OUTCOMES or (
+                    self._awaiting_bytes > _PENDING_BYTES and len(awaiting) > 1):
+                self._awaiting_bytes -= awaiting.pop(next(iter(awaiting)))[1]
             return None
         if isinstance(item, LearnOutcome):
-            if item.decision_id in self._awaiting:
-                learned = self._awaiting.pop(item.decision_id)
-                self.deadline.update(featurize(learned), item.met)
+            held = self._awaiting.pop(item.decision_id, None)
+            if held is not None:
+                self._awaiting_bytes -= held[1]
+                self.deadline.update(featurize(held[0], self.vocabulary), item.met)
             return None
         request = self.builder.request(item)
         try:
@@ -171,7 +195,13 @@ class DeepAuditor:
             return record
 
     def learn(self, inputs: JobInputs, label: str, price_per_hour: float | None) -> None:
-        self.shadow.update(featurize(inputs), label)
+        labels = self._labels
+        if label not in labels:
+            if len(labels) < _MAX_LABELS:
+                labels.add(label)
+            else:
+                label = OVERFLOW_FEATURE
+        self.shadow.update(featurize(inputs, self.vocabulary, admit=True), label)
         for key, value in inputs.attributes:
             values = self._values.setdefault(key, {})
             if value in values or len(values) < self.max_values:
@@ -187,9 +217,17 @@ class DeepAuditor:
     # -- explaining ----------------------------------------------------------------------
 
     def _flip_values(self, attribute: str) -> list[str]:
+        """The attribute's most frequent learned values that have a column of their own."""
         counts = self._values.get(attribute, {})
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        held = self.vocabulary.holds
+        ranked = sorted(((value, n) for value, n in counts.items()
+                         if held(f"attr:{attribute}={value}")), key=lambda kv: (-kv[1], kv[0]))
         return [value for value, _ in ranked[:self.flip_values]]
+
+    def _classes_held(self) -> list[str]:
+        """Learned job classes with a column of their own (the search's candidate classes)."""
+        held = self.vocabulary.holds
+        return sorted(c for c in self._classes if held(f"class={c}"))
 
     def explain(self, request: AuditRequest) -> dict[str, object]:
         self.explained += 1
@@ -230,10 +268,12 @@ class DeepAuditor:
 
     def _explanations(self, request: AuditRequest) -> dict[str, object]:
         inputs = request.inputs
-        x = featurize(inputs)
+        vocabulary = self.vocabulary
+        x = featurize(inputs, vocabulary)
         flips = [(key, value, alt) for key, value in inputs.attributes
                  for alt in self._flip_values(key) if alt != value]
-        columns = list(dict.fromkeys([*x, *_FIXED_COLUMNS, *(f"class={c}" for c in self._classes),
+        classes = self._classes_held()
+        columns = list(dict.fromkeys([*x, *_FIXED_COLUMNS, *(f"class={c}" for c in classes),
                                       *(f"attr:{k}={a}" for k, _, a in flips)]))
         index = {c: i for i, c in enumerate(columns)}
         base = np.zeros(len(columns))
@@ -261,10 +301,12 @@ class DeepAuditor:
         inputs_map: dict[str, object] = {
             "cpu": inputs.cpu, "memory_gb": inputs.memory_gb, "gpu": inputs.gpu,
             "deadline": inputs.slack_h, "job_class": inputs.job_class}
-        classes = sorted(self._classes)
 
         def columns_of(name: str, value: object) -> dict[str, float]:
-            return input_columns(name, value, inputs.runtime_h)
+            found = input_columns(name, value, inputs.runtime_h)
+            if name != "job_class":
+                return found
+            return {vocabulary.column(c, "class=", admit=False): v for c, v in found.items()}
 
         if not request.preferred:
             if predicted in self.preferred:
@@ -301,7 +343,8 @@ class DeepAuditor:
             return {"checked": 0, "flipped": []}
         rows = np.repeat(base[None, :], len(flips), axis=0)
         for row, (key, value, alt) in enumerate(flips):
-            own = index.get(f"attr:{key}={value}")
+            own = index.get(self.vocabulary.column(f"attr:{key}={value}", f"attr:{key}=",
+                                                   admit=False))
             if own is not None:
                 rows[row, own] = 0.0
             rows[row, index[f"attr:{key}={alt}"]] = 1.0

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from detectors.drift import RateWatch
     from detectors.forecast import ResidualWatch
 
-__all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "EquityLedger", "GroupStats", "group_name"]
+__all__ = ["OVERFLOW_GROUP", "RATE_METRICS", "AttributeAdmission", "EquityLedger", "GroupStats",
+           "group_name"]
 
 RECENT: Final = 256
 """Latest decisions per group whose event indexes are kept (a ring; a power of two), so that
@@ -120,6 +121,7 @@ class GroupStats:
         "recent",
         "rejected",
         "tiered",
+        "tracked",
         "unit_price_n",
         "unit_price_sum",
         "wait_hist",
@@ -127,9 +129,12 @@ class GroupStats:
         "wait_sum",
     )
 
-    def __init__(self, attribute: str, name: str) -> None:
+    def __init__(self, attribute: str, name: str, tracked: bool = True) -> None:
         self.attribute = attribute
         self.name = name
+        self.tracked = tracked
+        """False while its attribute awaits admission (:class:`AttributeAdmission`): it is
+        counted, and neither compared nor shown nor given to the detectors."""
         self.decisions = 0
         self.placed = 0
         self.queued = 0
@@ -212,11 +217,117 @@ def group_name(*values: str) -> str:
     return "*".join(parts)
 
 
+class AttributeAdmission:
+    """Which keys an automatic ledger starts tracking, so one producer cannot take the slots.
+
+    A key is admitted once it is on at least ``min_events`` placements *and* on at least
+    ``min_share`` of the placements since it was first seen; a key longer than
+    ``max_key_length`` never is. Until then its occurrences are counted, not tracked. Keys are
+    counted with the Space-Saving algorithm (Metwally et al., 2005) in ``capacity`` counters: a
+    new key takes the smallest counter and inherits its count as error, so memory is bounded
+    whatever the number of distinct keys, and any key on more than 1/``capacity`` of the
+    attribute occurrences is sure to hold a counter. Admission uses the count less its error,
+    the occurrences it is sure of since it took its counter.
+
+    >>> a = AttributeAdmission(min_events=3, min_share=0.5, max_key_length=8, capacity=4)
+    >>> for keys in (["team", "junk"], ["team"], ["team"]):
+    ...     a.events += 1
+    ...     print([a.admit(key) for key in keys])
+    [(False, None), (False, None)]
+    [(False, None)]
+    [(True, None)]
+    >>> a.awaiting, a.admitted, a.admit("a-very-long-key"), a.too_long
+    (3, ('team',), (False, None), 1)
+    """
+
+    __slots__ = ("_counters", "admitted", "awaiting", "capacity", "events", "max_key_length",
+                 "min_events", "min_share", "too_long")
+
+    def __init__(self, min_events: int, min_share: float, max_key_length: int,
+                 capacity: int) -> None:
+        if min_events < 1 or max_key_length < 1 or capacity < 1:
+            raise ValueError("min_events, max_key_length and capacity must be >= 1")
+        if not 0 <= min_share <= 1:
+            raise ValueError(f"min_share must be in [0, 1], got {min_share!r}")
+        self.min_events = min_events
+        self.min_share = min_share
+        self.max_key_length = max_key_length
+        self.capacity = capacity
+        self._counters: dict[str, list[int]] = {}
+        """key -> [count, error, placements before it took the counter]."""
+        self.events = 0
+        self.admitted: tuple[str, ...] = ()
+        self.awaiting = 0
+        """Occurrences of keys not (yet) admitted."""
+        self.too_long = 0
+        """Occurrences of keys longer than ``max_key_length``."""
+
+    def __contains__(self, key: str) -> bool:
+        """Whether ``key`` holds a counter (it is waiting for admission)."""
+        return key in self._counters
+
+    def admit(self, key: str) -> tuple[bool, str | None]:
+        """Count one occurrence of ``key`` on the current placement (add 1 to :attr:`events`
+        once per placement first). Returns whether it is admitted now (it is then forgotten
+        here: the caller tracks it) and the key that lost its counter to it, if one did."""
+        if len(key) > self.max_key_length:
+            self.too_long += 1
+            return False, None
+        counters = self._counters
+        cell = counters.get(key)
+        evicted = None
+        if cell is None:
+            if len(counters) < self.capacity:
+                cell = counters[key] = [0, 0, self.events - 1]
+            else:
+                evicted = min(counters, key=lambda k: counters[k][0])
+                floor = counters.pop(evicted)[0]
+                cell = counters[key] = [floor, floor, self.events - 1]
+        cell[0] += 1
+        sure = cell[0] - cell[1]
+        if sure >= self.min_events and sure >= self.min_share * (self.events - cell[2]):
+            del counters[key]
+            self.admitted += (key,)
+            return True, evicted
+        self.awaiting += 1
+        return False, evicted
+
+    def clear(self) -> None:
+        """Forget every counter (nothing more can be admitted)."""
+        self._counters.clear()
+
+    def admit_at_end(self) -> list[str]:
+        """End of input: the keys waiting that are on ``min_share`` of the placements since
+        they took their counter, however few (an input too short for ``min_events`` still has
+        its attributes audited; a key on one event of many still has not), most seen first."""
+        counters = self._counters
+        out = [key for key, (count, error, since) in sorted(
+            counters.items(), key=lambda kv: (kv[1][1] - kv[1][0], kv[0]))
+            if count - error >= self.min_share * (self.events - since)]
+        for key in out:
+            del counters[key]
+        self.admitted += tuple(out)
+        return out
+
+    def candidates(self, limit: int = 8) -> list[dict[str, object]]:
+        """The keys most often seen and not admitted: ``key``, ``seen`` (occurrences it is
+        sure of) and ``share`` (of the placements since it took its counter)."""
+        ranked = sorted(self._counters.items(), key=lambda kv: (kv[1][1] - kv[1][0], kv[0]))
+        return [{"key": key, "seen": count - error,
+                 "share": round((count - error) / max(self.events - since, 1), 4)}
+                for key, (count, error, since) in ranked[:limit]]
+
+
 class EquityLedger:
     """Maps an event's attributes to the :class:`GroupStats` it updates.
 
-    ``attributes=None`` audits every key seen, in order of first appearance, up to
-    ``max_attributes``; occurrences of keys beyond that are counted in :attr:`untracked_keys`.
+    ``attributes=None`` audits the keys ``admission`` admits (:class:`AttributeAdmission`;
+    every key at once without one), in order of admission, up to ``max_attributes``;
+    occurrences of keys beyond that are counted in :attr:`untracked_keys`. While a key waits
+    for admission (holds a counter), its groups are counted in :attr:`pending` tables of
+    untracked :class:`GroupStats`; once admitted, those tables become its groups, so its
+    counts cover every placement since its counter was taken (for a key on every placement,
+    the first), and the detectors see it from then on.
     Each attribute keeps at most ``max_groups`` named groups plus the overflow group.
     :attr:`groups` maps each attribute to its groups by display name (:func:`group_name`).
     """
@@ -227,12 +338,19 @@ class EquityLedger:
         attribute_pairs: tuple[tuple[str, str], ...],
         max_groups: int,
         max_attributes: int,
+        admission: AttributeAdmission | None = None,
     ) -> None:
         if max_groups < 1:
             raise ValueError(f"max_groups must be >= 1, got {max_groups}")
         if max_attributes < 1:
             raise ValueError(f"max_attributes must be >= 1, got {max_attributes}")
         self._auto = attributes is None
+        self.admission = admission if self._auto else None
+        self.pending: dict[str, tuple[dict[str, GroupStats], dict[str, GroupStats], list[int]]] \
+            = {}
+        """Keys awaiting admission: ``(value -> stats, display name -> stats, [overflowed])``."""
+        self.pending_groups: list[GroupStats] = []
+        """The untracked groups the last :meth:`resolve` counted the decision in."""
         self._max_groups = max_groups
         self._max_attributes = max_attributes
         self._singles: list[tuple[str, dict[str, GroupStats]]] = []
@@ -266,9 +384,12 @@ class EquityLedger:
 
     def _add_single(self, key: str) -> None:
         self._audited_keys = None
-        self.groups[key] = {}
-        self.overflowed[key] = 0
-        self._singles.append((key, {}))
+        lookup, table, overflowed = self.pending.pop(key, ({}, {}, [0]))
+        for stats in table.values():
+            stats.tracked = True
+        self.groups[key] = table
+        self.overflowed[key] = overflowed[0]
+        self._singles.append((key, lookup))
         # keep pairs after singles in attribute_names
         for name, _, _, _ in self._pairs:
             self.groups[name] = self.groups.pop(name)
@@ -284,15 +405,61 @@ class EquityLedger:
         stats = table[name] = GroupStats(attribute, name)
         return stats
 
+    def admit_at_end(self) -> None:
+        """End of input: admit the keys :meth:`AttributeAdmission.admit_at_end` names, while
+        there are slots."""
+        if self.admission is None:
+            return
+        for key in self.admission.admit_at_end():
+            if len(self._singles) < self._max_attributes:
+                self._add_single(key)
+        self.pending.clear()
+
+    def _pending_group(self, key: str, value: str) -> GroupStats:
+        """The untracked group a value of a key awaiting admission is counted in."""
+        cell = self.pending.get(key)
+        if cell is None:
+            cell = self.pending[key] = ({}, {}, [0])
+        lookup, table, overflowed = cell
+        stats = lookup.get(value)
+        if stats is not None:
+            return stats
+        if len(table) - (OVERFLOW_GROUP in table) >= self._max_groups:
+            overflowed[0] += 1
+            stats = table.get(OVERFLOW_GROUP)
+            if stats is None:
+                stats = table[OVERFLOW_GROUP] = GroupStats(key, OVERFLOW_GROUP, tracked=False)
+            return stats
+        stats = lookup[value] = table[group_name(value)] = GroupStats(key, group_name(value),
+                                                                        tracked=False)
+        return stats
+
     def resolve(self, attributes: dict[str, str]) -> list[GroupStats]:
         """The group ledgers one decision with these attributes updates."""
         if self._auto:
+            admission = self.admission
+            if admission is not None:
+                admission.events += 1
+                self.pending_groups = []
             for key in attributes:
                 if key not in self.groups:
-                    if len(self._singles) < self._max_attributes:
-                        self._add_single(key)
-                    else:
+                    if len(self._singles) >= self._max_attributes:
                         self.untracked_keys += 1
+                        continue
+                    if admission is None:
+                        self._add_single(key)
+                        continue
+                    admitted, evicted = admission.admit(key)
+                    if evicted is not None:
+                        self.pending.pop(evicted, None)
+                    if admitted:
+                        self._add_single(key)
+                        if len(self._singles) >= self._max_attributes:
+                            admission.clear()
+                            self.pending.clear()
+                            self.pending_groups = []
+                    elif key in admission:
+                        self.pending_groups.append(self._pending_group(key, attributes[key]))
         out: list[GroupStats] = []
         for key, lookup in self._singles:
             value = attributes.get(key)

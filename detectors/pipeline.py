@@ -32,9 +32,9 @@ from detectors.coincidence import SamePopulation, promoted
 from detectors.config import CoreConfig
 from detectors.cusum import threshold_for
 from detectors.detector import CoreDetector, Edge, Fire
-from detectors.events import UNSET, Outcome, Placement, Rejection, decode_event
+from detectors.events import UNSET, Outcome, Placement, Rejection, decode_event, held_bytes
 from detectors.findings import resolved_alert, restart_resolution
-from detectors.groups import RECENT, EquityLedger, GroupStats, wait_bucket
+from detectors.groups import RECENT, AttributeAdmission, EquityLedger, GroupStats, wait_bucket
 from detectors.history import History, HistoryRecord
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.registry import DETECTORS, alert_kinds
@@ -103,11 +103,14 @@ class AuditCore:
     def __init__(self, config: CoreConfig, context: AuditContext | None = None) -> None:
         self.config = config
         self.context = context or AuditContext()
-        self.ledger = EquityLedger(config.attributes, config.attribute_pairs,
-                                   config.max_groups_per_attribute, config.max_attributes)
+        self.ledger = EquityLedger(
+            config.attributes, config.attribute_pairs, config.max_groups_per_attribute,
+            config.max_attributes, AttributeAdmission(
+                config.attribute_min_events, config.attribute_min_share,
+                config.attribute_max_key_length, max(64, 4 * config.max_attributes)))
         self.joiner: OutcomeJoiner[tuple[list[GroupStats], Placement, bool], Outcome] = \
-            OutcomeJoiner(
-            config.orphan_wait_s, config.placement_ttl_s, config.join_capacity)
+            OutcomeJoiner(config.orphan_wait_s, config.placement_ttl_s, config.join_capacity,
+                          config.join_max_mb << 20)
         self.alert_book = AlertBook()
         self._placement_ids = RecentIds(config.dedup_horizon)
         self._outcome_ids = RecentIds(config.dedup_horizon)
@@ -136,7 +139,8 @@ class AuditCore:
         self._preferred = frozenset(config.preferred_tiers)
         self._effects = Effects()
         self.sequencer = EventTimeSequencer(config.reorder_lateness_s, config.outcome_settle_s,
-                                            config.reorder_capacity, config.max_clock_jump_s)
+                                            config.reorder_capacity, config.max_clock_jump_s,
+                                            config.reorder_max_mb << 20)
         """Puts :meth:`offer`'s events in event-time order (:mod:`detectors.sequencer`)."""
         self._sources: dict[int, str] = {}
         """Where each buffered undecodable event came from, by arrival tag."""
@@ -243,7 +247,7 @@ class AuditCore:
             if self._outcome_ids.seen_or_add(event.decision_id):
                 self.duplicates += 1
             else:
-                self._on_outcome(event, index)
+                self._on_outcome(event, index, held_bytes(event, raw))
         else:
             self._reject(event, raw, index)
             return
@@ -328,8 +332,12 @@ class AuditCore:
             elif price is not UNSET and decision.predicted_runtime_s is not UNSET:
                 spend = price * decision.predicted_runtime_s / 3600.0
         groups = self.ledger.resolve(event.attributes)
+        pending = self.ledger.pending_groups
+        # every group the decision counts in: those of keys awaiting admission too, which
+        # the detectors do not see (detectors.groups.EquityLedger)
+        counted = groups + pending if pending else groups
         bucket = 0 if wait is None else wait_bucket(wait)
-        for stats in groups:
+        for stats in counted:
             stats.recent[stats.decisions & _RING] = index
             stats.decisions += 1
             if action == "place":
@@ -372,9 +380,10 @@ class AuditCore:
         draw, trains = self._sampler.draws(decision_id)
         if trains:
             self._effects.audit_work.append(Learn(raw, self.ledger.audited_key_list))
-        waiting = self.joiner.add_placement(decision_id, (groups, event, trains), ts)
+        waiting = self.joiner.add_placement(decision_id, (counted, event, trains), ts,
+                                            held_bytes(event, raw))
         if waiting is not None:
-            self._apply_outcome(groups, event, trains, waiting, where)
+            self._apply_outcome(counted, event, trains, waiting, where)
         override = event.override
         if override is not UNSET and self.history is not None:
             self.history.override(override.by or "", override.reason or "",
@@ -396,10 +405,10 @@ class AuditCore:
                         draw if draw < 1.0 else self._sampler.draw(decision_id), groups,
                         self._alerted_on(groups) if alerted is None else alerted)
 
-    def _on_outcome(self, event: Outcome, index: int) -> None:
+    def _on_outcome(self, event: Outcome, index: int, size: int = 0) -> None:
         self._advance(event.finished_at.timestamp())
         self.outcomes += 1
-        held = self.joiner.add_outcome(event.decision_id, event, self.watermark)
+        held = self.joiner.add_outcome(event.decision_id, event, self.watermark, size)
         if held is not None:
             self._apply_outcome(held[0], held[1], held[2], event,
                                 Where(event.decision_id, index, event.finished_at))
@@ -425,8 +434,10 @@ class AuditCore:
             if costs is not None:
                 stats.cost_actual_sum += costs[0]
                 stats.cost_predicted_sum += costs[1]
-        for hook in self._outcome_hooks:
-            hook(groups, placement, outcome, residuals)
+        if self._outcome_hooks:
+            seen = groups if all(s.tracked for s in groups) else [s for s in groups if s.tracked]
+            for hook in self._outcome_hooks:
+                hook(seen, placement, outcome, residuals)
 
     @staticmethod
     def _residuals(placement: Placement, outcome: Outcome) -> list[tuple[str, float]]:
@@ -528,6 +539,7 @@ class AuditCore:
         waiting are orphaned."""
         for tag, event, raw in self.sequencer.flush():
             self._apply(event, raw, tag)
+        self.ledger.admit_at_end()
         self.evaluate()
         self.orphaned_outcomes += len(self.joiner.drain_outcomes())
         if self.history is not None:

@@ -25,7 +25,8 @@ released once its key is below every active partition's floor; at the end of inp
 When no event is late, the order is a function of the events alone: one partition (a file),
 four or eight give the same order, hence the same figures. A partition the shell reports as
 *quiet* (caught up with its log and silent for a while) does not hold the others back; should
-it speak again below the floor, those events are late. Beyond ``capacity`` buffered events
+it speak again below the floor, those events are late. Beyond ``capacity`` buffered events,
+or ``max_bytes`` of them (each charged :func:`~detectors.events.held_bytes` plus its bytes),
 the oldest is released early (counted in :attr:`forced`), which bounds memory at the price of
 exactness; a forced release does not make the events after it late.
 
@@ -55,11 +56,16 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from detectors.events import Outcome, Placement, Rejection
+from detectors.events import Outcome, Placement, Rejection, held_bytes
 
 __all__ = ["EventTimeSequencer", "Released"]
 
 Released = tuple[int, Placement | Outcome | Rejection, bytes]
+
+
+def _held(event: Placement | Outcome | Rejection, raw: bytes) -> int:
+    return held_bytes(event, raw) + len(raw)  # the decoded event, and its bytes kept with it
+
 """``(arrival tag, event, raw bytes)``: the tag counts offers from 0 (the input position)."""
 
 _RANK_PLACEMENT: Final = 0
@@ -87,7 +93,7 @@ class EventTimeSequencer:
     """Buffers events and releases them in event-time order (see the module docstring)."""
 
     def __init__(self, lateness_s: float, outcome_settle_s: float, capacity: int,
-                 max_clock_jump_s: float = math.inf) -> None:
+                 max_clock_jump_s: float = math.inf, max_bytes: int = 1 << 62) -> None:
         if not lateness_s >= 0 or math.isinf(lateness_s):
             raise ValueError(f"lateness_s: must be finite seconds >= 0, got {lateness_s!r}")
         if not outcome_settle_s >= 0 or math.isinf(outcome_settle_s):
@@ -95,9 +101,15 @@ class EventTimeSequencer:
                              f"{outcome_settle_s!r}")
         if capacity < 1:
             raise ValueError(f"capacity: must be >= 1, got {capacity!r}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes: must be >= 1, got {max_bytes!r}")
         self.lateness_s = lateness_s
         self.outcome_settle_s = outcome_settle_s
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        """What the buffered events take (:func:`~detectors.events.held_bytes`, and their
+        bytes again), added up."""
         self.max_clock_jump_s = max_clock_jump_s
         self._heap: list[tuple[float, int, str, bytes, int, Placement | Outcome | Rejection]] = []
         self._partitions: dict[int, _Partition] = {}
@@ -121,6 +133,11 @@ class EventTimeSequencer:
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the buffered events take, as charged against ``max_bytes``."""
+        return self._bytes
 
     @property
     def oldest_tag(self) -> int:
@@ -171,6 +188,7 @@ class EventTimeSequencer:
                 key = floor
         heapq.heappush(self._heap, (key, rank, name, raw, tag, event))
         heapq.heappush(self._tags, tag)
+        self._bytes += _held(event, raw)
 
     def _check_clock(self, part: _Partition, at: float, key: float, rank: int, floor: float,
                      tag: int) -> tuple[float, int]:
@@ -227,6 +245,7 @@ class EventTimeSequencer:
 
     def _pop(self, forced: bool = False) -> Released:
         key, _, _, raw, tag, event = heapq.heappop(self._heap)
+        self._bytes -= _held(event, raw)
         if not forced:  # a forced release must not make what follows late
             self._released_key = max(self._released_key, min(key, self._max_mark))
         self._tags_remove(tag)
@@ -248,7 +267,8 @@ class EventTimeSequencer:
                   if n not in self._quiet and (assigned is None or n in assigned)]
         limit = min(active) if active else math.inf
         heap = self._heap
-        while heap and (heap[0][0] < limit or len(heap) > self.capacity):
+        while heap and (heap[0][0] < limit or len(heap) > self.capacity
+                        or (self._bytes > self.max_bytes and len(heap) > 1)):
             forced = heap[0][0] >= limit
             self.forced += forced
             yield self._pop(forced)

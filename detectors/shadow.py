@@ -9,6 +9,11 @@ placements, so the same events give the same model bit for bit. Its prequential 
 trusted. :class:`DeadlineModel` is the same idea for outcomes: the probability that a job meets
 its deadline, learned from joined outcomes.
 
+Their columns are capped (:class:`Vocabulary`): the first ``cap`` distinct category values,
+attribute values and context keys they learn from get a column of their own; later ones share
+their family's overflow column (``class=__other__``, ``attr:KEY=__other__``, ...), so the
+models' size and their cost per event stay bounded whatever the input.
+
 Both expose their weights as a matrix (:meth:`ShadowModel.scores`), so the counterfactual
 search can evaluate hundreds of candidate jobs in one numpy product; a test shows the matrix
 gives River's own probabilities to 1e-9.
@@ -38,12 +43,14 @@ from river import linear_model, metrics, optim, utils
 
 from detectors.job_inputs import JobInputs, label_of
 
-__all__ = ["CONTROLLABLE", "DeadlineModel", "JobInputs", "ShadowModel", "featurize",
-           "input_columns", "label_of"]
+__all__ = ["CONTROLLABLE", "OVERFLOW_FEATURE", "DeadlineModel", "JobInputs", "ShadowModel",
+           "Vocabulary", "featurize", "input_columns", "label_of"]
 
 CONTROLLABLE: Final = ("cpu", "memory_gb", "gpu", "deadline", "job_class")
 """Inputs a job's owner controls: the counterfactual search may change these only."""
 _ACCURACY_WINDOW: Final = 1000
+OVERFLOW_FEATURE: Final = "__other__"
+"""The value (or context key) of a family's overflow column: ``class=__other__``, ..."""
 
 
 def _log2p(value: float) -> float:
@@ -77,22 +84,81 @@ def input_columns(name: str, value: object, runtime_h: float | None) -> dict[str
     raise ValueError(f"not a controllable input: {name!r}; valid: {', '.join(CONTROLLABLE)}")
 
 
-def featurize(job: JobInputs) -> dict[str, float]:
-    """The model's feature dict for a job (logs for sizes and times, one-hot for categories)."""
+class Vocabulary:
+    """The named feature columns the models have, at most ``cap`` of them.
+
+    Sizes, times and the bias are always columns of their own (they are a fixed few). A
+    category value, an attribute value or a context key gets a column the first time the
+    models learn from it, while fewer than ``cap`` are named; after that, a new one is folded
+    into its family's overflow column (``class=__other__``, ``priority=__other__``,
+    ``attr:KEY=__other__``, and ``ctx:__other__``, where folded context values add up).
+    Admission is in learning order, which the stream fixes, so a re-derivation gets the same
+    columns. When answering (``admit=False``) a name the models never learned keeps its own
+    (all-zero) column while there is room, exactly as if it were new, and is folded once the
+    vocabulary is full, as it would have been had they learned it.
+
+    >>> v = Vocabulary(cap=2)
+    >>> [v.column(f"class={c}", "class=", admit=True) for c in ("a", "b", "c", "a")]
+    ['class=a', 'class=b', 'class=__other__', 'class=a']
+    >>> v.folded, v.holds("class=c"), v.column("class=z", "class=", admit=False)
+    (1, False, 'class=__other__')
+    """
+
+    __slots__ = ("_names", "cap", "folded")
+
+    def __init__(self, cap: int) -> None:
+        if cap < 1:
+            raise ValueError(f"cap must be >= 1, got {cap!r}")
+        self.cap = cap
+        self._names: set[str] = set()
+        self.folded = 0
+        """Learned examples' columns that went to an overflow column (counted per column)."""
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def holds(self, name: str) -> bool:
+        """Whether ``name`` is a column of its own (a learned name, or room for it)."""
+        return name in self._names or len(self._names) < self.cap
+
+    def column(self, name: str, family: str, admit: bool) -> str:
+        """The column ``name`` (a value in ``family``, such as ``"class="``) goes to."""
+        names = self._names
+        if name in names:
+            return name
+        if len(names) < self.cap:
+            if admit:
+                names.add(name)
+            return name
+        if admit:
+            self.folded += 1
+        return family + OVERFLOW_FEATURE
+
+
+def featurize(job: JobInputs, vocabulary: Vocabulary | None = None,
+              admit: bool = False) -> dict[str, float]:
+    """The model's feature dict for a job (logs for sizes and times, one-hot for categories),
+    its categories and context keys named through ``vocabulary`` (admitting new ones when
+    ``admit``; every name is its own column without one)."""
+    def named(name: str, family: str) -> str:
+        return name if vocabulary is None else vocabulary.column(name, family, admit)
+
     x: dict[str, float] = {"bias": 1.0}
     x.update(input_columns("cpu", job.cpu, None))
     x.update(input_columns("memory_gb", job.memory_gb, None))
     x.update(input_columns("gpu", job.gpu, None))
     x.update(input_columns("deadline", job.slack_h, job.runtime_h))
-    x.update(input_columns("job_class", job.job_class, None))
+    if job.job_class is not None:
+        x[named(f"class={job.job_class}", "class=")] = 1.0
     if job.runtime_h is not None:
         x["runtime"] = math.log1p(max(job.runtime_h, 0.0))
     if job.priority is not None:
-        x[f"priority={job.priority}"] = 1.0
+        x[named(f"priority={job.priority}", "priority=")] = 1.0
     for key, value in job.attributes:
-        x[f"attr:{key}={value}"] = 1.0
+        x[named(f"attr:{key}={value}", f"attr:{key}=")] = 1.0
     for key, number in job.context:
-        x[f"ctx:{key}"] = math.copysign(math.log1p(abs(number)), number)
+        column = named(f"ctx:{key}", "ctx:")
+        x[column] = x.get(column, 0.0) + math.copysign(math.log1p(abs(number)), number)
     return x
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from prometheus_client.registry import CollectorRegistry
 
-from detectors.audit_work import WorkItem
+from detectors.audit_work import LearnOutcome, WorkItem
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary
 from streams.audit.worker import (
@@ -48,21 +48,26 @@ from streams.sinks.log import AlertLog
 from streams.sinks.outbox import AlertOutbox
 from streams.sources.live import Event, LiveReader
 
-__all__ = ["AUDIT_FLUSH_ITEMS", "BATCH_EVENTS", "CHUNKED_BATCH_EVENTS", "OUTPUT_FILES",
-           "KafkaRun", "Placewatch", "create_app", "graceful_stop", "rederive_records",
-           "versions"]
+__all__ = ["AUDIT_FLUSH_BYTES", "AUDIT_FLUSH_ITEMS", "BATCH_BYTES", "BATCH_EVENTS",
+           "CHUNKED_BATCH_EVENTS", "OUTPUT_FILES", "KafkaRun", "Placewatch", "create_app",
+           "graceful_stop", "rederive_records", "versions"]
 
 BATCH_EVENTS = 512
 """Input events per batch: effects are drained and handed to the sinks after each."""
 CHUNKED_BATCH_EVENTS = 2048
 """The same for a source read in fetches (Kafka): a fetch is up to 2,048 messages, and every
 batch costs its sinks an fsync and the brokers an acknowledgement."""
+BATCH_BYTES = 16 << 20
+"""Input bytes per batch, at most (a batch's first event whatever its size): with
+:data:`BATCH_EVENTS`, what a batch holds in memory at once."""
 LIVE_BATCH_SECONDS = 0.2
 """A live run also closes a batch once its first event is this old, so a slow source's alerts
 reach the sinks (and Alertmanager) without waiting for 512 events."""
 AUDIT_FLUSH_ITEMS = 256
 """Audit work items gathered before they are handed on (about every 2,000 events): a hand-off
 costs the event that pays it ~0.1-0.5 ms, so it should land on well under 1% of events."""
+AUDIT_FLUSH_BYTES = 8 << 20
+"""Or fewer, once the events they carry add up to this many bytes."""
 _LOG = logging.getLogger("placewatch")
 
 
@@ -93,6 +98,7 @@ class Placewatch:
         self.audit_status = AuditStatus()
         self._audits: InlineAudits | ProcessAudits | None = None
         self._audit_work: list[WorkItem] = []
+        self._audit_bytes = 0
         self._work_since: int | None = None
         """The first input event the audit work not yet handed on came from."""
         self._last_settled = 0
@@ -150,11 +156,13 @@ class Placewatch:
             batch.clear()
             received: float | None = None
             if reader is not None:
-                received = reader.batch(batch, size, LIVE_BATCH_SECONDS)
+                received = reader.batch(batch, size, LIVE_BATCH_SECONDS, BATCH_BYTES)
             else:
+                taken = 0
                 for item in iterator:
                     batch.append(item)
-                    if len(batch) >= BATCH_EVENTS or stop.is_set():
+                    taken += len(item[1])
+                    if len(batch) >= BATCH_EVENTS or taken >= BATCH_BYTES or stop.is_set():
                         break
             if not batch:
                 return
@@ -207,9 +215,13 @@ class Placewatch:
             if self._work_since is None:
                 self._work_since = floor
             self._audit_work.extend(effects.audit_work)
+            self._audit_bytes += sum(len(item.raw) for item in effects.audit_work
+                                     if not isinstance(item, LearnOutcome))
         records: list[Sealed] = []
-        if len(self._audit_work) >= AUDIT_FLUSH_ITEMS or final:
+        if (len(self._audit_work) >= AUDIT_FLUSH_ITEMS or self._audit_bytes >= AUDIT_FLUSH_BYTES
+                or final):
             work, self._audit_work = self._audit_work, []
+            self._audit_bytes = 0
             records = audits.submit(work, self._work_since or 0)
             self._work_since = None
         if final:
@@ -286,9 +298,17 @@ class Placewatch:
             "late_events": core.sequencer.late,
             "reorder_forced": core.sequencer.forced,
             "untracked_attribute_keys": core.ledger.untracked_keys,
+            **({} if core.ledger.admission is None else {
+                "attribute_admission": {
+                    "admitted": list(core.ledger.admission.admitted),
+                    "awaiting_occurrences": core.ledger.admission.awaiting,
+                    "too_long_occurrences": core.ledger.admission.too_long,
+                    "candidates": core.ledger.admission.candidates()}}),
             "audited": core.audited,
             "audit_deferred": self.audit_status.deferred,
             "shadow_training_skipped": self.audit_status.training_skipped,
+            "shadow_features": self.audit_status.shadow_features,
+            "shadow_features_folded": self.audit_status.shadow_features_folded,
             "alerts": core.alerts_fired,
             "alerts_by_kind": dict(sorted(core.alerts_by_kind.items())),
             "alerts_resolved": core.alerts_resolved,

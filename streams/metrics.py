@@ -88,8 +88,24 @@ class CoreCollector(Collector):
                                   "their partition and were processed where they arrived.",
                                   value=sequencer.late)
         yield CounterMetricFamily(m.REORDER_FORCED, "Events released before their turn "
-                                  "because the sequencer held reorder_capacity events.",
-                                  value=sequencer.forced)
+                                  "because the sequencer held reorder_capacity events or "
+                                  "reorder_max_mb of them.", value=sequencer.forced)
+        held = GaugeMetricFamily(m.BUFFER_BYTES, "Memory the bounded buffers hold, as charged "
+                                 "against their caps (join_max_mb, reorder_max_mb).",
+                                 labels=["buffer"])
+        held.add_metric(["join"], core.joiner.waiting_bytes)
+        held.add_metric(["reorder"], sequencer.held_bytes)
+        yield held
+        ledger = core.ledger
+        admission = ledger.admission
+        untracked = CounterMetricFamily(m.UNTRACKED_ATTRIBUTES, "Attribute occurrences not "
+                                        "audited: a key not yet admitted, a key too long, or "
+                                        "no attribute slot left (max_attributes).",
+                                        labels=["reason"])
+        untracked.add_metric(["awaiting_admission"], 0 if admission is None else admission.awaiting)
+        untracked.add_metric(["key_too_long"], 0 if admission is None else admission.too_long)
+        untracked.add_metric(["no_slot"], ledger.untracked_keys)
+        yield untracked
         yield CounterMetricFamily(m.AUDITS, "Decisions deep-audited.", value=core.audited)
         overrides = CounterMetricFamily(m.OVERRIDES, "Placements that carried a manual "
                                         "override: within its limit (active) or past its expiry "
@@ -272,6 +288,11 @@ class CoreCollector(Collector):
                 accuracy.add_metric([model], value)
         yield examples
         yield accuracy
+        yield GaugeMetricFamily(m.SHADOW_FEATURES, "Named feature columns of the audit models "
+                                "(shadow_max_features at most).", value=status.shadow_features)
+        yield CounterMetricFamily(m.SHADOW_FOLDED, "Learned feature columns folded into an "
+                                  "overflow column because shadow_max_features was reached.",
+                                  value=status.shadow_features_folded)
 
     def _group_families(self) -> Iterator[Metric]:
         core = self._core

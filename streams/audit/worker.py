@@ -62,6 +62,7 @@ class AuditorParams:
     redact_fields: tuple[str, ...]
     config_hash: str
     versions: tuple[tuple[str, str], ...]
+    max_features: int = 1024
 
     @classmethod
     def from_config(cls, config: CoreConfig, currency: str, config_hash: str = "",
@@ -69,7 +70,8 @@ class AuditorParams:
         return cls(config.preferred_tiers, currency, config.shadow_min_examples,
                    config.audit_cpu_sizes, config.audit_memory_sizes_gb, config.audit_gpu_sizes,
                    config.audit_deadline_extensions_h, config.audit_max_changes,
-                   config.audit_alternatives, config.audit_redact_fields, config_hash, versions)
+                   config.audit_alternatives, config.audit_redact_fields, config_hash, versions,
+                   config.shadow_max_features)
 
     def builder(self) -> RequestBuilder:
         return RequestBuilder(self.preferred_tiers, self.redact_fields, self.config_hash,
@@ -79,7 +81,7 @@ class AuditorParams:
         space = SearchSpace(self.cpu, self.memory_gb, self.gpu, self.deadline_h,
                             self.max_changes, self.alternatives)
         return DeepAuditor(self.preferred_tiers, space, self.currency, self.min_examples,
-                           builder=self.builder())
+                           builder=self.builder(), max_features=self.max_features)
 
 
 def make_auditor(config: CoreConfig, currency: str, config_hash: str = "",
@@ -101,6 +103,10 @@ class AuditStatus:
     shadow_accuracy: float | None = None
     deadline_examples: int = 0
     deadline_accuracy: float | None = None
+    shadow_features: int = 0
+    """Named feature columns the audit models have (``shadow_max_features`` at most)."""
+    shadow_features_folded: int = 0
+    """Learned examples' columns that went to an overflow column because the cap was hit."""
     group_flips: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     """(attribute, group) -> (flipped, checked) since start (the shadow's group flips)."""
 
@@ -114,7 +120,7 @@ class AuditStatus:
 
 
 _MODEL_FIELDS: Final = ("shadow_examples", "shadow_accuracy", "deadline_examples",
-                        "deadline_accuracy")
+                        "deadline_accuracy", "shadow_features", "shadow_features_folded")
 
 
 def _model_status(auditor: DeepAuditor) -> dict[str, Any]:
@@ -122,6 +128,8 @@ def _model_status(auditor: DeepAuditor) -> dict[str, Any]:
             "shadow_accuracy": auditor.shadow.accuracy,
             "deadline_examples": auditor.deadline.version,
             "deadline_accuracy": auditor.deadline.accuracy,
+            "shadow_features": len(auditor.vocabulary),
+            "shadow_features_folded": auditor.vocabulary.folded,
             "group_flips": auditor.take_flip_counts()}
 
 

@@ -4,7 +4,8 @@ A live run closes a batch at 512 events or once its first event is
 :data:`~streams.app.LIVE_BATCH_SECONDS` old, whichever comes first. Reading the source in the
 run's own thread, the second condition could only be checked when the next event arrived: a
 slow scheduler's alert would wait for its next decision. :class:`LiveReader` pulls the source
-into a bounded queue instead, and :meth:`LiveReader.batch` waits on the queue with a deadline.
+into a bounded queue instead (bounded in events and in bytes, :data:`QUEUE_BYTES`), and
+:meth:`LiveReader.batch` waits on the queue with a deadline.
 An exception in the source is raised in the caller's thread, at the point of the next batch.
 """
 
@@ -17,13 +18,24 @@ import time
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["Event", "LiveReader"]
+__all__ = ["QUEUE_BYTES", "Event", "LiveReader", "event_bytes"]
 
 Event = tuple[str, bytes] | tuple[str, bytes, int]
 """An input event as a source yields it: ``(source, raw)`` or ``(source, raw, partition)``."""
 
 _END: Final = object()
 _POLL_S: Final = 0.25
+QUEUE_BYTES: Final = 32 << 20
+"""Input bytes read ahead and not yet taken, at most (one item may exceed it alone)."""
+
+
+def event_bytes(item: object) -> int:
+    """The input bytes an event, or a list of them (a fetch), carries."""
+    if isinstance(item, list):
+        return sum(len(event[1]) for event in item)
+    if isinstance(item, tuple):
+        return len(item[1])
+    return 0
 
 
 class _Failed:
@@ -41,7 +53,8 @@ class LiveReader:
     """
 
     def __init__(self, events: Iterable[Event] | Iterable[list[Event]],
-                 stop: threading.Event, capacity: int = 1024, chunked: bool = False) -> None:
+                 stop: threading.Event, capacity: int = 1024, chunked: bool = False,
+                 max_bytes: int = QUEUE_BYTES) -> None:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max(capacity // 256, 4)
                                                        if chunked else capacity)
         self._stop = stop
@@ -49,6 +62,10 @@ class LiveReader:
         self._pending: collections.deque[Event] = collections.deque()
         self.ended = False
         self._error: BaseException | None = None
+        self._max_bytes = max_bytes
+        self._queued_bytes = 0
+        self._room = threading.Condition()
+        """Guards :attr:`_queued_bytes`; the reader waits on it while the queue is full."""
         self._thread = threading.Thread(target=self._pull, args=(events,), daemon=True,
                                         name="placewatch-source")
         self._thread.start()
@@ -75,35 +92,52 @@ class LiveReader:
                 close()
 
     def _put(self, item: object) -> bool:
+        size = event_bytes(item)
+        with self._room:  # an item alone may exceed the budget, or nothing could be read
+            if not self._room.wait_for(
+                    lambda: not self._queued_bytes or self._queued_bytes + size <= self._max_bytes,
+                    timeout=_POLL_S):
+                return False
+            self._queued_bytes += size
         try:
             self._queue.put(item, timeout=_POLL_S)
         except queue.Full:
+            self._taken(size)
             return False
         return True
+
+    def _taken(self, size: int) -> None:
+        with self._room:
+            self._queued_bytes -= size
+            self._room.notify()
 
     def _put_final(self, item: object) -> None:
         while not self._put(item):
             if self._stop.is_set():
                 return
 
-    def batch(self, into: list[Event], limit: int, seconds: float) -> float | None:
-        """Append up to ``limit`` events, waiting for the first as long as it takes (or until
-        ``stop``), then until ``seconds`` after it arrived. Returns the wall-clock time the
-        first arrived, or None when the source has ended (or stop was set) with nothing more.
-        A source's error is raised once the events read before it have been returned."""
+    def batch(self, into: list[Event], limit: int, seconds: float,
+              max_bytes: int = QUEUE_BYTES) -> float | None:
+        """Append up to ``limit`` events (of ``max_bytes`` together, the first whatever its
+        size), waiting for the first as long as it takes (or until ``stop``), then until
+        ``seconds`` after it arrived. Returns the wall-clock time the first arrived, or None
+        when the source has ended (or stop was set) with nothing more. A source's error is
+        raised once the events read before it have been returned."""
         self._raise_pending()
         first = self._take(None)
         if first is None:
             self._raise_pending()
             return None
         into.append(first)
+        size = len(first[1])
         received = time.time()
         deadline = time.monotonic() + seconds
-        while len(into) < limit and not self._stop.is_set():
+        while len(into) < limit and size < max_bytes and not self._stop.is_set():
             item = self._take(deadline)
             if item is None:
                 break
             into.append(item)
+            size += len(item[1])
         return received
 
     def _raise_pending(self) -> None:
@@ -124,6 +158,7 @@ class LiveReader:
                 if deadline is None and self._stop.is_set():
                     return None
                 continue
+            self._taken(event_bytes(item))
             if item is _END:
                 self.ended = True
                 return None

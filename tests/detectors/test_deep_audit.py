@@ -104,7 +104,7 @@ def _brute_force(auditor: DeepAuditor, inputs: JobInputs, classes: list[str]
 def test_counterfactual_search_matches_brute_force_on_a_small_grid() -> None:
     auditor, requests = _trained("baseline", 30_000, seed=6, space=_SMALL)
     classes = sorted(auditor._classes)
-    asked = found = exact = 0
+    asked = found = 0
     for item in requests:
         request = item
         if request.preferred or request.inputs.slack_h is None:
@@ -118,16 +118,15 @@ def test_counterfactual_search_matches_brute_force_on_a_small_grid() -> None:
         if truth is None:
             assert answer["alternatives"] == []  # nothing feasible: nothing claimed
             continue
+        if truth[0] > _SMALL.max_changes:  # beyond the search's sparsity: nothing claimed
+            assert answer["alternatives"] == [], (truth, answer)
+            continue
         asked += 1
-        if answer["alternatives"]:
-            found += 1
-            best = answer["alternatives"][0]
-            exact += (best["changed"], best["distance"]) == truth
-            if truth[0] <= _SMALL.max_changes:
-                assert (best["changed"], best["distance"]) == truth
+        assert answer["alternatives"], truth  # within it: found, and the smallest
+        best = answer["alternatives"][0]
+        found += (best["changed"], best["distance"]) == truth
     assert asked >= 40
-    assert found / asked >= 0.95, (found, asked)
-    assert exact == found
+    assert found == asked
 
 
 def test_every_alternative_is_feasible_and_wanted() -> None:

@@ -12,7 +12,7 @@ from tests.helpers import line, outcome, placement
 
 
 def test_windows_follow_event_time_and_the_current_event_opens_the_next() -> None:
-    core = AuditCore(CoreConfig(evaluate_every=1000))
+    core = AuditCore(CoreConfig(evaluate_every=1000, attributes=("team", "region")))
     core.process(line(placement("d-1", team="a", at="2026-11-02T08:15:00Z")))
     core.process(line(placement("d-2", team="b", at="2026-11-02T08:59:59Z")))
     core.process(line(placement("d-3", team="a", at="2026-11-02T09:00:00Z", tier="on_demand")))

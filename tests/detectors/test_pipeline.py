@@ -190,7 +190,7 @@ def test_extreme_forecast_ratios_neither_crash_nor_poison_the_bias() -> None:
         line(placement("d-huge", decision={"action": "place", "tier": "spot",
                                             "predicted_runtime_s": 5e-324})),
         line(outcome("d-huge", actual_runtime_s=1e308)),
-    ])
+    ], attributes=("team",))  # tracked from the first event (not admitted as seen)
     watch = core.ledger.groups["team"]["a"].forecast["runtime"]  # type: ignore[index]
     assert watch.count == 2 and math.isfinite(watch.sum)
 

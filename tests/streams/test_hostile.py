@@ -28,11 +28,12 @@ def _said(words: str, stderr: str) -> bool:
     return "".join(words.split()) in "".join(stderr.split())
 
 
-def _peak_rss_kib(events: Path, out: Path) -> int:
+def _peak_rss_kib(events: Path, out: Path, config: Path | None = None) -> int:
     """The replay's peak resident memory (KiB), measured in a child of its own."""
+    more = "" if config is None else f", '--config', {str(config)!r}"
     code = ("import resource, subprocess, sys\n"
             "subprocess.run([sys.executable, '-m', 'streams.cli', '--quiet', 'replay', "
-            f"{str(events)!r}, '--out', {str(out)!r}], check=True)\n"
+            f"{str(events)!r}, '--out', {str(out)!r}{more}], check=True)\n"
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=600)
@@ -58,6 +59,25 @@ def test_a_huge_line_is_never_read_whole_and_its_dead_letter_says_what_it_was(
     summary = json.loads((tmp_path / "o2/summary.json").read_text())
     assert summary["rejected"] == 1 and summary["placements"] == 50
     assert summary["events_in"] == 101
+
+
+def test_large_placements_without_outcomes_are_held_within_the_byte_caps(tmp_path: Path) -> None:
+    """150 placements of ~600 KB that never get an outcome: before, the whole batch, the join
+    and the audit hand-off held them all (RSS grew by far more than the file)."""
+    big = [line(placement(f"d-{i}", at=f"2026-11-02T09:{i // 60:02d}:{i % 60:02d}Z",
+                          features={f"k{j}-{i}-" + "x" * 2300: 1.0 for j in range(256)}))
+           for i in range(150)]
+    (tmp_path / "big.jsonl").write_bytes(b"\n".join(big) + b"\n")
+    _events(tmp_path / "small.jsonl")
+    config = tmp_path / "caps.toml"
+    config.write_text("join_max_mb = 16\nreorder_max_mb = 16\n")
+    small = _peak_rss_kib(tmp_path / "small.jsonl", tmp_path / "o1", config)
+    peak = _peak_rss_kib(tmp_path / "big.jsonl", tmp_path / "o2", config)
+    # the budget over a small run: both caps plus 128 MiB (docs/configuration.md, "Memory")
+    assert peak - small < (16 + 16 + 128) << 10, (small, peak)
+    summary = json.loads((tmp_path / "o2/summary.json").read_text())
+    assert summary["placements"] == 150 and summary["unmatched_placements"] >= 100
+    assert summary["shadow_features"] <= 1024
 
 
 def test_an_integer_beyond_what_json_readers_hold_is_rejected_not_fatal(tmp_path: Path) -> None:
