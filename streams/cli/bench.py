@@ -303,3 +303,73 @@ def bench_report(
                   f"{max(t.seconds for t in timings):.1f} s")
     if not ok:
         raise typer.Exit(1)
+
+
+@bench_app.command("hostile")
+def bench_hostile(
+    scale: Annotated[float, typer.Option(min=0.01, max=1.0, help="Size of every case against "
+                                         "the original report's (1: a 400 MB line, 1,000 "
+                                         "placements of 900 KB, 40,000 and 100,000 events).")
+                     ] = 1.0,
+    workdir: Annotated[Path | None, typer.Option(help="Where the inputs are written (about "
+                                                 "1.7 GB at scale 1; default: a temporary "
+                                                 "directory, removed after).")] = None,
+) -> None:
+    """Peak memory and time of replay on valid but hostile inputs, each in a process of its
+    own, against a clean input of the same size in the same run.
+
+    Columns: *case*; *input* (MiB written); *seconds* (wall, whole process); *peak MiB*
+    (resident); *vs clean* (peak minus the clean run's peak, and time as a multiple of the
+    clean run's). Targets: every case's peak within the memory budget over the clean peak
+    (join_max_mb + reorder_max_mb + 128 MiB, docs/configuration.md "Memory"); the huge line
+    within 64 MiB of it; the stream of a new team on every event within 2x the time of four
+    teams. Exits 1 on a miss."""
+    settings = settings_for(None)
+    from streams.bench import hostile
+
+    budget = hostile.memory_budget_mib(settings.core.join_max_mb, settings.core.reorder_max_mb)
+    results: dict[str, tuple[int, hostile.Measured]] = {}
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, \
+            progress(len(hostile.CASES), "hostile cases") as bar:
+        task = bar.add_task("cases", total=len(hostile.CASES))
+        for case in hostile.CASES:
+            events = Path(tmp) / f"{case.name}.jsonl"
+            size = hostile.write_case(case, scale, events)
+            results[case.name] = (size, hostile.replay_measured(events, Path(tmp) / case.name))
+            events.unlink()
+            bar.advance(task)
+    table = Table(title=f"replay on hostile input, scale {scale:g}")
+    for column in ("case", "input MiB", "seconds", "peak MiB", "vs clean"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    clean_of = {"keys": "clean-40k", "teams": "clean-100k", "big": "clean-40k",
+                "huge-line": "clean-40k"}
+    checks: list[tuple[bool, str]] = []
+    for case in hostile.CASES:
+        size, measured = results[case.name]
+        clean = results.get(clean_of.get(case.name, ""), (0, None))[1]
+        versus = "" if clean is None else (
+            f"{measured.peak_mib - clean.peak_mib:+,.0f} MiB, "
+            f"{measured.seconds / clean.seconds:.2f}x time")
+        table.add_row(case.name, f"{size / 2**20:,.0f}", f"{measured.seconds:.1f}",
+                      f"{measured.peak_mib:,.0f}", versus)
+        if clean is None:
+            continue
+        extra = measured.peak_mib - clean.peak_mib
+        limit = 64 if case.name == "huge-line" else budget
+        checks.append((extra <= limit, f"{case.name}: peak {extra:+,.0f} MiB over clean "
+                                       f"(budget {limit:,} MiB)"))
+        if case.name == "teams":
+            ratio = measured.seconds / clean.seconds
+            checks.append((ratio <= 2.0, f"teams: {ratio:.2f}x the time of four teams "
+                                         "(target <= 2x)"))
+    console = Console(width=120)
+    console.print(table)
+    keys = results["keys"][1].summary
+    console.print(f"keys: the audit models named {keys.get('shadow_features')} feature "
+                  f"columns and folded {keys.get('shadow_features_folded'):,} into overflow "
+                  f"columns; big: {results['big'][1].summary.get('unmatched_placements'):,} "
+                  "placements released unmatched to keep the join within join_max_mb")
+    for ok, text in checks:
+        console.print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    if not all(ok for ok, _ in checks):
+        raise typer.Exit(1)
