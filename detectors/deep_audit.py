@@ -35,9 +35,10 @@ from detectors.audit_work import (
     job_inputs,
 )
 from detectors.counterfactual import Alternative, SearchSpace, smallest_changes
-from detectors.events import UNSET
+from detectors.events import UNSET, held_bytes
 from detectors.job_inputs import JobInputs, label_of
 from detectors.shadow import (
+    MAX_NAME,
     OVERFLOW_FEATURE,
     DeadlineModel,
     ShadowModel,
@@ -57,8 +58,8 @@ _MAX_LABELS: Final = 64
 _PENDING_OUTCOMES: Final = 100_000
 """Learned placements remembered while their outcome is awaited (oldest forgotten first)."""
 _PENDING_BYTES: Final = 64 << 20
-"""What those may take together, at most (each charged 1 KiB plus its event's length, more
-than its job inputs take)."""
+"""What those may take together, at most (each charged its event's
+:func:`~detectors.events.held_bytes`, more than its job inputs take)."""
 
 
 def base_record(request: AuditRequest) -> dict[str, object]:
@@ -169,7 +170,7 @@ class DeepAuditor:
             self.learn(inputs, label_of(decision.action, decision.tier or None),
                        None if decision.price_per_hour is UNSET else decision.price_per_hour)
             awaiting = self._awaiting
-            size = 1024 + len(item.raw)
+            size = held_bytes(event, item.raw)
             old = awaiting.pop(event.decision_id, None)
             if old is not None:
                 self._awaiting_bytes -= old[1]
@@ -197,7 +198,7 @@ class DeepAuditor:
     def learn(self, inputs: JobInputs, label: str, price_per_hour: float | None) -> None:
         labels = self._labels
         if label not in labels:
-            if len(labels) < _MAX_LABELS:
+            if len(labels) < _MAX_LABELS and len(label) <= MAX_NAME:
                 labels.add(label)
             else:
                 label = OVERFLOW_FEATURE
@@ -206,8 +207,8 @@ class DeepAuditor:
             values = self._values.setdefault(key, {})
             if value in values or len(values) < self.max_values:
                 values[value] = values.get(value, 0) + 1
-        if inputs.job_class is not None and (inputs.job_class in self._classes
-                                             or len(self._classes) < _MAX_CLASSES):
+        if inputs.job_class is not None and (inputs.job_class in self._classes or (
+                len(self._classes) < _MAX_CLASSES and len(inputs.job_class) <= MAX_NAME)):
             self._classes[inputs.job_class] = self._classes.get(inputs.job_class, 0) + 1
         if price_per_hour is not None and inputs.cpu:
             self._cpu.add(inputs.cpu)

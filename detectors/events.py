@@ -294,15 +294,19 @@ _ENTRY_BYTES: Final = 112
 
 def held_bytes(event: Placement | Outcome | Rejection, raw: bytes) -> int:
     """What holding a decoded event takes in memory, at most (for the buffers' byte caps): a
-    fixed 1 KiB, its length, and 112 bytes per attribute or feature. Measured with tracemalloc
-    it covers what decoding takes: 1,405 bytes for a typical 531-byte placement (1,891
-    charged), 19,390 for 256 short feature keys (32,879), 923,288 for 900 KB of long keys
-    (929,644). A rejection holds its bytes only.
+    fixed 1 KiB, its length (four times its length if it is not all ASCII or holds a ``\\u``
+    escape: Python may keep a string's every character in 4 bytes), and 112 bytes per
+    attribute or feature. Measured
+    with tracemalloc it covers what decoding takes: 1,405 bytes for a typical 531-byte
+    placement (1,891 charged), 19,390 for 256 short feature keys (32,879), 923,288 for 900 KB
+    of long keys (929,644), 3.8 times the length for keys of ASCII and one emoji (4 times).
+    A rejection holds its bytes only.
 
     >>> held_bytes(Rejection("invalid_json", "x"), b"{")
     1025
     """
-    size = _OBJECT_BYTES + len(raw)
+    wide = not raw.isascii() or b"\\u" in raw  # may decode to characters beyond Latin-1
+    size = _OBJECT_BYTES + (4 * len(raw) if wide else len(raw))
     if isinstance(event, Placement):
         features = event.features
         size += _ENTRY_BYTES * (len(event.attributes) + (0 if features is UNSET else len(features)))

@@ -296,14 +296,15 @@ class AttributeAdmission:
         """Forget every counter (nothing more can be admitted)."""
         self._counters.clear()
 
-    def admit_at_end(self) -> list[str]:
-        """End of input: the keys waiting that are on ``min_share`` of the placements since
-        they took their counter, however few (an input too short for ``min_events`` still has
-        its attributes audited; a key on one event of many still has not), most seen first."""
+    def admit_at_end(self, slots: int) -> list[str]:
+        """End of input: up to ``slots`` keys waiting that are on ``min_share`` of all the
+        placements, however few (an input too short for ``min_events`` still has its
+        attributes audited; a key on one event of many, even the last, still has not), most
+        seen first, then first seen first."""
         counters = self._counters
-        out = [key for key, (count, error, since) in sorted(
-            counters.items(), key=lambda kv: (kv[1][1] - kv[1][0], kv[0]))
-            if count - error >= self.min_share * (self.events - since)]
+        ranked = sorted(counters.items(), key=lambda kv: (kv[1][1] - kv[1][0], kv[1][2]))
+        out = [key for key, (count, error, _) in ranked
+               if count - error >= self.min_share * self.events][:max(slots, 0)]
         for key in out:
             del counters[key]
         self.admitted += tuple(out)
@@ -410,9 +411,8 @@ class EquityLedger:
         there are slots."""
         if self.admission is None:
             return
-        for key in self.admission.admit_at_end():
-            if len(self._singles) < self._max_attributes:
-                self._add_single(key)
+        for key in self.admission.admit_at_end(self._max_attributes - len(self._singles)):
+            self._add_single(key)
         self.pending.clear()
 
     def _pending_group(self, key: str, value: str) -> GroupStats:

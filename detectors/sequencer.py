@@ -61,12 +61,12 @@ from detectors.events import Outcome, Placement, Rejection, held_bytes
 __all__ = ["EventTimeSequencer", "Released"]
 
 Released = tuple[int, Placement | Outcome | Rejection, bytes]
+"""``(arrival tag, event, raw bytes)``: the tag counts offers from 0 (the input position)."""
 
 
 def _held(event: Placement | Outcome | Rejection, raw: bytes) -> int:
     return held_bytes(event, raw) + len(raw)  # the decoded event, and its bytes kept with it
 
-"""``(arrival tag, event, raw bytes)``: the tag counts offers from 0 (the input position)."""
 
 _RANK_PLACEMENT: Final = 0
 _RANK_OUTCOME: Final = 1

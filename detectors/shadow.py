@@ -49,6 +49,8 @@ __all__ = ["CONTROLLABLE", "OVERFLOW_FEATURE", "DeadlineModel", "JobInputs", "Sh
 CONTROLLABLE: Final = ("cpu", "memory_gb", "gpu", "deadline", "job_class")
 """Inputs a job's owner controls: the counterfactual search may change these only."""
 _ACCURACY_WINDOW: Final = 1000
+MAX_NAME: Final = 256
+"""Characters a feature name (or a decision label) may have and get a column of its own."""
 OVERFLOW_FEATURE: Final = "__other__"
 """The value (or context key) of a family's overflow column: ``class=__other__``, ..."""
 
@@ -95,7 +97,8 @@ class Vocabulary:
     Admission is in learning order, which the stream fixes, so a re-derivation gets the same
     columns. When answering (``admit=False``) a name the models never learned keeps its own
     (all-zero) column while there is room, exactly as if it were new, and is folded once the
-    vocabulary is full, as it would have been had they learned it.
+    vocabulary is full, as it would have been had they learned it. A name longer than
+    :data:`MAX_NAME` characters is always folded, so the columns' text is bounded too.
 
     >>> v = Vocabulary(cap=2)
     >>> [v.column(f"class={c}", "class=", admit=True) for c in ("a", "b", "c", "a")]
@@ -119,14 +122,14 @@ class Vocabulary:
 
     def holds(self, name: str) -> bool:
         """Whether ``name`` is a column of its own (a learned name, or room for it)."""
-        return name in self._names or len(self._names) < self.cap
+        return name in self._names or (len(self._names) < self.cap and len(name) <= MAX_NAME)
 
     def column(self, name: str, family: str, admit: bool) -> str:
         """The column ``name`` (a value in ``family``, such as ``"class="``) goes to."""
         names = self._names
         if name in names:
             return name
-        if len(names) < self.cap:
+        if len(names) < self.cap and len(name) <= MAX_NAME:
             if admit:
                 names.add(name)
             return name

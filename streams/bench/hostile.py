@@ -68,9 +68,21 @@ def _teams(n: int) -> Iterator[dict[str, object]]:
 
 
 def _big(n: int) -> Iterator[dict[str, object]]:
-    """Placements of about 900 KB (256 long feature keys) that never get an outcome."""
+    """Placements of about 900 KB (256 long feature keys, each with an emoji: Python keeps
+    such a string in 4 bytes a character) that never get an outcome."""
     for i in range(n):
-        yield _placement(i, features={f"k{j}-{i}-" + "x" * 3500: 1.0 for j in range(256)})
+        yield _placement(i, features={f"k{j}-{i}-\U0001F600" + "x" * 3500: 1.0
+                                      for j in range(256)})
+
+
+def _classes(n: int) -> Iterator[dict[str, object]]:
+    """Placements, each of a job class of about 900 KB never seen before."""
+    for event in _stream(n, lambda i: "abcd"[i % 4], lambda i: None):
+        if event["event_type"] == "placement":
+            job = event["job"]
+            assert isinstance(job, dict)
+            job["job_class"] = f"class-{event['decision_id']}-" + "x" * 900_000
+        yield event
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,8 @@ CASES: tuple[Case, ...] = (
          _clean),
     Case("teams", "100,000 placements, each of a team never seen before", 100_000, _teams),
     Case("big", "1,000 placements of about 900 KB that never get an outcome", 1000, _big),
+    Case("classes", "1,000 placements, each of a new job class of 900 KB", 1000, _classes),
+    Case("clean-100", "100 small events, the baseline of the huge line", 100, _clean),
     Case("huge-line", "one 400 MB line among 100 small events", 400, None),
 )
 

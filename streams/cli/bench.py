@@ -309,10 +309,10 @@ def bench_report(
 def bench_hostile(
     scale: Annotated[float, typer.Option(min=0.01, max=1.0, help="Size of every case against "
                                          "the original report's (1: a 400 MB line, 1,000 "
-                                         "placements of 900 KB, 40,000 and 100,000 events).")
-                     ] = 1.0,
+                                         "placements of 900 KB, 1,000 job classes of 900 KB, "
+                                         "40,000 and 100,000 events).")] = 1.0,
     workdir: Annotated[Path | None, typer.Option(help="Where the inputs are written (about "
-                                                 "1.7 GB at scale 1; default: a temporary "
+                                                 "2.6 GB at scale 1; default: a temporary "
                                                  "directory, removed after).")] = None,
 ) -> None:
     """Peak memory and time of replay on valid but hostile inputs, each in a process of its
@@ -342,7 +342,7 @@ def bench_hostile(
     for column in ("case", "input MiB", "seconds", "peak MiB", "vs clean"):
         table.add_column(column, justify="left" if column == "case" else "right")
     clean_of = {"keys": "clean-40k", "teams": "clean-100k", "big": "clean-40k",
-                "huge-line": "clean-40k"}
+                "classes": "clean-40k", "huge-line": "clean-100"}
     checks: list[tuple[bool, str]] = []
     for case in hostile.CASES:
         size, measured = results[case.name]

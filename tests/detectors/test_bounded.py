@@ -65,6 +65,21 @@ def test_under_a_churn_of_new_keys_a_key_on_most_events_is_still_admitted() -> N
     assert sum(s.decisions for s in team.values()) == 400  # it held its counter throughout
 
 
+def test_at_the_end_junk_on_the_last_event_takes_no_slot_and_admitted_means_audited() -> None:
+    ledger = _ledger()
+    for i in range(2000):
+        _count(ledger, {"team": "ab"[i % 2]})
+    _count(ledger, {f"junk{j}": "x" for j in range(8)})
+    ledger.admit_at_end()
+    assert ledger.attribute_names == ("team",)
+    one = _ledger(max_attributes=1)
+    for i in range(5):  # too few for admission: both wait, and one slot is left at the end
+        _count(one, {"team": "ab"[i % 2], "region": "eu"})
+    one.admit_at_end()
+    assert one.attribute_names == ("team",)  # seen as often, first seen first
+    assert one.admission is not None and one.admission.admitted == ("team",)
+
+
 def test_rare_and_long_keys_are_refused_and_counted() -> None:
     ledger = _ledger(min_events=5, share=0.2)
     for i in range(1000):
@@ -135,6 +150,19 @@ def test_the_vocabulary_folds_new_names_once_full_and_answers_as_it_learned() ->
         math.log1p(1.0) + math.log1p(2.0))
 
 
+def test_long_names_never_get_a_column_so_the_columns_text_is_bounded_too() -> None:
+    """Before, 1,024 names of ~900 KB each were kept for good (the cap counted names)."""
+    auditor = DeepAuditor(("spot",), max_features=1024, min_examples=1)
+    for i in range(40):
+        job = JobInputs(cpu=4, memory_gb=8, job_class=f"c{i}-" + "x" * 50_000,
+                        context=((f"k{i}-" + "y" * 50_000, 1.0),))
+        auditor.learn(job, f"tier-{i}-" + "z" * 50_000, None)
+    names = auditor.vocabulary._names
+    assert all(len(name) <= 256 for name in names) and auditor.vocabulary.folded >= 80
+    assert all(len(label) <= 256 for label in auditor.shadow.labels)
+    assert all(len(c) <= 256 for c in auditor._classes)
+
+
 def test_the_shadow_stays_small_and_still_explains_whatever_the_keys() -> None:
     """Every placement brings 200 new feature keys and a new team: the models keep at most
     ``max_features`` named columns and every sampled decision is still explained."""
@@ -196,6 +224,10 @@ def test_a_placement_s_charge_covers_what_it_takes_decoded() -> None:
 
     for event in (placement("d-1"), placement("d-2", features={str(j): 1 for j in range(256)}),
                   placement("d-3", attributes={f"a{j}": "v" * 256 for j in range(32)}),
+                  placement("d-5", features={f"\U0001F600{j}" + "x" * 2000: 1.0
+                                             for j in range(64)}),
+                  placement("d-6", features={f"\u0100{j}" + "x" * 2000: 1.0
+                                             for j in range(64)}),
                   outcome("d-4")):
         raws = [line(dict(event, decision_id=f"{event['decision_id']}-{i}")) for i in range(300)]
         tracemalloc.start()
