@@ -15,6 +15,7 @@ import dataclasses
 import importlib.metadata
 import logging
 import platform
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +36,7 @@ from streams.audit.worker import (
     Sealed,
     make_auditor,
 )
-from streams.errors import PlacewatchError
+from streams.errors import OutputError, PlacewatchError, cause
 from streams.exposition import render, serve
 from streams.health import ChainWatch, LiveHealth
 from streams.logs import log_event
@@ -69,6 +70,18 @@ costs the event that pays it ~0.1-0.5 ms, so it should land on well under 1% of 
 AUDIT_FLUSH_BYTES = 8 << 20
 """Or fewer, once the events they carry add up to this many bytes."""
 _LOG = logging.getLogger("placewatch")
+
+
+@contextlib.contextmanager
+def _writing(sink: Sink) -> Iterator[None]:
+    """A sink's I/O failure as one error naming the sink, the file and the cause (ENOSPC,
+    EACCES, SQLITE_FULL, ...), never a traceback."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        where = getattr(exc, "filename", None) or getattr(sink, "path", None)
+        raise OutputError(f"cannot write {sink.name}" + (f" ({where})" if where else "")
+                          + f": {cause(exc)}") from exc
 
 
 def versions() -> tuple[tuple[str, str], ...]:
@@ -235,9 +248,11 @@ class Placewatch:
         out = Batch(first, arrived, [(d, d.source) for d in effects.dead_letters],
                     effects.alerts, records, final, received_at, settled, effects.history)
         for sink in sinks:
-            sink.write(out)
+            with _writing(sink):
+                sink.write(out)
         for sink in sinks:
-            sink.durable()
+            with _writing(sink):
+                sink.durable()
 
     def close_input(self, sinks: Sequence[Sink]) -> None:
         """End of input: the core's final evaluation and the closing batch."""
@@ -257,7 +272,7 @@ class Placewatch:
                 sink.close()
             except Exception as exc:  # keep closing the others
                 log_event(_LOG, logging.ERROR, "sink did not close cleanly", sink=sink.name,
-                          error=str(exc))
+                          error=cause(exc))
 
     def _finish(self, out: RunDirectory, sinks: Sequence[Sink]) -> dict[str, Any]:
         self.close_input(sinks)

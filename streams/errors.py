@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-__all__ = ["AuditStoreError", "ConfigError", "InputError", "PlacewatchError"]
+import errno
+import os
+import sqlite3
+
+__all__ = ["AuditStoreError", "ConfigError", "InputError", "OutputError", "PlacewatchError",
+           "cause"]
+
+
+def cause(exc: BaseException) -> str:
+    """An I/O failure's cause in words and by name, for an error line.
+
+    >>> cause(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    'No space left on device (ENOSPC)'
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, f"errno {exc.errno}")
+        return f"{exc.strerror or os.strerror(exc.errno)} ({name})"
+    if isinstance(exc, sqlite3.Error):
+        code: str | None = getattr(exc, "sqlite_errorname", None)
+        text = str(exc)
+        if code == "SQLITE_FULL":
+            return f"{text}: no space left on device ({code}, ENOSPC)"
+        return f"{text} ({code})" if code else text
+    return str(exc) or type(exc).__name__
 
 
 class PlacewatchError(Exception):
@@ -27,3 +50,10 @@ class AuditStoreError(PlacewatchError):
     """The audit store cannot be opened, or failed verification."""
 
     exit_code = 4
+
+
+class OutputError(PlacewatchError):
+    """An output (a file, a store, a topic) cannot be written; the message names it and the
+    cause (``No space left on device (ENOSPC)``, ``Permission denied (EACCES)``, ...)."""
+
+    exit_code = 5

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from streams.errors import PlacewatchError
+from streams.errors import OutputError, PlacewatchError, cause
 from streams.sinks.base import Batch
 
 __all__ = ["REMEDIATION_BUCKETS", "Finding", "FindingFigures", "FindingsSink", "FindingsStore",
@@ -186,7 +186,8 @@ class FindingsStore:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            raise PlacewatchError(f"findings store write failed ({self.path}): {exc}") from exc
+            raise OutputError(f"cannot write the findings store {self.path}: {cause(exc)}"
+                              ) from exc
 
     # -- for people ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import orjson
 
-from streams.errors import AuditStoreError
+from streams.errors import AuditStoreError, OutputError, cause
 
 __all__ = [
     "CONTROL_IDS",
@@ -132,7 +132,8 @@ class SqliteAuditStore:
         try:
             return self._append(bodies, own_transaction=True)
         except sqlite3.Error as exc:
-            raise AuditStoreError(f"audit store write failed: {exc}") from exc
+            raise OutputError(f"cannot write the audit store {self.path}: {cause(exc)}"
+                              ) from exc
 
     def _append(self, bodies: list[tuple[str, str, bytes]], own_transaction: bool
                 ) -> list[tuple[int, str]]:
@@ -157,7 +158,7 @@ class SqliteAuditStore:
             if own_transaction:
                 db.execute("COMMIT")
         except BaseException:
-            if own_transaction:
+            if own_transaction and db.in_transaction:  # SQLite may have rolled back itself
                 db.execute("ROLLBACK")
             raise
         self._seq, self._hash = seq, head
@@ -171,12 +172,14 @@ class SqliteAuditStore:
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise AuditStoreError(f"cannot write to audit store {self.path}: {exc}") from exc
+            raise OutputError(f"cannot write the audit store {self.path}: {cause(exc)}"
+                              ) from exc
         try:
             yield WriteTransaction(self)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             row = db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
             self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
             raise

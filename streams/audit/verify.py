@@ -31,6 +31,10 @@ class VerifyResult:
     head: str
     problem: str = ""
     first_bad_seq: int | None = None
+    unpublished: int = 0
+    """Records after the published head other than holds and purges, on an intact chain
+    that passes through it (a run that stopped without writing its summary, or a forged
+    tail: the chain alone cannot tell)."""
 
 
 def _fail(position: int, head: str, problem: str, bad: int | None) -> VerifyResult:
@@ -143,7 +147,7 @@ def verify_store(path: Path, expect_head: str | None = None,
         return VerifyResult(False, count, head,
                             f"record {position} (decision {later[0][1]}) was appended after "
                             f"the published head ({expect_records} records); only legal holds "
-                            "and purges may follow it", position)
+                            "and purges may follow it", position, len(later))
     return VerifyResult(True, count, head)
 
 

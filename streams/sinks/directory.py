@@ -8,15 +8,21 @@ is never deleted: they are kept for ``audit_retention_days``, perhaps under lega
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import msgspec
+import orjson
 
 from detectors.alerts import Alert
-from streams.errors import PlacewatchError
+from streams.audit.store import published_head
+from streams.audit.verify import verify_store
+from streams.errors import OutputError, PlacewatchError, cause
 from streams.findings import FindingsSink
+from streams.logs import log_event
 from streams.sinks.audit_store import AuditStoreSink
 from streams.sinks.base import Sink
 from streams.sinks.files import (
@@ -118,7 +124,8 @@ class RunDirectory:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
+            raise PlacewatchError(f"cannot use output directory {directory}: {cause(exc)}"
+                                  ) from exc
         lock = DirectoryLock(directory)  # its errors name their cause
         try:
             return cls._open(directory, resume, fsync, history_retention_days, lock)
@@ -145,13 +152,16 @@ class RunDirectory:
                     f"{store} already holds {held} audit records (kept for "
                     "audit_retention_days, perhaps under legal hold): replay into another "
                     "--out, or move the store away first")
+            if resume and held:
+                _reconcile(directory, store)
             if not resume:
                 for name in OUTPUT_FILES:
                     (directory / name).unlink(missing_ok=True)
                 for _, path in history_days(directory / HISTORY_DIR):
                     path.unlink()
         except OSError as exc:
-            raise PlacewatchError(f"cannot use output directory {directory}: {exc}") from exc
+            raise PlacewatchError(f"cannot use output directory {directory}: {cause(exc)}"
+                                  ) from exc
         left_open = _left_open(directory / "alerts.jsonl") if resume else []
         return cls(directory,
                    AlertsFile(directory / "alerts.jsonl", append=resume, fsync=fsync),
@@ -168,8 +178,8 @@ class RunDirectory:
             write_atomically(self.directory / "summary.json", summary)
             write_atomically(self.directory / "metrics.prom", metrics)
         except OSError as exc:
-            raise PlacewatchError(f"cannot write {exc.filename or self.directory}: "
-                                  f"{exc.strerror or exc}") from exc
+            raise OutputError(f"cannot write {exc.filename or self.directory}: {cause(exc)}"
+                              ) from exc
 
     def release(self) -> None:
         """Give up the directory's lock (the run or replay is over)."""
@@ -182,6 +192,43 @@ class RunDirectory:
                 sink.close()
         finally:
             self.release()
+
+
+_LOG = logging.getLogger("placewatch")
+
+
+def _reconcile(directory: Path, store: Path) -> None:
+    """A resumed start: the head ``summary.json`` published must be where the store's chain
+    stands, or behind it on the same chain. Behind it means records were written after the
+    last summary by a run that stopped without writing one (a crash, a kill): the current
+    head is published now, so ``audit verify`` does not report the untampered store as
+    TAMPERED. A chain that is broken, or does not pass through the published head, is not
+    appended to."""
+    published = published_head(store)
+    if published is None:
+        return
+    records, head = published
+    result = verify_store(store, head, records)
+    if result.ok:
+        return
+    if not result.unpublished:
+        raise PlacewatchError(f"{store} does not verify against the head "
+                              f"{directory / 'summary.json'} published ({result.problem}); a run "
+                              "would append to it. Check it with placewatch audit verify, and "
+                              "move it away to start a new store")
+    summary_path = directory / "summary.json"
+    summary = orjson.loads(summary_path.read_bytes())
+    summary["audit_head"] = {"records": result.records, "hash": result.head}
+    summary["audit_head_reconciled"] = {
+        "published_records": records, "published_hash": head,
+        "unpublished_records": result.unpublished,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_atomically(summary_path, orjson.dumps(
+        summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    log_event(_LOG, logging.WARNING, "audit store ahead of its published head: a run stopped "
+              "without writing its summary; its head is published now", store=str(store),
+              published_records=records, records=result.records,
+              unpublished=result.unpublished)
 
 
 def _records_in(store: Path) -> int:

@@ -51,6 +51,11 @@ class HistoryFiles:
         self._dirty = False
         self.windows = 0
 
+    @property
+    def path(self) -> Path:
+        """The day file being written (the directory before the first)."""
+        return self.directory / f"{self._day}.jsonl" if self._day else self.directory
+
     def write(self, batch: Batch) -> None:
         lines: list[bytes] = []
         for record in batch.history:

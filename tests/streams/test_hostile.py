@@ -7,9 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from streams.sinks.directory import DirectoryLock
 from streams.sinks.files import TEMP_SUFFIX, write_atomically
@@ -187,3 +191,48 @@ def test_a_link_inside_history_is_refused_at_the_start(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert _said("2026-11-02.jsonl is a symbolic link", done.stderr)
     assert outside.read_text() == "not placewatch's\n"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB filesystem of its own (tmpfs; the suite runs as root here, see .ci/run)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a small tmpfs for the disk-full cases: {mounted.stderr}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _verifies(store: Path) -> None:
+    checked = placewatch("audit", "verify", "--store", str(store))
+    assert checked.returncode == 0 and checked.stdout.startswith("OK:"), checked
+
+
+def test_a_full_disk_stops_replay_and_run_with_the_cause_and_the_file(
+        tmp_path: Path, small_disk: Path) -> None:
+    """Before: ``cannot rollback - no transaction is active`` (hiding ENOSPC) or a raw
+    traceback from the history file."""
+    events = tmp_path / "events.jsonl"
+    done = placewatch("--quiet", "simulate", "--out", str(events), "--events", "20000")
+    assert done.returncode == 0, done.stderr
+    replay = placewatch("--quiet", "replay", str(events), "--out", str(small_disk / "o"),
+                        timeout=120)
+    assert replay.returncode == 5, replay.stderr
+    # the file or store, and the cause by name (the OS's or SQLite's words for it)
+    assert _said("ENOSPC)", replay.stderr) and _said(str(small_disk / "o"), replay.stderr)
+    assert "Traceback" not in replay.stderr and "rollback" not in replay.stderr
+    _verifies(small_disk / "o" / "audit.sqlite")
+    shutil.rmtree(small_disk / "o")  # room for the run
+    run = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "--quiet", "run", "--metrics-port", "0",
+         "--out", str(small_disk / "r"), "--speedup", "1000000"],
+        capture_output=True, text=True, timeout=120, check=False)  # stops, never hangs
+    assert run.returncode == 5, run.stderr
+    assert _said("ENOSPC)", run.stderr) and _said(str(small_disk / "r"), run.stderr)
+    assert "Traceback" not in run.stderr and "rollback" not in run.stderr
+    _verifies(small_disk / "r" / "audit.sqlite")

@@ -152,4 +152,53 @@ def test_a_sink_that_fails_ends_the_run_with_an_error_instead_of_hanging(tmp_pat
             holder.close()
         _reap(proc)
     assert proc.returncode not in (0, None)
-    assert "findings store write failed" in err
+    assert "cannot write the findings store" in " ".join(err.split())
+    assert "(SQLITE_BUSY)" in err
+
+
+def test_a_crash_after_a_restart_is_reconciled_at_the_next_start_not_reported_tampered(
+        tmp_path: Path) -> None:
+    """A run killed mid-way leaves records after the head the last summary published; before,
+    ``audit verify`` then said TAMPERED about an untampered store. The next start publishes
+    the head it finds, once the chain passes through the published one; a store that does
+    not is refused, not appended to."""
+    from tests.helpers import placewatch
+
+    out = tmp_path / "run"
+    first = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "--quiet", "run", "--metrics-port", "0",
+         "--speedup", "1000000", "--max-events", "3000", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    published = json.loads((out / "summary.json").read_text())["audit_head"]
+    proc, url = _start(tmp_path, "--speedup", "1000000", "--max-events", "5000000")
+    try:  # killed once it has appended records of its own
+        _scrape_until(url, ("placewatch_audits_explained_total 1",))
+        proc.kill()
+    finally:
+        _reap(proc)
+    stale = placewatch("audit", "verify", "--store", str(out / "audit.sqlite"))
+    assert stale.returncode == 1 and "appended after the published head" in stale.stderr
+
+    proc, url = _start(tmp_path, "--speedup", "1", "--max-events", "5000000")
+    try:
+        _scrape_until(url, ("placewatch_last_batch_processed_timestamp_seconds ",))
+        checked = placewatch("audit", "verify", "--store", str(out / "audit.sqlite"))
+        assert checked.returncode == 0, checked.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["audit_head_reconciled"]["published_records"] == published["records"]
+        assert summary["audit_head"]["records"] > published["records"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        _reap(proc)
+    assert proc.returncode == 0, err
+
+    summary = json.loads((out / "summary.json").read_text())
+    summary["audit_head"]["hash"] = "0" * 64  # a published head the chain does not reach
+    (out / "summary.json").write_text(json.dumps(summary))
+    refused = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "--quiet", "run", "--metrics-port", "0",
+         "--max-events", "10", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "a run would append to it" in said, said
