@@ -355,7 +355,8 @@ class Placewatch:
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
         out = RunDirectory.open(out_dir, resume=False,
-                                history_retention_days=self.settings.history_retention_days)
+                                history_retention_days=self.settings.history_retention_days,
+                                signer=self.settings.signer(), witness=self.settings.witness)
         try:
             self.findings_path = out.findings.store.path
             sinks = [*out.sinks, *self.sinks]
@@ -379,7 +380,8 @@ class Placewatch:
         s = self.settings
         # the directory first: a second run on it stops here, before it binds a port
         out = RunDirectory.open(out_dir, resume=True, fsync=True,
-                                history_retention_days=self.settings.history_retention_days)
+                                history_retention_days=self.settings.history_retention_days,
+                                signer=s.signer(), witness=s.witness)
         try:
             server, thread = serve(self.registry, s.metrics_host, s.metrics_port)
         except OSError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectors.config import CoreConfig
+from streams.audit.signing import KEY_ENV, Signer, load_signer
 from streams.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "KafkaSettings", "Settings", "endpoint_of", "load_settings"]
@@ -82,6 +83,13 @@ class Settings:
     """Sampled decisions a worker may hold unexplained before new ones are recorded deferred."""
     audit_retention_days: int = 400
     """Days audit records are kept before ``audit purge`` may delete them (legal holds aside)."""
+    audit_signing_key: str = field(default="", repr=False)
+    """Ed25519 key that signs retention records and checkpoints; only from
+    ``PLACEWATCH_AUDIT_SIGNING_KEY`` or ``audit_signing_key_file`` (streams/audit/signing.py)."""
+    audit_signing_key_file: str = ""
+    """File holding the signing key (mode 600)."""
+    audit_witness_path: str = ""
+    """File outside the data directory that every signed checkpoint is appended to."""
     history_retention_days: int = 400
     """Days of history windows (the weekly report's input) kept in a run directory."""
     report_timezone: str = "UTC"
@@ -121,6 +129,16 @@ class Settings:
         body = {"core": core, "currency": self.currency}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
+    def signer(self) -> Signer | None:
+        """The audit signing key, if one is configured (:mod:`streams.audit.signing`)."""
+        key_file = Path(self.audit_signing_key_file) if self.audit_signing_key_file else None
+        env = {KEY_ENV: self.audit_signing_key} if self.audit_signing_key else {}
+        return load_signer(key_file, env)
+
+    @property
+    def witness(self) -> Path | None:
+        return Path(self.audit_witness_path) if self.audit_witness_path else None
+
     def redacted(self) -> dict[str, Any]:
         """The effective settings, safe to print (secrets replaced)."""
         out: dict[str, Any] = dataclasses.asdict(self.core)
@@ -129,6 +147,8 @@ class Settings:
         for f in dataclasses.fields(self):
             if f.name not in ("core", "source", "kafka", "config_file"):
                 out[f.name] = getattr(self, f.name)
+        if self.audit_signing_key:
+            out["audit_signing_key"] = "<redacted>"
         for f in dataclasses.fields(self.kafka):
             value = getattr(self.kafka, f.name)
             out[f"kafka_{f.name}"] = "<redacted>" if f.name == "sasl_password" and value else value
@@ -387,6 +407,15 @@ def load_settings(config_file: Path | None = None,
         raise ConfigError("audit_verify_interval_s: must be a number of seconds >= 0, got "
                           f"{verify_every!r}")
     delivery = _delivery(shell)
+    if "audit_signing_key" in from_file:
+        raise ConfigError("audit_signing_key: not accepted in a configuration file; set "
+                          "PLACEWATCH_AUDIT_SIGNING_KEY or audit_signing_key_file")
+    signing: dict[str, str] = {}
+    for key in ("audit_signing_key", "audit_signing_key_file", "audit_witness_path"):
+        value = shell.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {type(value).__name__}")
+        signing[key] = value
     currency = shell.get("currency", "USD")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise ConfigError(f"currency: must be a three-letter code such as USD, got {currency!r}")
@@ -400,6 +429,9 @@ def load_settings(config_file: Path | None = None,
         audit_worker=worker,
         audit_backlog=backlog,
         audit_retention_days=retention,
+        audit_signing_key=signing["audit_signing_key"],
+        audit_signing_key_file=signing["audit_signing_key_file"],
+        audit_witness_path=signing["audit_witness_path"],
         history_retention_days=history_days,
         report_timezone=report_tz,
         report_time=report_time,

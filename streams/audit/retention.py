@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from detectors.groups import group_name
+from streams.audit.signing import Signer
 from streams.audit.store import SqliteAuditStore, body_bytes, read_only
 from streams.errors import AuditStoreError
 
@@ -97,10 +98,10 @@ def when(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _writer(path: Path) -> SqliteAuditStore:
+def _writer(path: Path, signer: Signer | None, witness: Path | None) -> SqliteAuditStore:
     if not path.is_file():
         raise AuditStoreError(f"no audit store at {path}")
-    return SqliteAuditStore(path)
+    return SqliteAuditStore(path, signer=signer, witness=witness)
 
 
 def holds(path: Path) -> list[Hold]:
@@ -130,8 +131,9 @@ def _in_force(rows: list[tuple[int, str, bytes | None]]) -> list[Hold]:
 
 def add_hold(path: Path, reason: str, at: str, decision_id: str | None = None,
              attribute: str | None = None, group: str | None = None,
-             start: str | None = None, end: str | None = None) -> int:
-    """Record a legal hold (chained); return its sequence number."""
+             start: str | None = None, end: str | None = None, signer: Signer | None = None,
+             witness: Path | None = None) -> int:
+    """Record a legal hold (chained; signed with ``signer``); return its sequence number."""
     if not reason.strip():
         raise AuditStoreError("a legal hold needs a reason")
     if (attribute is None) != (group is None):
@@ -143,7 +145,7 @@ def add_hold(path: Path, reason: str, at: str, decision_id: str | None = None,
             when(value)
     scope = {k: v for k, v in (("decision_id", decision_id), ("attribute", attribute),
                                ("group", group), ("from", start), ("to", end)) if v is not None}
-    store = _writer(path)
+    store = _writer(path, signer, witness)
     try:
         store.append([{"decision_id": "__hold__", "kind": "legal_hold", "reason": reason,
                        "scope": scope, "at": at}])
@@ -152,11 +154,12 @@ def add_hold(path: Path, reason: str, at: str, decision_id: str | None = None,
         store.close()
 
 
-def release_hold(path: Path, hold_seq: int, reason: str, at: str) -> None:
-    """Record the release of a hold (chained)."""
+def release_hold(path: Path, hold_seq: int, reason: str, at: str, signer: Signer | None = None,
+                 witness: Path | None = None) -> None:
+    """Record the release of a hold (chained; signed with ``signer``)."""
     if not any(h.seq == hold_seq for h in holds(path)):
         raise AuditStoreError(f"no legal hold in force with seq {hold_seq}")
-    store = _writer(path)
+    store = _writer(path, signer, witness)
     try:
         store.append([{"decision_id": "__release__", "kind": "hold_released",
                        "hold": hold_seq, "reason": reason, "at": at}])
@@ -173,7 +176,8 @@ class PurgeResult:
     held_by: dict[int, int] = field(default_factory=dict)
 
 
-def purge(path: Path, retention_days: int, now: dt.datetime) -> PurgeResult:
+def purge(path: Path, retention_days: int, now: dt.datetime, signer: Signer | None = None,
+          witness: Path | None = None) -> PurgeResult:
     """Empty the bodies of decision records decided before ``now - retention_days``.
 
     Records a legal hold covers are kept. The purge is one transaction: the bodies are
@@ -184,7 +188,7 @@ def purge(path: Path, retention_days: int, now: dt.datetime) -> PurgeResult:
         raise AuditStoreError(f"retention must be at least 1 day, got {retention_days}")
     cutoff = now - dt.timedelta(days=retention_days)
     stamp = cutoff.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    store = _writer(path)
+    store = _writer(path, signer, witness)
     try:
         # holds are read, bodies chosen and emptied, and the purge record chained in one write
         # transaction: a hold added meanwhile waits for it, and is never purged past

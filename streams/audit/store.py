@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +21,11 @@ from typing import Protocol
 
 import orjson
 
+from streams.audit.signing import Signer, checkpoint_message, record_message, unsigned_body
 from streams.errors import AuditStoreError, OutputError, cause
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "CONTROL_IDS",
     "GENESIS",
     "AuditStore",
@@ -43,6 +46,8 @@ CONTROL_IDS = ("__hold__", "__release__", "__purge__")
 """``decision_id`` of the store's own records (legal holds, releases, purges)."""
 
 GENESIS = "0" * 64
+CHECKPOINT_EVERY = 1000
+"""Records between the store's regular checkpoints."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY,
@@ -56,6 +61,8 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_decision ON records (decision_id);
 CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 """
+_SIGNED_CHECKPOINTS = "ALTER TABLE checkpoints ADD COLUMN signature TEXT"
+"""Stores made before checkpoints were signed gain the column (NULL: unsigned)."""
 
 
 def link(prev_hash: str, seq: int, body_sha256: str, decision_id: str, decided_at: str) -> str:
@@ -69,6 +76,14 @@ def link(prev_hash: str, seq: int, body_sha256: str, decision_id: str, decided_a
 def canonical(record: dict[str, object]) -> bytes:
     """The exact bytes stored and hashed for a record."""
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def _signed(body: bytes, prev_hash: str, seq: int, signer: Signer) -> bytes:
+    """A retention record's body with its signature (of its content and place) in it."""
+    unsigned, _ = unsigned_body(body)
+    data = orjson.loads(unsigned)
+    data["signature"] = signer.sign(record_message(prev_hash, seq, unsigned))
+    return canonical(data)
 
 
 def seal(record: dict[str, object]) -> tuple[str, str, bytes]:
@@ -94,21 +109,32 @@ class AuditStore(Protocol):
 class SqliteAuditStore:
     """Embedded audit store: one service writer, plus short-lived hold and purge writers."""
 
-    def __init__(self, path: Path, checkpoint_every: int = 1000, fsync: bool = False) -> None:
+    def __init__(self, path: Path, checkpoint_every: int = CHECKPOINT_EVERY, fsync: bool = False,
+                 signer: Signer | None = None, witness: Path | None = None) -> None:
         """``fsync``: every commit reaches the disk before it returns (``synchronous=FULL``),
         so it survives a machine crash; otherwise (``NORMAL``) it survives a crash of the
-        process but may be lost with the machine."""
+        process but may be lost with the machine. With ``signer``, retention records and
+        checkpoints are signed (:mod:`streams.audit.signing`), and a checkpoint follows each
+        retention record; with ``witness`` too, every signed checkpoint is also appended to
+        that file (outside the data directory), one JSON line each."""
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
+            columns = [r[1] for r in self._db.execute("PRAGMA table_info(checkpoints)")]
+            if "signature" not in columns:
+                self._db.execute(_SIGNED_CHECKPOINTS)
             row = self._db.execute(
                 "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         except sqlite3.Error as exc:
             raise AuditStoreError(f"cannot open audit store {path}: {exc}") from exc
         self.path = path
         self._checkpoint_every = checkpoint_every
+        self._signer = signer
+        self._witness = witness
+        self.last_checkpoints: list[tuple[int, str, str | None]] = []
+        """``(seq, hash, signature)`` of the checkpoints the last append wrote."""
         self._seq: int = row[0] if row else 0
         self._hash: str = row[1] if row else GENESIS
 
@@ -145,24 +171,52 @@ class SqliteAuditStore:
             seq, head = (row[0], row[1]) if row else (0, GENESIS)
             rows = []
             checkpoints = []
+            signer = self._signer
             for decision_id, decided_at, body in bodies:
-                digest = hashlib.sha256(body).hexdigest()
                 seq += 1
+                control = decision_id in CONTROL_IDS
+                if control and signer is not None:
+                    body = _signed(body, head, seq, signer)
+                digest = hashlib.sha256(body).hexdigest()
                 new = link(head, seq, digest, decision_id, decided_at)
                 rows.append((seq, decision_id, decided_at, body, digest, head, new))
                 head = new
-                if seq % self._checkpoint_every == 0:
-                    checkpoints.append((seq, head))
+                if seq % self._checkpoint_every == 0 or (control and signer is not None):
+                    checkpoints.append(self._checkpoint(seq, head))
             db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            db.executemany("INSERT INTO checkpoints VALUES (?, ?)", checkpoints)
+            db.executemany("INSERT INTO checkpoints (seq, hash, signature) VALUES (?, ?, ?)",
+                           checkpoints)
             if own_transaction:
                 db.execute("COMMIT")
+                self._witnessed(checkpoints)
         except BaseException:
             if own_transaction and db.in_transaction:  # SQLite may have rolled back itself
                 db.execute("ROLLBACK")
             raise
         self._seq, self._hash = seq, head
-        return checkpoints
+        self.last_checkpoints = checkpoints
+        return [(s, h) for s, h, _ in checkpoints]
+
+    def _checkpoint(self, seq: int, head: str) -> tuple[int, str, str | None]:
+        signer = self._signer
+        return seq, head, None if signer is None else signer.sign(checkpoint_message(seq, head))
+
+    def _witnessed(self, checkpoints: list[tuple[int, str, str | None]]) -> None:
+        """Append committed signed checkpoints to the witness file, flushed to disk."""
+        signed = [c for c in checkpoints if c[2] is not None]
+        if self._witness is None or not signed:
+            return
+        where = str(self.path.resolve())
+        lines = b"".join(orjson.dumps({"store": where, "seq": s, "hash": h, "signature": sig})
+                         + b"\n" for s, h, sig in signed)
+        try:
+            with self._witness.open("ab") as out:
+                out.write(lines)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write the audit witness {self._witness}: {cause(exc)}"
+                              ) from exc
 
     @contextlib.contextmanager
     def write_transaction(self) -> Iterator[WriteTransaction]:
@@ -175,8 +229,10 @@ class SqliteAuditStore:
             raise OutputError(f"cannot write the audit store {self.path}: {cause(exc)}"
                               ) from exc
         try:
-            yield WriteTransaction(self)
+            transaction = WriteTransaction(self)
+            yield transaction
             db.execute("COMMIT")
+            self._witnessed(transaction.checkpoints)
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -189,8 +245,11 @@ class SqliteAuditStore:
         row = self._db.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         if row:
             self._seq, self._hash = row
+            checkpoint = self._checkpoint(*row)
             with self._db:
-                self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", row)
+                self._db.execute("INSERT OR REPLACE INTO checkpoints (seq, hash, signature) "
+                                 "VALUES (?, ?, ?)", checkpoint)
+            self._witnessed([checkpoint])
         return self.head
 
     def close(self) -> None:
@@ -201,10 +260,12 @@ class WriteTransaction:
     """What retention does inside one write transaction of a store
     (:meth:`SqliteAuditStore.write_transaction`)."""
 
-    __slots__ = ("_store",)
+    __slots__ = ("_store", "checkpoints")
 
     def __init__(self, store: SqliteAuditStore) -> None:
         self._store = store
+        self.checkpoints: list[tuple[int, str, str | None]] = []
+        """Checkpoints written in this transaction (witnessed once it commits)."""
 
     def control_records(self) -> list[tuple[int, str, bytes | None]]:
         """``(seq, decision_id, body)`` of every legal hold and release, oldest first."""
@@ -226,7 +287,9 @@ class WriteTransaction:
 
     def append(self, records: list[dict[str, object]]) -> None:
         """Chain records in this transaction."""
-        self._store._append([seal(r) for r in records], own_transaction=False)
+        store = self._store
+        store._append([seal(r) for r in records], own_transaction=False)
+        self.checkpoints.extend(store.last_checkpoints)
 
 
 def body_bytes(value: object) -> bytes:

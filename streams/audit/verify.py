@@ -9,6 +9,7 @@ accepted only where a later purge record (:mod:`streams.audit.retention`) names 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import sqlite3
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any
 import orjson
 
 from streams.audit.retention import Hold, expand_runs, hold_of, when
+from streams.audit.signing import Verifier, checkpoint_message, record_message, unsigned_body
+from streams.audit.store import CHECKPOINT_EVERY as _CHECKPOINT_EVERY
 from streams.audit.store import CONTROL_IDS, GENESIS, body_bytes, link
 from streams.errors import AuditStoreError
 
@@ -42,13 +45,22 @@ def _fail(position: int, head: str, problem: str, bad: int | None) -> VerifyResu
 
 
 def verify_store(path: Path, expect_head: str | None = None,
-                 expect_records: int | None = None) -> VerifyResult:
+                 expect_records: int | None = None, verifier: Verifier | None = None,
+                 witness: list[dict[str, Any]] | None = None,
+                 retention_days: int | None = None) -> VerifyResult:
     """Walk the whole chain; report the first record (by position) that does not fit.
 
     An emptied body must be named by a later purge record, have been decided before that
     purge's cutoff, and not be covered by a decision or time-range hold in force at the purge
     (a group hold cannot be checked once the body is gone). Only holds, releases and purges
     may follow the published head.
+
+    A purge's cutoff must be its own time less its retention, its time not in the future, and
+    its retention at least ``retention_days`` (the configured one). With ``verifier`` (the
+    signing key's public half), every hold, release and purge record must carry a valid
+    signature, every checkpoint must be signed and none of every 1,000 missing; with
+    ``witness`` (checkpoints published outside the store), each must be signed and agree
+    with the chain.
     """
     if not path.is_file():
         raise AuditStoreError(f"no audit store at {path}")
@@ -60,7 +72,14 @@ def verify_store(path: Path, expect_head: str | None = None,
         db.execute("BEGIN")
         rows = db.execute("SELECT seq, decision_id, decided_at, body, body_sha256, prev_hash, "
                           "hash FROM records ORDER BY rowid").fetchall()
-        checkpoints = dict(db.execute("SELECT seq, hash FROM checkpoints").fetchall())
+        columns = [r[1] for r in db.execute("PRAGMA table_info(checkpoints)")]
+        signatures: dict[int, str | None] = {}
+        if "signature" in columns:
+            found = db.execute("SELECT seq, hash, signature FROM checkpoints").fetchall()
+            signatures = {seq: signature for seq, _, signature in found}
+        else:
+            found = [(s, h, None) for s, h in db.execute("SELECT seq, hash FROM checkpoints")]
+        checkpoints = {seq: chain_hash for seq, chain_hash, _ in found}
         db.execute("COMMIT")
         db.close()
     except sqlite3.Error as exc:
@@ -99,12 +118,19 @@ def verify_store(path: Path, expect_head: str | None = None,
             except (orjson.JSONDecodeError, ValueError, AttributeError):
                 return _fail(position, head, f"{where}: body does not name this decision",
                              position)
+            if verifier is not None and decision_id in CONTROL_IDS:
+                unsigned, signature = unsigned_body(content)
+                if not verifier.valid(record_message(head, seq, unsigned), signature):
+                    return _fail(position, head, f"{where}: a retention record without a valid "
+                                 "signature of the signing key (forged, or written without "
+                                 "the key)", position)
             if decision_id == "__hold__":
                 active[seq] = hold_of(seq, data)
             elif decision_id == "__release__":
                 active.pop(int(data.get("hold", -1)), None)
             elif decision_id == "__purge__":
-                problem = _check_purge(data, seq, rows, emptied, list(active.values()))
+                problem = _check_purge(data, seq, rows, emptied, list(active.values()),
+                                       retention_days)
                 if problem:
                     return _fail(position, head, f"{where}: {problem}", position)
         if seq in checkpoints and checkpoints[seq] != stored:
@@ -115,6 +141,14 @@ def verify_store(path: Path, expect_head: str | None = None,
         return _fail(position, head, f"record {position} (seq {seq}): its body was deleted but "
                      "no purge record names it", position)
     count = len(rows)
+    if verifier is not None:
+        problem = _check_signed(checkpoints, signatures, count, verifier)
+        if problem:
+            return VerifyResult(False, count, head, problem, None)
+    if witness is not None:
+        problem = _check_witness(witness, rows, verifier)
+        if problem:
+            return VerifyResult(False, count, head, problem, None)
     beyond = sorted(s for s in checkpoints if s > count)
     if beyond:
         return VerifyResult(False, count, head,
@@ -151,13 +185,60 @@ def verify_store(path: Path, expect_head: str | None = None,
     return VerifyResult(True, count, head)
 
 
+def _check_signed(checkpoints: dict[int, str], signatures: dict[int, str | None], count: int,
+                  verifier: Verifier) -> str:
+    """What is wrong with the checkpoints under the signing key, or ``""``."""
+    for seq in sorted(checkpoints):
+        if not verifier.valid(checkpoint_message(seq, checkpoints[seq]), signatures.get(seq)):
+            return (f"checkpoint {seq} is not signed by the signing key: checkpoints were "
+                    "rewritten, or the store was written without the key")
+    missing = [s for s in range(_CHECKPOINT_EVERY, count + 1, _CHECKPOINT_EVERY)
+               if s not in checkpoints]
+    if missing:
+        return f"checkpoint {missing[0]} is missing: checkpoints were removed"
+    return ""
+
+
+def _check_witness(witness: list[dict[str, Any]], rows: list[tuple[Any, ...]],
+                   verifier: Verifier | None) -> str:
+    """What is wrong with the store against the checkpoints a witness file holds, or ``""``."""
+    for line in witness:
+        try:
+            seq, chain_hash = int(line["seq"]), str(line["hash"])
+        except (KeyError, TypeError, ValueError):
+            return f"witness line {line!r} is not a checkpoint"
+        if verifier is not None and not verifier.valid(checkpoint_message(seq, chain_hash),
+                                                       line.get("signature")):
+            return f"witness checkpoint {seq} is not signed by the signing key"
+        if seq > len(rows):
+            return (f"the witness holds checkpoint {seq} but the store ends at record "
+                    f"{len(rows)}: records were removed from the end")
+        if rows[seq - 1][6] != chain_hash:
+            return (f"record {seq} hashes to {rows[seq - 1][6]}, not the witnessed checkpoint "
+                    f"{chain_hash}: the store was rewritten")
+    return ""
+
+
 def _check_purge(data: dict[str, Any], seq: int, rows: list[tuple[Any, ...]],
-                 emptied: dict[int, int], holds_in_force: list[Hold]) -> str:
+                 emptied: dict[int, int], holds_in_force: list[Hold],
+                 retention_days: int | None = None) -> str:
     """What is wrong with a purge record, or ``""``; the records it names leave ``emptied``."""
     try:
         cutoff = when(str(data.get("cutoff")))
+        at = when(str(data.get("at")))
+        days = data.get("retention_days")
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            raise AuditStoreError("no retention")
     except AuditStoreError:
-        return "purge record without a valid cutoff"
+        return "purge record without a valid cutoff, time and retention"
+    if abs((at - dt.timedelta(days=days) - cutoff).total_seconds()) > 1:
+        return (f"purge cutoff {data.get('cutoff')} is not its time {data.get('at')} less its "
+                f"retention of {days} days")
+    if at > dt.datetime.now(dt.UTC) + dt.timedelta(hours=1):
+        return f"purge dated {data.get('at')}, in the future"
+    if retention_days is not None and days < retention_days:
+        return (f"purge kept {days} days of records, less than the configured "
+                f"audit_retention_days of {retention_days}")
     for purged in expand_runs(data.get("purged", []), limit=seq - 1):
         row = rows[purged - 1]
         if row[1] in CONTROL_IDS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import typer
 
 from streams.app import rederive_records
 from streams.audit.retention import add_hold, holds, purge, release_hold
+from streams.audit.signing import generate_key, load_verifier
 from streams.audit.store import export_records, find_records, published_head, stored_bodies
 from streams.audit.verify import verify_store
 from streams.cli.support import ConfigOpt, make_parent, settings_for
@@ -34,6 +36,14 @@ def audit_verify(
     expect_head: Annotated[str | None, typer.Option(
         help="Head hash published outside the store (a log line, a report). Default: "
              "audit_head from summary.json beside the store, when there is one.")] = None,
+    public_key: Annotated[str | None, typer.Option(
+        help="The signing key's public half (base64, or a file holding it, as audit keygen "
+             "prints): every hold, release, purge and checkpoint must be signed by it.")
+    ] = None,
+    witness: Annotated[Path | None, typer.Option(
+        help="A file of signed checkpoints published outside the store (audit_witness_path): "
+             "the store must agree with every one.", dir_okay=False)] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Check the audit store's hash chain and its published head.
 
@@ -41,7 +51,9 @@ def audit_verify(
     inserted, or when the head differs from the published one (records removed from the end);
     4 when the store cannot be read.
     """
-    settings_for(None)
+    settings = settings_for(config)
+    verifier = load_verifier(public_key) if public_key is not None else None
+    witnessed = _witness_lines(witness) if witness is not None else None
     anchor = "none"
     expect_records = None
     if expect_head is not None:
@@ -51,10 +63,13 @@ def audit_verify(
         if published is not None:
             expect_records, expect_head = published
             anchor = str(store.parent / "summary.json")
-    result = verify_store(store, expect_head, expect_records)
+    result = verify_store(store, expect_head, expect_records, verifier, witnessed,
+                          settings.audit_retention_days)
     if result.ok:
+        signed = ", signatures of the key" if verifier is not None else ""
+        witnessed_by = f", the witness {witness}" if witness is not None else ""
         typer.echo(f"OK: {result.records} records, head {result.head} (checked against: "
-                   f"{anchor})")
+                   f"{anchor}{signed}{witnessed_by})")
         if expect_head is None:
             typer.echo("WARNING: no published head to check against (no summary.json naming "
                        "this store beside it, no --expect-head): records removed from the end "
@@ -63,6 +78,42 @@ def audit_verify(
         return
     typer.echo(f"TAMPERED: {result.problem}", err=True)
     raise typer.Exit(1)
+
+
+def _witness_lines(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise PlacewatchError(f"--witness: cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        found = [orjson.loads(line) for line in lines if line.strip()]
+    except orjson.JSONDecodeError as exc:
+        raise PlacewatchError(f"--witness: {path} is not JSON lines: {exc}") from exc
+    if not all(isinstance(line, dict) for line in found):
+        raise PlacewatchError(f"--witness: {path} holds a line that is not a checkpoint")
+    return found
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    out: Annotated[Path, typer.Option(help="File to write the new private key to (mode 600; "
+                                      "it must not exist).", dir_okay=False)],
+) -> None:
+    """Make an Ed25519 signing key for the audit store's retention records and checkpoints.
+
+    Writes the private key to OUT (point audit_signing_key_file at it, or put its content in
+    PLACEWATCH_AUDIT_SIGNING_KEY) and prints the public key, which auditors pass to audit verify
+    --public-key. Keep the private key away from the data directory and its backups.
+    """
+    settings_for(None)
+    private, public = generate_key()
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise PlacewatchError(f"--out: cannot create {out}: {exc.strerror or exc}") from exc
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(private + "\n")
+    typer.echo(f"public key: {public}")
 
 
 @audit_app.command("show")
@@ -342,18 +393,21 @@ def audit_hold(
         "--from", help="Hold records decided at or after this ISO 8601 time.")] = None,
     end: Annotated[str | None, typer.Option(
         "--to", help="Hold records decided before this ISO 8601 time.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Place a legal hold: matching records survive every purge until it is released.
 
-    Scopes combine (a group within a time range). The hold is itself a chained record.
+    Scopes combine (a group within a time range). The hold is itself a chained record, signed
+    when a signing key is configured.
     """
-    settings_for(None)
+    settings = settings_for(config)
     attribute = value = None
     if group is not None:
         attribute, sep, value = group.partition("=")
         if not sep or not attribute or not value:
             raise PlacewatchError(f"--group: use ATTRIBUTE=GROUP, got {group!r}")
-    seq = add_hold(store, reason, _now(None), decision, attribute, value, start, end)
+    seq = add_hold(store, reason, _now(None), decision, attribute, value, start, end,
+                   settings.signer(), settings.witness)
     log_event(_LOG, logging.INFO, "legal hold placed", hold=seq, store=str(store))
     typer.echo(f"hold {seq} placed")
 
@@ -364,10 +418,11 @@ def audit_release(
                                         metavar="HOLD")],
     reason: Annotated[str, typer.Option(help="Why the hold ends.")],
     store: StoreOpt = Path("placewatch-data/audit.sqlite"),
+    config: ConfigOpt = None,
 ) -> None:
-    """Release a legal hold (recorded in the chain)."""
-    settings_for(None)
-    release_hold(store, hold, reason, _now(None))
+    """Release a legal hold (recorded in the chain, signed when a signing key is configured)."""
+    settings = settings_for(config)
+    release_hold(store, hold, reason, _now(None), settings.signer(), settings.witness)
     typer.echo(f"hold {hold} released")
 
 
@@ -409,7 +464,7 @@ def audit_purge(
         raise PlacewatchError(f"--now: not an ISO 8601 time: {now!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    result = purge(store, days, moment)
+    result = purge(store, days, moment, settings.signer(), settings.witness)
     log_event(_LOG, logging.INFO, "purge finished", purged=result.purged, held=result.held,
               cutoff=result.cutoff, purge_record=result.purge_seq, store=str(store))
     typer.echo(f"purged {result.purged} records decided before {result.cutoff}; "

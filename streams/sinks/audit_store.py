@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from streams.audit.signing import Signer
 from streams.audit.store import SqliteAuditStore
 from streams.logs import log_event
 from streams.sinks.base import Batch
@@ -26,9 +27,10 @@ class AuditStoreSink:
 
     name = "audit.sqlite"
 
-    def __init__(self, path: Path, fsync: bool = False) -> None:
+    def __init__(self, path: Path, fsync: bool = False, signer: Signer | None = None,
+                 witness: Path | None = None) -> None:
         self.path = path
-        self.store = SqliteAuditStore(path, fsync=fsync)
+        self.store = SqliteAuditStore(path, fsync=fsync, signer=signer, witness=witness)
 
     def write(self, batch: Batch) -> None:
         if batch.audit_records:

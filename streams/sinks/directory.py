@@ -18,6 +18,7 @@ import msgspec
 import orjson
 
 from detectors.alerts import Alert
+from streams.audit.signing import Signer
 from streams.audit.store import published_head
 from streams.audit.verify import verify_store
 from streams.errors import OutputError, PlacewatchError, cause
@@ -116,11 +117,14 @@ class RunDirectory:
 
     @classmethod
     def open(cls, directory: Path, resume: bool, fsync: bool = False,
-             history_retention_days: int = 400) -> RunDirectory:
+             history_retention_days: int = 400, signer: Signer | None = None,
+             witness: Path | None = None) -> RunDirectory:
         """Open a run directory. ``resume`` (a live service restarting) continues its audit
         chain and appends to its alert, dead-letter and history files; otherwise (a replay)
         they are started afresh, but an audit store that already holds records is never deleted.
-        ``fsync`` makes every sink's ``durable()`` mean on disk, surviving a machine crash."""
+        ``fsync`` makes every sink's ``durable()`` mean on disk, surviving a machine crash;
+        ``signer`` and ``witness`` sign the audit store's checkpoints and publish them
+        (:mod:`streams.audit.signing`)."""
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -128,14 +132,16 @@ class RunDirectory:
                                   ) from exc
         lock = DirectoryLock(directory)  # its errors name their cause
         try:
-            return cls._open(directory, resume, fsync, history_retention_days, lock)
+            return cls._open(directory, resume, fsync, history_retention_days, lock, signer,
+                             witness)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
     def _open(cls, directory: Path, resume: bool, fsync: bool, history_retention_days: int,
-              lock: DirectoryLock) -> RunDirectory:
+              lock: DirectoryLock, signer: Signer | None, witness: Path | None
+              ) -> RunDirectory:
         store = directory / "audit.sqlite"
         try:
             _no_links(directory)
@@ -166,7 +172,7 @@ class RunDirectory:
         return cls(directory,
                    AlertsFile(directory / "alerts.jsonl", append=resume, fsync=fsync),
                    DeadLettersFile(directory / "dead_letter.jsonl", append=resume, fsync=fsync),
-                   AuditStoreSink(store, fsync=fsync),
+                   AuditStoreSink(store, fsync=fsync, signer=signer, witness=witness),
                    FindingsSink(directory / "findings.sqlite", fsync=fsync),
                    HistoryFiles(directory / HISTORY_DIR, history_retention_days, fsync=fsync),
                    left_open, lock)

@@ -150,10 +150,10 @@ def test_purge_respects_legal_holds_and_stays_verifiable(events: Path, tmp_path:
                      first["decision_id"], "--reason", "auditor request")
     assert one.returncode == 0 and len(holds(store)) == 2
     # the simulated week is long past by now: with 1 day's retention everything else goes
-    result = purge(store, 1, dt.datetime(2027, 6, 1, tzinfo=dt.UTC))
+    result = purge(store, 1, dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
     kept = set(genomics) | {first["decision_id"]}
     assert result.purged == len(records) - len(kept) and result.held == len(kept)
-    verified = placewatch("audit", "verify", "--store", str(store))
+    verified = placewatch("audit", "verify", "--store", str(store), env=_ONE_DAY)
     assert verified.returncode == 0, verified.stderr
     left = {d: b for d, b in _bodies_or_none(store).items() if not d.startswith("__")}
     assert {d for d, b in left.items() if b is not None} == kept
@@ -183,7 +183,7 @@ def test_a_released_hold_no_longer_keeps_its_records(events: Path, tmp_path: Pat
     (seq,) = [h.seq for h in holds(store)]
     listed = placewatch("audit", "holds", "--store", str(store))
     assert f"hold {seq}: decision={kept} (auditor request)" in listed.stdout
-    later = ("--retention-days", "1", "--now", "2027-06-01T00:00:00Z")
+    later = ("--retention-days", "1", "--now", "2026-12-01T00:00:00Z")
     first = placewatch("audit", "purge", "--store", str(store), *later)
     assert first.returncode == 0 and "1 kept by legal holds" in first.stdout, first.stdout
     assert _bodies_or_none(store)[kept] is not None
@@ -199,8 +199,12 @@ def test_a_released_hold_no_longer_keeps_its_records(events: Path, tmp_path: Pat
     second = placewatch("audit", "purge", "--store", str(store), *later)
     assert second.returncode == 0 and "purged 1 records" in second.stdout, second.stdout
     assert _bodies_or_none(store)[kept] is None
-    verified = placewatch("audit", "verify", "--store", str(store))
+    verified = placewatch("audit", "verify", "--store", str(store), env=_ONE_DAY)
     assert verified.returncode == 0, verified.stderr
+
+
+_ONE_DAY = {**os.environ, "PLACEWATCH_AUDIT_RETENTION_DAYS": "1"}
+"""The retention the purges above used: verify checks a purge against the configured one."""
 
 
 def _bodies_or_none(store: Path) -> dict[str, bytes | None]:
