@@ -28,6 +28,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_INTEGER",
     "REJECTION_REASONS",
+    "RESERVED_IDS",
     "UNSET",
     "Decision",
     "Job",
@@ -42,6 +43,9 @@ __all__ = [
     "held_bytes",
 ]
 
+RESERVED_IDS: Final = ("__hold__", "__release__", "__purge__")
+"""``decision_id`` values the audit store keeps for its own retention records: an event that
+uses one is rejected (``invalid_value``), so no input can pass for a hold or a purge."""
 MAX_EVENT_BYTES: Final = 1 << 20
 """Largest accepted event (1 MiB); larger payloads are rejected as ``too_large``."""
 
@@ -269,6 +273,9 @@ def decode_event(raw: bytes) -> Placement | Outcome | Rejection:
         return Rejection("invalid_utf8", str(exc))
     except RecursionError:
         return Rejection("too_large", "JSON nested too deeply")
+    if event.decision_id in RESERVED_IDS:
+        return Rejection("invalid_value", f"decision_id {event.decision_id!r} is reserved for "
+                         "the audit store's retention records")
     if isinstance(event, Placement):
         job = event.job
         override = event.override

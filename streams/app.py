@@ -276,7 +276,8 @@ class Placewatch:
 
     def _finish(self, out: RunDirectory, sinks: Sequence[Sink]) -> dict[str, Any]:
         self.close_input(sinks)
-        records, head = out.store.head()
+        with _writing(out.store):
+            records, head = out.store.head()
         summary = self.summary(records, head)
         out.write_final(
             orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import orjson
 
+from detectors.events import RESERVED_IDS
 from streams.audit.signing import Signer, checkpoint_message, record_message, unsigned_body
 from streams.errors import AuditStoreError, OutputError, cause
 
@@ -42,7 +43,7 @@ __all__ = [
     "stored_bodies",
 ]
 
-CONTROL_IDS = ("__hold__", "__release__", "__purge__")
+CONTROL_IDS = RESERVED_IDS
 """``decision_id`` of the store's own records (legal holds, releases, purges)."""
 
 GENESIS = "0" * 64

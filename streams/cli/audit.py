@@ -94,6 +94,20 @@ def _witness_lines(path: Path) -> list[dict[str, Any]]:
     return found
 
 
+def _signed_store_or_refuse(store: Path, settings: Any) -> None:
+    """With a signing key configured, a retention command first checks the store under it
+    (and its witness): a forged hold or release must not steer what is kept or purged."""
+    signer = settings.signer()
+    if signer is None:
+        return
+    witness = settings.witness
+    lines = _witness_lines(witness) if witness is not None and witness.is_file() else None
+    result = verify_store(store, verifier=load_verifier(signer.public_key), witness=lines)
+    if not result.ok:
+        raise PlacewatchError(f"{store} does not verify under the signing key "
+                              f"({result.problem}): nothing was changed")
+
+
 @audit_app.command("keygen")
 def audit_keygen(
     out: Annotated[Path, typer.Option(help="File to write the new private key to (mode 600; "
@@ -406,6 +420,7 @@ def audit_hold(
         attribute, sep, value = group.partition("=")
         if not sep or not attribute or not value:
             raise PlacewatchError(f"--group: use ATTRIBUTE=GROUP, got {group!r}")
+    _signed_store_or_refuse(store, settings)
     seq = add_hold(store, reason, _now(None), decision, attribute, value, start, end,
                    settings.signer(), settings.witness)
     log_event(_LOG, logging.INFO, "legal hold placed", hold=seq, store=str(store))
@@ -422,6 +437,7 @@ def audit_release(
 ) -> None:
     """Release a legal hold (recorded in the chain, signed when a signing key is configured)."""
     settings = settings_for(config)
+    _signed_store_or_refuse(store, settings)
     release_hold(store, hold, reason, _now(None), settings.signer(), settings.witness)
     typer.echo(f"hold {hold} released")
 
@@ -464,6 +480,14 @@ def audit_purge(
         raise PlacewatchError(f"--now: not an ISO 8601 time: {now!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
+    if moment > dt.datetime.now(dt.UTC) + dt.timedelta(hours=1):
+        raise PlacewatchError(f"--now: {at} is in the future; audit verify would reject the "
+                              "purge")
+    if days < settings.audit_retention_days:
+        raise PlacewatchError(f"--retention-days: {days} is less than the configured "
+                              f"audit_retention_days ({settings.audit_retention_days}); audit "
+                              "verify would reject the purge. Change the setting first")
+    _signed_store_or_refuse(store, settings)
     result = purge(store, days, moment, settings.signer(), settings.witness)
     log_event(_LOG, logging.INFO, "purge finished", purged=result.purged, held=result.held,
               cutoff=result.cutoff, purge_record=result.purge_seq, store=str(store))

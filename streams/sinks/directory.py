@@ -18,7 +18,7 @@ import msgspec
 import orjson
 
 from detectors.alerts import Alert
-from streams.audit.signing import Signer
+from streams.audit.signing import Signer, load_verifier
 from streams.audit.store import published_head
 from streams.audit.verify import verify_store
 from streams.errors import OutputError, PlacewatchError, cause
@@ -159,7 +159,7 @@ class RunDirectory:
                     "audit_retention_days, perhaps under legal hold): replay into another "
                     "--out, or move the store away first")
             if resume and held:
-                _reconcile(directory, store)
+                _reconcile(directory, store, signer, witness)
             if not resume:
                 for name in OUTPUT_FILES:
                     (directory / name).unlink(missing_ok=True)
@@ -203,7 +203,8 @@ class RunDirectory:
 _LOG = logging.getLogger("placewatch")
 
 
-def _reconcile(directory: Path, store: Path) -> None:
+def _reconcile(directory: Path, store: Path, signer: Signer | None = None,
+               witness: Path | None = None) -> None:
     """A resumed start: the head ``summary.json`` published must be where the store's chain
     stands, or behind it on the same chain. Behind it means records were written after the
     last summary by a run that stopped without writing one (a crash, a kill): the current
@@ -214,7 +215,15 @@ def _reconcile(directory: Path, store: Path) -> None:
     if published is None:
         return
     records, head = published
-    result = verify_store(store, head, records)
+    verifier = None if signer is None else load_verifier(signer.public_key)
+    witnessed = None
+    if witness is not None and witness.is_file():
+        witnessed = [orjson.loads(line) for line in witness.read_bytes().splitlines()
+                     if line.strip()]
+    # under the key and the witness: a forged retention record or a rewritten, witnessed
+    # stretch is refused; decision records after the last signed checkpoint cannot be told
+    # from a crash's and are published (docs/audit.md)
+    result = verify_store(store, head, records, verifier, witnessed)
     if result.ok:
         return
     if not result.unpublished:

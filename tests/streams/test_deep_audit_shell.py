@@ -184,7 +184,7 @@ def test_a_released_hold_no_longer_keeps_its_records(events: Path, tmp_path: Pat
     listed = placewatch("audit", "holds", "--store", str(store))
     assert f"hold {seq}: decision={kept} (auditor request)" in listed.stdout
     later = ("--retention-days", "1", "--now", "2026-12-01T00:00:00Z")
-    first = placewatch("audit", "purge", "--store", str(store), *later)
+    first = placewatch("audit", "purge", "--store", str(store), *later, env=_ONE_DAY)
     assert first.returncode == 0 and "1 kept by legal holds" in first.stdout, first.stdout
     assert _bodies_or_none(store)[kept] is not None
     # releasing needs a hold that is in force, and a reason
@@ -196,7 +196,7 @@ def test_a_released_hold_no_longer_keeps_its_records(events: Path, tmp_path: Pat
     assert holds(store) == []
     assert "no legal holds in force" in placewatch("audit", "holds", "--store",
                                                     str(store)).stdout
-    second = placewatch("audit", "purge", "--store", str(store), *later)
+    second = placewatch("audit", "purge", "--store", str(store), *later, env=_ONE_DAY)
     assert second.returncode == 0 and "purged 1 records" in second.stdout, second.stdout
     assert _bodies_or_none(store)[kept] is None
     verified = placewatch("audit", "verify", "--store", str(store), env=_ONE_DAY)

@@ -5,6 +5,7 @@ passed ``audit verify``, even with ``--expect-head``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from detectors.events import Rejection, decode_event
 from simulator import SCENARIOS, Simulation
+from streams.audit.retention import purge
 from streams.audit.store import link
 from tests.helpers import placewatch
 
@@ -103,6 +106,11 @@ def test_a_purge_or_release_written_without_the_key_is_caught(
     assert released.returncode == 0, released.stderr
     ok, said = _verify(store, "--public-key", public)
     assert not ok and "without a valid signature" in said, said
+    # the key holder's own purge does not act on the forged release: nothing is emptied
+    honest = {**env, "PLACEWATCH_AUDIT_RETENTION_DAYS": "1"}
+    refused = placewatch("--quiet", "audit", "purge", "--store", str(store), "--now",
+                         "2026-12-01T00:00:00Z", env=honest)
+    assert refused.returncode != 0 and "nothing was changed" in " ".join(refused.stderr.split())
     purged = placewatch("--quiet", "audit", "purge", "--store", str(store), "--now",
                         "2026-12-01T00:00:00Z", env=forger)
     assert purged.returncode == 0 and "purged" in purged.stdout, purged.stderr
@@ -153,10 +161,14 @@ def test_a_purge_whose_cutoff_does_not_follow_from_its_time_is_caught(tmp_path: 
     out = tmp_path / "run"
     assert placewatch("--quiet", "replay", str(events), "--out", str(out)).returncode == 0
     store = out / "audit.sqlite"
-    far = {**os.environ, "PLACEWATCH_AUDIT_RETENTION_DAYS": "400"}
-    done = placewatch("--quiet", "audit", "purge", "--store", str(store), "--now",
-                      "2099-01-01T00:00:00Z", env=far)
-    assert done.returncode == 0 and "purged" in done.stdout, done.stderr
+    refused = placewatch("--quiet", "audit", "purge", "--store", str(store), "--now",
+                         "2099-01-01T00:00:00Z")
+    assert refused.returncode != 0 and "in the future" in refused.stderr
+    short = placewatch("--quiet", "audit", "purge", "--store", str(store), "--retention-days",
+                       "1", "--now", "2026-12-01T00:00:00Z")
+    assert short.returncode != 0 and "less than the configured" in short.stderr
+    # a forger with write access and placewatch's own code: a purge as of 2099
+    assert purge(store, 400, dt.datetime(2099, 1, 1, tzinfo=dt.UTC)).purged > 0
     ok, said = _verify(store)
     assert not ok and "in the future" in said, said
     db = sqlite3.connect(store)  # the same purge, its time moved back, its cutoff not
@@ -171,3 +183,14 @@ def test_a_purge_whose_cutoff_does_not_follow_from_its_time_is_caught(tmp_path: 
     _rechain(store, seq)
     ok, said = _verify(store)
     assert not ok and "is not its time" in said, said
+
+
+def test_an_event_cannot_pass_for_a_retention_record() -> None:
+    """Before, the service signed any record whose decision_id was ``__hold__``: an input
+    event with it became a scope-less legal hold that kept everything."""
+    from tests.helpers import line, placement
+
+    for reserved in ("__hold__", "__release__", "__purge__"):
+        rejected = decode_event(line(placement(reserved)))
+        assert isinstance(rejected, Rejection) and rejected.reason == "invalid_value"
+        assert "reserved" in rejected.detail
