@@ -11,7 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.events import REJECTION_REASONS, Outcome, Placement, Rejection, decode_event
+from detectors.events import (
+    REJECTION_REASONS,
+    RESERVED_IDS,
+    Outcome,
+    Placement,
+    Rejection,
+    decode_event,
+)
 from detectors.pipeline import AuditCore, CoreConfig
 from tests.helpers import BAD_INPUTS, CONTRACT, line, outcome, placement
 
@@ -91,12 +98,15 @@ def _mutate(event: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     return out
 
 
+_ids = st.text(min_size=1, max_size=20).filter(lambda d: d not in RESERVED_IDS)
+"""Decision ids a valid event may have (the reserved ones are rejected: test_signing.py)."""
+
 _valid = st.one_of(
-    st.builds(placement, decision_id=st.text(min_size=1, max_size=20),
+    st.builds(placement, decision_id=_ids,
               team=st.text(max_size=10), action=st.sampled_from(["place", "queue", "preempt",
                                                                  "reject"]),
               tier=st.one_of(st.none(), st.sampled_from(["spot", "on_demand", "reserved"]))),
-    st.builds(outcome, decision_id=st.text(min_size=1, max_size=20),
+    st.builds(outcome, decision_id=_ids,
               status=st.sampled_from(["succeeded", "failed", "preempted", "killed",
                                       "timeout"])),
 )
