@@ -194,3 +194,19 @@ def test_an_event_cannot_pass_for_a_retention_record() -> None:
         rejected = decode_event(line(placement(reserved)))
         assert isinstance(rejected, Rejection) and rejected.reason == "invalid_value"
         assert "reserved" in rejected.detail
+
+
+def test_a_witness_that_is_not_checkpoints_is_a_clear_error_at_a_restart(tmp_path: Path) -> None:
+    from streams.errors import PlacewatchError
+    from streams.sinks.directory import RunDirectory
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(raw + b"\n" for raw in
+                                Simulation(SCENARIOS["baseline"], 2000, seed=2)))
+    out = tmp_path / "run"
+    assert placewatch("--quiet", "replay", str(events), "--out", str(out)).returncode == 0
+    for text in ("not json\n", "[1, 2]\n"):
+        witness = tmp_path / "witness.jsonl"
+        witness.write_text(text)
+        with pytest.raises(PlacewatchError, match="audit_witness_path"):
+            RunDirectory.open(out, resume=True, witness=witness)
