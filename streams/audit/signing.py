@@ -29,10 +29,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from streams.errors import ConfigError
+from streams.errors import ConfigError, PlacewatchError
 
 __all__ = ["KEY_ENV", "Signer", "Verifier", "checkpoint_message", "generate_key",
-           "load_signer", "load_verifier", "record_message", "unsigned_body"]
+           "load_signer", "load_verifier", "read_witness", "record_message", "unsigned_body"]
 
 KEY_ENV = "PLACEWATCH_AUDIT_SIGNING_KEY"
 """The environment variable that may hold the signing key (base64 of its 32 raw bytes)."""
@@ -126,6 +126,19 @@ def load_signer(key_file: Path | None, environ: dict[str, str] | None = None) ->
     if not text:
         return None
     return Signer(Ed25519PrivateKey.from_private_bytes(_raw(text, what)))
+
+
+def read_witness(path: Path, what: str) -> list[dict[str, object]]:
+    """The checkpoints a witness file holds, one JSON object a line; ``what`` names the
+    option or setting in the error when it cannot be read or is not that."""
+    try:
+        found = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise PlacewatchError(f"{what}: cannot read {path} as JSON lines of checkpoints: "
+                              f"{exc}") from exc
+    if not all(isinstance(line, dict) for line in found):
+        raise PlacewatchError(f"{what}: {path} holds a line that is not a checkpoint")
+    return found
 
 
 def load_verifier(public_key: str) -> Verifier:

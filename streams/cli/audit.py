@@ -13,7 +13,7 @@ import typer
 
 from streams.app import rederive_records
 from streams.audit.retention import add_hold, holds, purge, release_hold
-from streams.audit.signing import generate_key, load_verifier
+from streams.audit.signing import generate_key, load_verifier, read_witness
 from streams.audit.store import export_records, find_records, published_head, stored_bodies
 from streams.audit.verify import verify_store
 from streams.cli.support import ConfigOpt, make_parent, settings_for
@@ -53,7 +53,7 @@ def audit_verify(
     """
     settings = settings_for(config)
     verifier = load_verifier(public_key) if public_key is not None else None
-    witnessed = _witness_lines(witness) if witness is not None else None
+    witnessed = read_witness(witness, "--witness") if witness is not None else None
     anchor = "none"
     expect_records = None
     if expect_head is not None:
@@ -80,20 +80,6 @@ def audit_verify(
     raise typer.Exit(1)
 
 
-def _witness_lines(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError as exc:
-        raise PlacewatchError(f"--witness: cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        found = [orjson.loads(line) for line in lines if line.strip()]
-    except orjson.JSONDecodeError as exc:
-        raise PlacewatchError(f"--witness: {path} is not JSON lines: {exc}") from exc
-    if not all(isinstance(line, dict) for line in found):
-        raise PlacewatchError(f"--witness: {path} holds a line that is not a checkpoint")
-    return found
-
-
 def _signed_store_or_refuse(store: Path, settings: Any) -> None:
     """With a signing key configured, a retention command first checks the store under it
     (and its witness): a forged hold or release must not steer what is kept or purged."""
@@ -101,7 +87,8 @@ def _signed_store_or_refuse(store: Path, settings: Any) -> None:
     if signer is None:
         return
     witness = settings.witness
-    lines = _witness_lines(witness) if witness is not None and witness.is_file() else None
+    lines = (read_witness(witness, "audit_witness_path")
+             if witness is not None and witness.is_file() else None)
     result = verify_store(store, verifier=load_verifier(signer.public_key), witness=lines)
     if not result.ok:
         raise PlacewatchError(f"{store} does not verify under the signing key "

@@ -18,7 +18,7 @@ import msgspec
 import orjson
 
 from detectors.alerts import Alert
-from streams.audit.signing import Signer, load_verifier
+from streams.audit.signing import Signer, load_verifier, read_witness
 from streams.audit.store import published_head
 from streams.audit.verify import verify_store
 from streams.errors import OutputError, PlacewatchError, cause
@@ -216,17 +216,8 @@ def _reconcile(directory: Path, store: Path, signer: Signer | None = None,
         return
     records, head = published
     verifier = None if signer is None else load_verifier(signer.public_key)
-    witnessed = None
-    if witness is not None and witness.is_file():
-        try:
-            witnessed = [orjson.loads(line) for line in witness.read_bytes().splitlines()
-                         if line.strip()]
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise PlacewatchError(f"audit_witness_path: cannot read {witness} as JSON lines "
-                                  f"of checkpoints: {exc}") from exc
-        if not all(isinstance(line, dict) for line in witnessed):
-            raise PlacewatchError(f"audit_witness_path: {witness} holds a line that is not a "
-                                  "checkpoint")
+    witnessed = (read_witness(witness, "audit_witness_path")
+                 if witness is not None and witness.is_file() else None)
     # under the key and the witness: a forged retention record or a rewritten, witnessed
     # stretch is refused; decision records after the last signed checkpoint cannot be told
     # from a crash's and are published (docs/audit.md)
