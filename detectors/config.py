@@ -15,7 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["CoreConfig"]
+__all__ = ["DEFAULT_SAMPLE_KEY", "CoreConfig"]
 
 
 def _require(ok: bool, key: str, allowed: str, value: object) -> None:
@@ -37,6 +37,10 @@ def _is_number(value: object) -> bool:
 
 def _str_tuple(value: object) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, str) and v for v in value)
+
+
+DEFAULT_SAMPLE_KEY = "placewatch-audit-v1"
+"""The public default ``audit_sample_key`` (a live run logs a warning while it is in use)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +142,7 @@ class CoreConfig:
     above 1: never."""
     audit_sample_rate: float = 0.02
     """Fraction of decisions deep-audited (one in fifty)."""
-    audit_sample_key: str = "placewatch-audit-v1"
+    audit_sample_key: str = DEFAULT_SAMPLE_KEY
     """Key of the hash that picks audited decisions; set a private one in production."""
     audit_always_overrides: bool = True
     """Deep-audit every overridden decision in addition to the sampled ones."""

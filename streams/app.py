@@ -393,6 +393,9 @@ class Placewatch:
         port = server.server_address[1]
         log_event(_LOG, logging.INFO, "serving metrics",
                   url=f"http://{s.metrics_host}:{port}/metrics")
+        weak = s.sample_key_weakness()
+        if weak:
+            log_event(_LOG, logging.WARNING, "audit_sample_key is weak", problem=weak)
         self.findings_path = out.findings.store.path
         self.core.carry_over(out.left_open)
         sinks = [*out.sinks, AlertLog(s.runbook_base), *self.sinks]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from detectors.config import CoreConfig
+from detectors.config import DEFAULT_SAMPLE_KEY, CoreConfig
 from streams.audit.signing import KEY_ENV, Signer, load_signer
 from streams.errors import ConfigError
 
@@ -31,6 +31,8 @@ __all__ = ["ENV_PREFIX", "KafkaSettings", "Settings", "endpoint_of", "load_setti
 ENV_PREFIX = "PLACEWATCH_"
 _CORE_KEYS = {f.name for f in dataclasses.fields(CoreConfig)}
 _SECRET_KEYS = {"audit_sample_key"}
+MIN_SAMPLE_KEY_BYTES = 16
+"""A shorter ``audit_sample_key`` is logged as weak at the start of a live run."""
 _URL_KEYS = ("alertmanager_urls", "webhook_urls")
 _TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 _SECURITY = ("PLAINTEXT", "SSL", "SASL_SSL")
@@ -123,11 +125,44 @@ class Settings:
 
     @property
     def config_hash(self) -> str:
-        """SHA-256 of the effective configuration (the audit key contributes only its hash)."""
+        """SHA-256 of the effective configuration without its secrets.
+
+        ``audit_sample_key`` does not enter it (nor does any signing key, which is not part of
+        the core's configuration), so the hash, printed in every audit record, every summary
+        and the weekly report, gives nobody a way to test guesses of the key. ``audit replay``
+        checks the key another way: each record's ``sample_draw`` must be the key's draw.
+        """
+        core = dataclasses.asdict(self.core)
+        del core["audit_sample_key"]
+        body = {"core": core, "currency": self.currency, "scheme": 2}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def legacy_config_hash(self) -> str:
+        """The hash that records written before the key was taken out of :attr:`config_hash`
+        carry (the key entered it as its unsalted SHA-256): ``audit replay`` still accepts
+        it, so stores from before the change stay reproducible."""
         core = dataclasses.asdict(self.core)
         core["audit_sample_key"] = hashlib.sha256(self.core.audit_sample_key.encode()).hexdigest()
         body = {"core": core, "currency": self.currency}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def sample_key_weakness(self) -> str:
+        """Why ``audit_sample_key`` fails to keep the sample unpredictable, or ``""``.
+
+        Every audit record carries its draw, so whoever reads the store can test guesses of
+        the key offline: it has to be a random secret, not a word.
+        """
+        key = self.core.audit_sample_key
+        if key == DEFAULT_SAMPLE_KEY:
+            return ("it is the public default, so a scheduler can predict which decisions are "
+                    "audited; set a random one (python3 -c 'import secrets; "
+                    "print(secrets.token_hex(16))') in PLACEWATCH_AUDIT_SAMPLE_KEY")
+        if len(key.encode()) < MIN_SAMPLE_KEY_BYTES:
+            return (f"it is {len(key.encode())} bytes; anyone holding the audit records can "
+                    "test guesses of it against their draws, so use at least "
+                    f"{MIN_SAMPLE_KEY_BYTES} random bytes (secrets.token_hex(16))")
+        return ""
 
     def signer(self) -> Signer | None:
         """The audit signing key, if one is configured (:mod:`streams.audit.signing`)."""

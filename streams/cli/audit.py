@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from detectors.sampler import AuditSampler
 from streams.app import rederive_records
 from streams.audit.retention import add_hold, holds, purge, release_hold
 from streams.audit.signing import generate_key, load_verifier, read_witness
@@ -19,6 +20,7 @@ from streams.audit.verify import verify_store
 from streams.cli.support import ConfigOpt, make_parent, settings_for
 from streams.errors import PlacewatchError
 from streams.logs import log_event
+from streams.settings import Settings
 from streams.sources.files import check_inputs, file_events
 
 __all__ = ["audit_app"]
@@ -240,14 +242,12 @@ def audit_replay(
     if purged and decisions:
         raise PlacewatchError(f"purged under the retention policy: {', '.join(purged[:5])}")
     wanted = [d for d in wanted if d not in purged]
-    hashes = {orjson.loads(body).get("config_hash") for d in wanted for body in stored[d]
-              if body is not None}
-    if hashes != {settings.config_hash}:
-        raise PlacewatchError("the configuration differs from the audited run's (config_hash "
-                              f"{', '.join(sorted(map(str, hashes)))} in the records, "
-                              f"{settings.config_hash} now): pass the same --config and "
-                              "PLACEWATCH_* settings")
+    legacy = _check_same_configuration(settings, {d: stored[d] for d in wanted})
     rederived = rederive_records(settings, file_events(events))
+    for decision in legacy:  # records from before the key left config_hash carry the old one
+        rederived[decision] = [body.replace(settings.config_hash.encode(),
+                                            settings.legacy_config_hash.encode())
+                               for body in rederived.get(decision, [])]
     bad = [d for d in wanted if rederived.get(d) != stored[d]
            and not _deferred_matches(rederived.get(d), stored[d])]
     # a complete store holds every record the events produce (only when checking them all)
@@ -266,6 +266,36 @@ def audit_replay(
     typer.echo(f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically; the "
                f"store is complete{note}" if not decisions else
                f"OK: {len(wanted)} of {len(wanted)} records reproduced bit-identically")
+
+
+def _check_same_configuration(settings: Settings,
+                              stored: dict[str, list[bytes | None]]) -> set[str]:
+    """Refuse to re-derive under another configuration than the records were made with;
+    return the decisions whose records carry the legacy ``config_hash``.
+
+    ``config_hash`` holds no secret, so the sampling key is checked through the records'
+    draws: each record's ``sample_draw`` is the key's keyed hash of its decision id.
+    """
+    records = [(d, orjson.loads(body)) for d, bodies in stored.items() for body in bodies
+               if body is not None]
+    hashes = {record.get("config_hash") for _, record in records}
+    if not hashes <= {settings.config_hash, settings.legacy_config_hash}:
+        raise PlacewatchError("the configuration differs from the audited run's (config_hash "
+                              f"{', '.join(sorted(map(str, hashes)))} in the records, "
+                              f"{settings.config_hash} now): pass the same --config and "
+                              "PLACEWATCH_* settings")
+    core = settings.core
+    sampler = AuditSampler(core.audit_sample_rate, core.audit_sample_key,
+                           core.audit_always_overrides, core.shadow_train_rate,
+                           core.audit_open_alert_rate)
+    for decision, record in records:
+        draw = round(sampler.draws(decision)[0], 9)
+        if record.get("sample_draw") != draw:
+            raise PlacewatchError(
+                f"the audit_sample_key differs from the audited run's: decision {decision}'s "
+                f"record has the draw {record.get('sample_draw')}, this key gives {draw}; "
+                "set the run's key (PLACEWATCH_AUDIT_SAMPLE_KEY)")
+    return {d for d, record in records if record.get("config_hash") != settings.config_hash}
 
 
 def _why(rederived: list[bytes] | None, stored: list[bytes | None]) -> str:

@@ -196,6 +196,38 @@ def test_audit_replay_reproduces_every_record_bit_identically(run_dir: Path,
     assert result.returncode != 0 and "configuration differs" in result.stderr
 
 
+def test_audit_replay_names_a_wrong_sampling_key_which_config_hash_does_not_reveal(
+        run_dir: Path) -> None:
+    store = run_dir / "audit.sqlite"
+    events = run_dir.parent / "events.jsonl"
+    result = placewatch("audit", "replay", "--events", str(events), "--store", str(store),
+                        env={"PLACEWATCH_AUDIT_SAMPLE_KEY": "not-the-run-key"})
+    assert result.returncode == 1
+    assert "the audit_sample_key differs from the audited run's" in " ".join(result.stderr.split())
+
+
+def test_audit_replay_reproduces_records_that_carry_the_legacy_config_hash(
+        run_dir: Path, tmp_path: Path) -> None:
+    """A store written before the key left config_hash (the key's SHA-256 entered it) stays
+    reproducible: its records are compared under the hash they carry."""
+    from streams.settings import load_settings
+
+    settings = load_settings(environ={})
+    copy = tmp_path / "audit.sqlite"
+    shutil.copyfile(run_dir / "audit.sqlite", copy)
+    db = sqlite3.connect(copy)
+    db.execute("UPDATE records SET body = replace(body, ?, ?)",
+               (settings.config_hash, settings.legacy_config_hash))
+    assert db.total_changes > 0
+    db.commit()
+    decisions = [d for (d,) in db.execute("SELECT decision_id FROM records LIMIT 3")]
+    db.close()
+    result = placewatch("audit", "replay", *decisions, "--events",
+                        str(run_dir.parent / "events.jsonl"), "--store", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "3 of 3 records reproduced bit-identically" in result.stdout
+
+
 def test_replay_notices_a_record_missing_from_a_rechained_store(run_dir: Path,
                                                                 tmp_path: Path) -> None:
     copy = tmp_path / "audit.sqlite"

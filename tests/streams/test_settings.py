@@ -69,3 +69,18 @@ def test_secret_key_never_shown() -> None:
     assert s.core.audit_sample_key == "hunter2"
     assert "hunter2" not in repr(s.redacted())
     assert "hunter2" not in s.config_hash
+    # the hash gives no way to test a guess: it is the same whatever the key
+    other = load_settings(environ={"PLACEWATCH_AUDIT_SAMPLE_KEY": "correct horse"})
+    assert other.config_hash == s.config_hash
+    assert other.legacy_config_hash != s.legacy_config_hash  # the old scheme leaked it
+    changed = load_settings(environ={"PLACEWATCH_AUDIT_SAMPLE_KEY": "hunter2",
+                                     "PLACEWATCH_AUDIT_SAMPLE_RATE": "0.05"})
+    assert changed.config_hash != s.config_hash
+
+
+def test_a_default_or_short_sampling_key_is_called_weak() -> None:
+    assert "public default" in load_settings(environ={}).sample_key_weakness()
+    short = load_settings(environ={"PLACEWATCH_AUDIT_SAMPLE_KEY": "hunter2"})
+    assert "7 bytes" in short.sample_key_weakness()
+    strong = load_settings(environ={"PLACEWATCH_AUDIT_SAMPLE_KEY": "9f" * 16})
+    assert strong.sample_key_weakness() == ""
