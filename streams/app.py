@@ -28,6 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 from detectors.audit_work import LearnOutcome, WorkItem
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary
+from streams.audit.store import CheckpointPublisher
 from streams.audit.worker import (
     AuditorParams,
     AuditStatus,
@@ -43,7 +44,7 @@ from streams.logs import log_event
 from streams.metrics import build_registry
 from streams.report_schedule import ReportSchedule
 from streams.settings import Settings
-from streams.sinks.base import Batch, Sink
+from streams.sinks.base import Batch, CheckpointWitness, Sink
 from streams.sinks.directory import OUTPUT_FILES, RunDirectory
 from streams.sinks.log import AlertLog
 from streams.sinks.outbox import AlertOutbox
@@ -278,6 +279,9 @@ class Placewatch:
         self.close_input(sinks)
         with _writing(out.store):
             records, head = out.store.head()
+        for sink in sinks:  # the closing checkpoint's publication is safe too
+            with _writing(sink):
+                sink.durable()
         summary = self.summary(records, head)
         out.write_final(
             orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n",
@@ -352,12 +356,19 @@ class Placewatch:
 
     # -- modes ----------------------------------------------------------------------------
 
+    def _checkpoint_publishers(self) -> list[CheckpointPublisher]:
+        """Where the audit store publishes its checkpoints besides the log and the witness
+        file: every sink of the instance that takes them (a Kafka run's audit topic)."""
+        return [sink.publish_checkpoints for sink in self.sinks
+                if isinstance(sink, CheckpointWitness)]
+
     def replay(self, events: Iterable[Event], out_dir: Path,
                progress: Any = None) -> dict[str, Any]:
         """Run a finite source to the end and write the contract's files to ``out_dir``."""
         out = RunDirectory.open(out_dir, resume=False,
                                 history_retention_days=self.settings.history_retention_days,
-                                signer=self.settings.signer(), witness=self.settings.witness)
+                                signer=self.settings.signer(), witness=self.settings.witness,
+                                publishers=self._checkpoint_publishers())
         try:
             self.findings_path = out.findings.store.path
             sinks = [*out.sinks, *self.sinks]
@@ -382,7 +393,8 @@ class Placewatch:
         # the directory first: a second run on it stops here, before it binds a port
         out = RunDirectory.open(out_dir, resume=True, fsync=True,
                                 history_retention_days=self.settings.history_retention_days,
-                                signer=s.signer(), witness=s.witness)
+                                signer=s.signer(), witness=s.witness,
+                                publishers=self._checkpoint_publishers())
         try:
             server, thread = serve(self.registry, s.metrics_host, s.metrics_port)
         except OSError as exc:

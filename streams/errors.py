@@ -7,7 +7,7 @@ import os
 import sqlite3
 
 __all__ = ["AuditStoreError", "ConfigError", "InputError", "OutputError", "PlacewatchError",
-           "cause"]
+           "cause", "sqlite_write_failure"]
 
 
 def cause(exc: BaseException) -> str:
@@ -26,6 +26,25 @@ def cause(exc: BaseException) -> str:
             return f"{text}: no space left on device ({code}, ENOSPC)"
         return f"{text} ({code})" if code else text
     return str(exc) or type(exc).__name__
+
+
+def sqlite_write_failure(exc: BaseException, path: os.PathLike[str] | str) -> str:
+    """Why SQLite could not write ``path`` (disk full, an I/O error, a read-only file or
+    directory), as :func:`cause` gives it and naming a full filesystem, which SQLite's
+    ``disk I/O error`` does not; ``""`` for any other error (a damaged store, a bug)."""
+    code = str(getattr(exc, "sqlite_errorname", ""))
+    if not code.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY",
+                            "SQLITE_CANTOPEN")):
+        return ""
+    text = cause(exc)
+    if "ENOSPC" not in text:
+        try:
+            stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        except OSError:
+            return text
+        if stat.f_bavail * stat.f_frsize < 64 * 1024:
+            text += "; its filesystem has no space left (ENOSPC)"
+    return text
 
 
 class PlacewatchError(Exception):

@@ -21,7 +21,7 @@ import orjson
 from detectors.groups import group_name
 from streams.audit.signing import Signer
 from streams.audit.store import SqliteAuditStore, body_bytes, read_only
-from streams.errors import AuditStoreError
+from streams.errors import AuditStoreError, OutputError, sqlite_write_failure
 
 __all__ = ["Hold", "PurgeResult", "add_hold", "expand_runs", "hold_of", "holds", "purge",
            "release_hold", "when"]
@@ -216,6 +216,10 @@ def purge(path: Path, retention_days: int, now: dt.datetime, signer: Signer | No
                         "kept_by_holds": {str(k): v for k, v in sorted(held_by.items())}}])
         return PurgeResult(len(chosen), sum(held_by.values()), stamp, store.head[0], held_by)
     except sqlite3.Error as exc:
+        why = sqlite_write_failure(exc, path)
+        if why:  # the disk, not the store: an output error like the others
+            raise OutputError(f"purge failed: cannot write the audit store {path}: {why}"
+                              ) from exc
         raise AuditStoreError(f"purge failed: {exc}") from exc
     finally:
         store.close()

@@ -3,8 +3,9 @@
 Each record is stored as canonical JSON (sorted keys) beside ``body_sha256 = SHA-256(body)``,
 its ``decision_id`` and ``decided_at``, and ``hash = SHA-256(prev_hash ‖ seq ‖ body_sha256 ‖
 decision_id ‖ decided_at)`` (:func:`link`). Every ``checkpoint_every`` records the chain head
-is also written to a checkpoint table and returned to the caller, which logs it and puts the
-final head in ``summary.json``. This module writes and reads the store;
+is also written to a checkpoint table, published outside the store (the log, a witness file,
+a live Kafka run's audit topic) and returned to the caller, which puts the final head in
+``summary.json``. This module writes and reads the store;
 :mod:`streams.audit.verify` checks it and :mod:`streams.audit.retention` purges it under
 legal holds.
 """
@@ -13,23 +14,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from detectors.events import RESERVED_IDS
 from streams.audit.signing import Signer, checkpoint_message, record_message, unsigned_body
-from streams.errors import AuditStoreError, OutputError, cause
+from streams.errors import AuditStoreError, OutputError, cause, sqlite_write_failure
+from streams.logs import log_event
 
 __all__ = [
     "CHECKPOINT_EVERY",
     "CONTROL_IDS",
     "GENESIS",
     "AuditStore",
+    "CheckpointPublisher",
     "SqliteAuditStore",
     "WriteTransaction",
     "body_bytes",
@@ -40,8 +45,16 @@ __all__ = [
     "published_head",
     "read_only",
     "seal",
+    "store_id",
     "stored_bodies",
 ]
+
+_LOG = logging.getLogger("placewatch")
+
+CheckpointPublisher = Callable[[list[dict[str, Any]]], None]
+"""Takes committed checkpoints, each ``{"store", "store_id", "seq", "hash", "signature"}``
+(``store_id``: :func:`store_id`; ``signature``: None when unsigned); the
+lines a witness file holds, so ``audit verify --witness`` reads them wherever they were kept."""
 
 CONTROL_IDS = RESERVED_IDS
 """``decision_id`` of the store's own records (legal holds, releases, purges)."""
@@ -61,6 +74,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_decision ON records (decision_id);
 CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SIGNED_CHECKPOINTS = "ALTER TABLE checkpoints ADD COLUMN signature TEXT"
 """Stores made before checkpoints were signed gain the column (NULL: unsigned)."""
@@ -111,13 +125,16 @@ class SqliteAuditStore:
     """Embedded audit store: one service writer, plus short-lived hold and purge writers."""
 
     def __init__(self, path: Path, checkpoint_every: int = CHECKPOINT_EVERY, fsync: bool = False,
-                 signer: Signer | None = None, witness: Path | None = None) -> None:
+                 signer: Signer | None = None, witness: Path | None = None,
+                 publishers: Sequence[CheckpointPublisher] = ()) -> None:
         """``fsync``: every commit reaches the disk before it returns (``synchronous=FULL``),
         so it survives a machine crash; otherwise (``NORMAL``) it survives a crash of the
         process but may be lost with the machine. With ``signer``, retention records and
         checkpoints are signed (:mod:`streams.audit.signing`), and a checkpoint follows each
         retention record; with ``witness`` too, every signed checkpoint is also appended to
-        that file (outside the data directory), one JSON line each."""
+        that file (outside the data directory), one JSON line each. Every checkpoint, once
+        committed, is logged (``audit checkpoint``) and handed to each of ``publishers`` (a
+        live Kafka run's audit topic) as the same lines."""
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -126,14 +143,24 @@ class SqliteAuditStore:
             columns = [r[1] for r in self._db.execute("PRAGMA table_info(checkpoints)")]
             if "signature" not in columns:
                 self._db.execute(_SIGNED_CHECKPOINTS)
+            # a random name for the store, made once (stores from before it get one now)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)",
+                             (secrets.token_hex(16),))
+            self._store_id: str = self._db.execute(
+                "SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
             row = self._db.execute(
                 "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         except sqlite3.Error as exc:
+            why = sqlite_write_failure(exc, path)
+            if why:
+                raise OutputError(f"cannot open the audit store {path} for writing: {why}"
+                                  ) from exc
             raise AuditStoreError(f"cannot open audit store {path}: {exc}") from exc
         self.path = path
         self._checkpoint_every = checkpoint_every
         self._signer = signer
         self._witness = witness
+        self._publishers = tuple(publishers)
         self.last_checkpoints: list[tuple[int, str, str | None]] = []
         """``(seq, hash, signature)`` of the checkpoints the last append wrote."""
         self._seq: int = row[0] if row else 0
@@ -203,13 +230,21 @@ class SqliteAuditStore:
         return seq, head, None if signer is None else signer.sign(checkpoint_message(seq, head))
 
     def _witnessed(self, checkpoints: list[tuple[int, str, str | None]]) -> None:
-        """Append committed signed checkpoints to the witness file, flushed to disk."""
-        signed = [c for c in checkpoints if c[2] is not None]
-        if self._witness is None or not signed:
+        """Publish committed checkpoints outside the store: every one to the log and to each
+        publisher, the signed ones to the witness file too (flushed to disk)."""
+        if not checkpoints:
             return
         where = str(self.path.resolve())
-        lines = b"".join(orjson.dumps({"store": where, "seq": s, "hash": h, "signature": sig})
-                         + b"\n" for s, h, sig in signed)
+        published = [{"store": where, "store_id": self._store_id, "seq": s, "hash": h,
+                      "signature": sig} for s, h, sig in checkpoints]
+        for line in published:
+            log_event(_LOG, logging.INFO, "audit checkpoint", **line)
+        for publish in self._publishers:
+            publish(published)
+        signed = [line for line in published if line["signature"] is not None]
+        if self._witness is None or not signed:
+            return
+        lines = b"".join(orjson.dumps(line) + b"\n" for line in signed)
         try:
             with self._witness.open("ab") as out:
                 out.write(lines)
@@ -364,6 +399,16 @@ def export_records(path: Path) -> Iterator[dict[str, object]]:
         raise AuditStoreError(f"cannot read audit store {path}: {exc}") from exc
     finally:
         db.close()
+
+
+def store_id(db: sqlite3.Connection) -> str | None:
+    """The store's name in published checkpoints: random, made when the store was first
+    opened for writing (None in a store no writer of this version has opened)."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+    except sqlite3.OperationalError:  # no meta table
+        return None
+    return str(row[0]) if row else None
 
 
 def published_head(store: Path) -> tuple[int, str] | None:

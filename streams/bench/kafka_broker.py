@@ -29,7 +29,7 @@ except ImportError as exc:  # a test dependency
     raise PlacewatchError("the test broker needs confluent-kafka: pip install '.[test]'"
                           ) from exc
 
-__all__ = ["MockCluster", "produce"]
+__all__ = ["PRODUCE_API", "MockCluster", "produce"]
 
 
 def _library() -> ctypes.CDLL:
@@ -55,7 +55,13 @@ def _library() -> ctypes.CDLL:
     lib.rd_kafka_mock_cluster_bootstraps.argtypes = [ctypes.c_void_p]
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [ctypes.c_void_p,
                                                                    ctypes.c_int]
+    lib.rd_kafka_mock_push_request_errors_array.argtypes = [
+        ctypes.c_void_p, ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]
     return lib
+
+
+PRODUCE_API = 0
+"""Kafka protocol ApiKey of a Produce request."""
 
 
 class MockCluster:
@@ -84,6 +90,12 @@ class MockCluster:
         err = self._lib.rd_kafka_mock_topic_create(self._mock, name.encode(), partitions, 1)
         if err:
             raise RuntimeError(f"rd_kafka_mock_topic_create({name}) failed: {err}")
+
+    def fail_requests(self, api_key: int, error: int, count: int) -> None:
+        """Answer the next ``count`` requests of ``api_key`` with the Kafka error code
+        ``error`` (librdkafka's ``rd_kafka_mock_push_request_errors_array``)."""
+        errors = (ctypes.c_int * count)(*([error] * count))
+        self._lib.rd_kafka_mock_push_request_errors_array(self._mock, api_key, count, errors)
 
     def close(self) -> None:
         if self._mock:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from streams.audit.signing import Signer
-from streams.audit.store import SqliteAuditStore
-from streams.logs import log_event
+from streams.audit.store import CheckpointPublisher, SqliteAuditStore
 from streams.sinks.base import Batch
 
 __all__ = ["AuditStoreSink"]
-
-_LOG = logging.getLogger("placewatch")
 
 
 class AuditStoreSink:
@@ -22,20 +19,21 @@ class AuditStoreSink:
     so :meth:`durable` has nothing left to do. With ``fsync`` (a live run) each commit is
     forced to disk (``synchronous=FULL``) and survives a machine crash, as the fsynced JSON-lines
     files do; without it (a replay, which can be run again) it survives a crash of the process.
-    Checkpoints are logged as they are written.
+    Checkpoints are logged (and published) by the store as they are committed.
     """
 
     name = "audit.sqlite"
 
     def __init__(self, path: Path, fsync: bool = False, signer: Signer | None = None,
-                 witness: Path | None = None) -> None:
+                 witness: Path | None = None, publishers: Sequence[CheckpointPublisher] = ()
+                 ) -> None:
         self.path = path
-        self.store = SqliteAuditStore(path, fsync=fsync, signer=signer, witness=witness)
+        self.store = SqliteAuditStore(path, fsync=fsync, signer=signer, witness=witness,
+                                      publishers=publishers)
 
     def write(self, batch: Batch) -> None:
         if batch.audit_records:
-            for records, head in self.store.append_bodies(list(batch.audit_records)):
-                log_event(_LOG, logging.DEBUG, "audit checkpoint", records=records, head=head)
+            self.store.append_bodies(list(batch.audit_records))
 
     def durable(self) -> None:
         return None

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from detectors.alerts import Alert
 from detectors.history import HistoryRecord
 from detectors.pipeline import DeadLetter
 from streams.audit.worker import Sealed
 
-__all__ = ["Batch", "Sink"]
+__all__ = ["Batch", "CheckpointWitness", "Sink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +66,13 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release what the sink holds; called once, after the last batch."""
+
+
+@runtime_checkable
+class CheckpointWitness(Protocol):
+    """A sink that also publishes the audit store's checkpoints outside the run directory
+    (a live Kafka run's audit topic): the store hands it each one once committed, and the
+    sink's next ``durable()`` returns once they are safe too."""
+
+    def publish_checkpoints(self, lines: list[dict[str, Any]]) -> None:
+        """Take committed checkpoints (:data:`streams.audit.store.CheckpointPublisher`)."""

@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -19,7 +20,7 @@ import orjson
 
 from detectors.alerts import Alert
 from streams.audit.signing import Signer, load_verifier, read_witness
-from streams.audit.store import published_head
+from streams.audit.store import CheckpointPublisher, published_head
 from streams.audit.verify import verify_store
 from streams.errors import OutputError, PlacewatchError, cause
 from streams.findings import FindingsSink
@@ -118,13 +119,14 @@ class RunDirectory:
     @classmethod
     def open(cls, directory: Path, resume: bool, fsync: bool = False,
              history_retention_days: int = 400, signer: Signer | None = None,
-             witness: Path | None = None) -> RunDirectory:
+             witness: Path | None = None, publishers: Sequence[CheckpointPublisher] = ()
+             ) -> RunDirectory:
         """Open a run directory. ``resume`` (a live service restarting) continues its audit
         chain and appends to its alert, dead-letter and history files; otherwise (a replay)
         they are started afresh, but an audit store that already holds records is never deleted.
         ``fsync`` makes every sink's ``durable()`` mean on disk, surviving a machine crash;
         ``signer`` and ``witness`` sign the audit store's checkpoints and publish them
-        (:mod:`streams.audit.signing`)."""
+        (:mod:`streams.audit.signing`); ``publishers`` get every checkpoint too."""
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -133,15 +135,15 @@ class RunDirectory:
         lock = DirectoryLock(directory)  # its errors name their cause
         try:
             return cls._open(directory, resume, fsync, history_retention_days, lock, signer,
-                             witness)
+                             witness, publishers)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
     def _open(cls, directory: Path, resume: bool, fsync: bool, history_retention_days: int,
-              lock: DirectoryLock, signer: Signer | None, witness: Path | None
-              ) -> RunDirectory:
+              lock: DirectoryLock, signer: Signer | None, witness: Path | None,
+              publishers: Sequence[CheckpointPublisher]) -> RunDirectory:
         store = directory / "audit.sqlite"
         try:
             _no_links(directory)
@@ -172,7 +174,8 @@ class RunDirectory:
         return cls(directory,
                    AlertsFile(directory / "alerts.jsonl", append=resume, fsync=fsync),
                    DeadLettersFile(directory / "dead_letter.jsonl", append=resume, fsync=fsync),
-                   AuditStoreSink(store, fsync=fsync, signer=signer, witness=witness),
+                   AuditStoreSink(store, fsync=fsync, signer=signer, witness=witness,
+                                  publishers=publishers),
                    FindingsSink(directory / "findings.sqlite", fsync=fsync),
                    HistoryFiles(directory / HISTORY_DIR, history_retention_days, fsync=fsync),
                    left_open, lock)

@@ -9,7 +9,10 @@ its :meth:`~KafkaEffects.durable` returns once the brokers have acknowledged all
   (``kafka:TOPIC/PARTITION@OFFSET``), and its headers ``placewatch-reason``,
   ``placewatch-detail`` and ``placewatch-source``.
 - An alert edge's value is its ``alerts.jsonl`` line, keyed by its fingerprint.
-- An audit record's value is its canonical JSON, keyed by its ``decision_id``.
+- An audit record's value is its canonical JSON, keyed by its ``decision_id``, with the header
+  ``placewatch-type: record``; each checkpoint of the store goes to the same topic, keyed
+  ``checkpoint:STORE_ID:SEQ`` with ``placewatch-type: checkpoint``
+  (:meth:`KafkaEffects.publish_checkpoints`).
 
 :class:`KafkaOffsets` goes last among a run's sinks: its ``durable()`` commits the consumer's
 position once every sink before it has made the batch safe (at most once a second, and at the
@@ -27,10 +30,11 @@ import math
 import time
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.errors import PlacewatchError
+from streams.errors import OutputError
 from streams.kafka_client import CLOSE_TIMEOUT_S, CONNECT_TIMEOUT_S, KafkaLoop
 from streams.settings import KafkaSettings
 from streams.sinks.base import Batch
@@ -75,15 +79,29 @@ class KafkaEffects:
             messages.append((s.alerts_topic, alert.fingerprint.encode(),
                              alert_line(alert).rstrip(b"\n"), []))
         for decision_id, _, body in batch.audit_records:
-            messages.append((s.audit_topic, decision_id.encode(), body, []))
+            messages.append((s.audit_topic, decision_id.encode(), body,
+                             [("placewatch-type", b"record")]))
+        self._produce(messages)
+
+    def _produce(self, messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
+                 ) -> None:
         if not messages:
             return
         try:
             self._sent.extend(self._loop.call(self._send(messages), CONNECT_TIMEOUT_S))
         except (KafkaError, OSError, TimeoutError) as exc:
-            raise PlacewatchError(f"producing to Kafka failed: {type(exc).__name__}: {exc}"
-                                  ) from exc
+            raise OutputError(f"producing to Kafka failed: {type(exc).__name__}: {exc}"
+                              ) from exc
         self.produced += len(messages)
+
+    def publish_checkpoints(self, lines: list[dict[str, Any]]) -> None:
+        """Each audit checkpoint to the audit topic: its value the witness line (``audit
+        verify --witness`` reads a file of them), its key ``checkpoint:STORE_ID:SEQ``, its
+        header ``placewatch-type: checkpoint``."""
+        self._produce([(self._settings.audit_topic,
+                        f"checkpoint:{line['store_id']}:{line['seq']}".encode(),
+                        orjson.dumps(line), [("placewatch-type", b"checkpoint")])
+                       for line in lines])
 
     def durable(self) -> None:
         if not self._sent:
@@ -95,8 +113,8 @@ class KafkaEffects:
         try:
             self._loop.call(acknowledged(), CONNECT_TIMEOUT_S)
         except (KafkaError, OSError, TimeoutError) as exc:
-            raise PlacewatchError("Kafka did not acknowledge placewatch's messages: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+            raise OutputError("Kafka did not acknowledge placewatch's messages: "
+                              f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):

@@ -18,7 +18,9 @@ from pathlib import Path
 import confluent_kafka
 import pytest
 
-from streams.bench.kafka_broker import MockCluster, produce
+from streams.audit.store import published_head
+from streams.audit.verify import verify_store
+from streams.bench.kafka_broker import PRODUCE_API, MockCluster, produce
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.kafka
@@ -159,8 +161,18 @@ def test_kafka_gives_the_figures_replay_gives(broker: MockCluster, events: list[
     alerts = _consume(broker.bootstrap, "placewatch.alerts", int(summary["alerts"]))
     assert [json.loads(m.value())["fingerprint"] for m in alerts] == \
         [a["fingerprint"] for a in _alerts(out)]
-    records = _consume(broker.bootstrap, "placewatch.audit-records", int(summary["audited"]))
-    assert len(records) == summary["audited"]
+    # the audit topic: every record, and the store's checkpoint (here only the closing one),
+    # which serves audit verify as a witness of the run directory's store
+    published = _consume(broker.bootstrap, "placewatch.audit-records",
+                         int(summary["audited"]) + 1)
+    kinds = [dict(m.headers() or [])["placewatch-type"] for m in published]
+    assert kinds.count(b"record") == summary["audited"] and kinds.count(b"checkpoint") == 1
+    witness = [json.loads(m.value()) for m in published
+               if dict(m.headers() or [])["placewatch-type"] == b"checkpoint"]
+    store = out / "audit.sqlite"
+    assert (witness[0]["seq"], witness[0]["hash"]) == published_head(store)
+    assert verify_store(store, witness=witness).ok
+    assert not verify_store(store, witness=[{**witness[0], "hash": "0" * 64}]).ok
 
 
 def test_a_restarted_worker_goes_on_from_the_committed_position(broker: MockCluster,
@@ -259,3 +271,22 @@ def test_an_unreachable_broker_is_one_clear_error(tmp_path: Path) -> None:
     assert "cannot reach Kafka at 127.0.0.1:1" in done.stderr
     assert "Traceback" not in done.stderr
 
+
+
+def test_a_broker_refusing_placewatchs_messages_stops_the_run_with_exit_5(
+        broker: MockCluster, events: list[bytes], tmp_path: Path) -> None:
+    """Producing the dead letters fails (the broker answers every Produce request with
+    TOPIC_AUTHORIZATION_FAILED): an output that cannot be written, one line, exit 5, and no
+    position committed past it."""
+    broker.create_topic("placewatch.events", 1)
+    _produce(broker, events)
+    broker.fail_requests(PRODUCE_API, 29, 10_000)  # 29: TOPIC_AUTHORIZATION_FAILED
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([*PLACEWATCH, "run", "--source", broker.url, "--out",
+                           str(tmp_path / "out"), "--metrics-port", "0",
+                           "--stop-when-idle", "5"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 5, done.stderr[-2000:]
+    assert "Kafka" in said and "TopicAuthorizationFailed" in said, said[-2000:]
+    assert "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -236,3 +237,38 @@ def test_a_full_disk_stops_replay_and_run_with_the_cause_and_the_file(
     assert _said("ENOSPC)", run.stderr) and _said(str(small_disk / "r"), run.stderr)
     assert "Traceback" not in run.stderr and "rollback" not in run.stderr
     _verifies(small_disk / "r" / "audit.sqlite")
+
+
+def test_a_purge_on_a_full_disk_is_exit_5_with_the_cause_and_changes_nothing(
+        tmp_path: Path, small_disk: Path) -> None:
+    """Before: exit 4 (``purge failed: database or disk is full``), as if the store were
+    unreadable."""
+    events = tmp_path / "events.jsonl"
+    done = placewatch("--quiet", "simulate", "--out", str(events), "--events", "3000")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "o"
+    assert placewatch("--quiet", "replay", str(events), "--out", str(out)).returncode == 0
+    store = small_disk / "audit.sqlite"
+    shutil.copyfile(out / "audit.sqlite", store)
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # take every byte that is left
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    purged = placewatch("audit", "purge", "--store", str(store), "--retention-days", "1",
+                        "--now", "2026-12-01T00:00:00Z",
+                        env={"PLACEWATCH_AUDIT_RETENTION_DAYS": "1"})
+    assert purged.returncode == 5, purged.stderr
+    assert _said("ENOSPC)", purged.stderr) and _said(str(store), purged.stderr)
+    assert "Traceback" not in purged.stderr
+    (small_disk / "filler").unlink()
+    _verifies(store)
+    db = sqlite3.connect(store)
+    try:  # nothing was purged: no purge record, no emptied body
+        assert db.execute("SELECT count(*) FROM records WHERE decision_id = '__purge__' "
+                          "OR body IS NULL").fetchone() == (0,)
+    finally:
+        db.close()

@@ -17,7 +17,7 @@ import pytest
 from detectors.events import Rejection, decode_event
 from simulator import SCENARIOS, Simulation
 from streams.audit.retention import purge
-from streams.audit.store import link
+from streams.audit.store import link, store_id
 from tests.helpers import placewatch
 
 
@@ -210,3 +210,51 @@ def test_a_witness_that_is_not_checkpoints_is_a_clear_error_at_a_restart(tmp_pat
         witness.write_text(text)
         with pytest.raises(PlacewatchError, match="audit_witness_path"):
             RunDirectory.open(out, resume=True, witness=witness)
+
+
+def _store_with(path: Path, decisions: int, publish: list[dict[str, object]],
+                prefix: str = "d") -> None:
+    from streams.audit.store import SqliteAuditStore
+
+    store = SqliteAuditStore(path, checkpoint_every=10, publishers=[publish.extend])
+    try:
+        store.append([{"decision_id": f"{prefix}-{i}", "decided_at": "2026-11-02T00:00:00Z",
+                       "n": i} for i in range(decisions)])
+        store.checkpoint_now()
+    finally:
+        store.close()
+
+
+def test_every_checkpoint_is_published_and_serves_as_a_witness_beside_other_stores(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Checkpoints go to the log and to each publisher (a Kafka run's audit topic) as witness
+    lines naming their store; several stores' lines in one witness do not confuse verify,
+    and a store rewritten from its first record is caught by them."""
+    from streams.audit.verify import verify_store
+
+    ours: list[dict[str, object]] = []
+    theirs: list[dict[str, object]] = []
+    with caplog.at_level("INFO", logger="placewatch"):
+        _store_with(tmp_path / "a.sqlite", 25, ours)
+    _store_with(tmp_path / "b.sqlite", 12, theirs)
+    assert [line["seq"] for line in ours] == [10, 20, 25]  # every 10, and the closing one
+    name = store_id(sqlite3.connect(tmp_path / "a.sqlite"))
+    assert name and {line["store_id"] for line in ours} == {name}
+    assert {line["store_id"] for line in theirs} != {name}
+    logged = [r for r in caplog.records if r.getMessage() == "audit checkpoint"]
+    assert [(r.seq, r.hash) for r in logged] == [(x["seq"], x["hash"]) for x in ours]
+    both = ours + theirs
+    assert verify_store(tmp_path / "a.sqlite", witness=both).ok
+    assert verify_store(tmp_path / "b.sqlite", witness=both).ok
+    # a store replaced by a new one, rewritten from record 1, matches none of the lines
+    (tmp_path / "a.sqlite").unlink()
+    _store_with(tmp_path / "a.sqlite", 25, [], prefix="forged")
+    rewritten = verify_store(tmp_path / "a.sqlite", witness=ours)
+    assert not rewritten.ok and "none of the witness's 3 checkpoints is of this store" in \
+        rewritten.problem
+    # a rewrite in place is checked against the lines that name the store
+    db = sqlite3.connect(tmp_path / "b.sqlite")
+    db.execute("UPDATE records SET hash = ? WHERE seq = 10", ("f" * 64,))
+    db.commit()
+    db.close()
+    assert not verify_store(tmp_path / "b.sqlite", witness=both).ok
