@@ -39,6 +39,16 @@ def _str_tuple(value: object) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, str) and v for v in value)
 
 
+def _river_spec(value: object) -> bool:
+    from detectors.river_cycle import parse_detector
+
+    try:
+        parse_detector(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
 DEFAULT_SAMPLE_KEY = "placewatch-audit-v1"
 """The public default ``audit_sample_key`` (a live run logs a warning while it is in use)."""
 
@@ -89,7 +99,8 @@ class CoreConfig:
     """Evaluations a group's warm-up spans at least (to measure its burstiness)."""
     drift_detector: str = "cusum"
     """Sequential test of the equity-drift watches: ``cusum`` (placewatch's, within the
-    false-alarm budget) or River's ``adwin`` or ``page_hinkley`` on the same contrast."""
+    false-alarm budget) or River's ``adwin`` or ``page_hinkley`` on the same contrast, with
+    River's defaults or some of its settings (``page_hinkley:threshold=20,delta=0.5``)."""
     drift_prior: float = 0.0
     """Pseudo-observations of parity that the reference ratio is shrunk with."""
     forecast_warmup: int = 100
@@ -213,8 +224,10 @@ class CoreConfig:
                  "confidence", "a number in [0.5, 1)", self.confidence)
         _require(_is_number(self.false_alarms_per_million) and self.false_alarms_per_million > 0,
                  "false_alarms_per_million", "a number > 0", self.false_alarms_per_million)
-        _require(self.drift_detector in ("cusum", "adwin", "page_hinkley"), "drift_detector",
-                 "one of cusum, adwin, page_hinkley", self.drift_detector)
+        _require(self.drift_detector == "cusum" or _river_spec(self.drift_detector),
+                 "drift_detector", "cusum, adwin or page_hinkley, optionally with River's "
+                 "settings (adwin:delta=0.0002, page_hinkley:threshold=20,delta=0.5)",
+                 self.drift_detector)
         _require(_is_number(self.drift_prior) and self.drift_prior >= 0,
                  "drift_prior", "a number >= 0", self.drift_prior)
         _require(_is_int(self.drift_min_batches) and self.drift_min_batches >= 2,

@@ -44,7 +44,7 @@ from detectors.amplification import GapTrend
 from detectors.dispersion import Dispersion
 from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
 from detectors.rates import RATE_BY_NAME, RATES
-from detectors.river_cycle import RIVER_DETECTORS, RiverCycle
+from detectors.river_cycle import RiverCycle, parse_detector
 
 __all__ = ["MIN_EXPECTED", "DriftSignal", "EquityDrift", "RateWatch"]
 
@@ -153,9 +153,8 @@ class EquityDrift:
             raise ValueError(f"min_batches must be >= 2 (phi needs a spread), got {min_batches}")
         if prior < 0:
             raise ValueError(f"prior must be >= 0, got {prior}")
-        if detector != "cusum" and detector not in RIVER_DETECTORS:
-            raise ValueError(f"detector must be cusum, {', '.join(RIVER_DETECTORS)}; "
-                             f"got {detector!r}")
+        if detector != "cusum":
+            parse_detector(detector)  # a ValueError names what is wrong
         self.detector = detector
         self.warmup = warmup
         self.min_batches = min_batches

@@ -1,13 +1,14 @@
 """River's drift detectors in place of placewatch's CUSUM, on the same standardised contrast.
 
-With ``drift_detector = "adwin"`` or ``"page_hinkley"`` each equity-drift watch feeds River's
-detector, instead of its CUSUM, one value per batch: the batch's deviation from the rate its
-reference ratio expects given the other groups, divided by its standard deviation under the
-learned overdispersion ``φ``, and signed so that a change against the group is positive. The
-contrast, the reference, ``φ`` and the amplification test are the same as with the CUSUM; only
-the sequential test differs. River's thresholds are its own, so the false-alarm budget
-(``false_alarms_per_million``) does not apply to it: ``placewatch bench detection`` measures
-what it gives.
+With ``drift_detector = "adwin"`` or ``"page_hinkley"`` (River's defaults, or some of its
+settings: ``"page_hinkley:threshold=20,delta=0.5"``, :func:`parse_detector`) each equity-drift
+watch feeds River's detector, instead of its CUSUM, one value per batch: the batch's deviation
+from the rate its reference ratio expects given the other groups, divided by its standard
+deviation under the learned overdispersion ``φ``, and signed so that a change against the group
+is positive. The contrast, the reference, ``φ`` and the amplification test are the same as with
+the CUSUM; only the sequential test differs. River's thresholds are its own, so the false-alarm
+budget (``false_alarms_per_million``) does not apply to it: ``placewatch bench detection``
+measures what it gives.
 
 A River signal is judged by the mean of the latest :data:`RECENT` values, its *level*:
 
@@ -37,9 +38,50 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["RIVER_DETECTORS", "RiverCycle"]
+__all__ = ["RIVER_DETECTORS", "RiverCycle", "parse_detector"]
 
 RIVER_DETECTORS: Final = ("adwin", "page_hinkley")
+_SETTINGS: Final[dict[str, dict[str, tuple[type, float, float]]]] = {
+    "adwin": {"delta": (float, 0.0, 1.0), "grace_period": (int, 1, 1e9),
+              "min_window_length": (int, 1, 1e9)},
+    "page_hinkley": {"threshold": (float, 0.0, 1e9), "delta": (float, 0.0, 1e9),
+                     "alpha": (float, 0.0, 1.0), "min_instances": (int, 1, 1e9)},
+}
+"""River's own settings that a ``drift_detector`` spec may give: (type, low, high), low
+exclusive for floats and inclusive for integers, high inclusive."""
+
+
+def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
+    """``KIND`` or ``KIND:NAME=VALUE,...`` as the kind and River's keyword arguments; a
+    ValueError names what is wrong.
+
+    >>> parse_detector("page_hinkley:threshold=20,delta=0.5")
+    ('page_hinkley', {'threshold': 20.0, 'delta': 0.5})
+    >>> parse_detector("adwin:delta=2")
+    Traceback (most recent call last):
+    ...
+    ValueError: adwin's delta must be in (0.0, 1.0], got '2'
+    """
+    kind, _, rest = spec.partition(":")
+    if kind not in RIVER_DETECTORS:
+        raise ValueError(f"kind must be one of {', '.join(RIVER_DETECTORS)}, got {kind!r}")
+    params: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        name, _, text = item.partition("=")
+        allowed = _SETTINGS[kind]
+        if name not in allowed:
+            raise ValueError(f"{kind} takes {', '.join(allowed)}, got {name!r}")
+        kind_of, low, high = allowed[name]
+        try:
+            value = kind_of(text)
+        except ValueError:
+            raise ValueError(f"{kind}'s {name} must be a {kind_of.__name__}, got {text!r}"
+                             ) from None
+        if not ((low <= value if kind_of is int else low < value) and value <= high):
+            span = f"[{low}, {high:g}]" if kind_of is int else f"({low}, {high}]"
+            raise ValueError(f"{kind}'s {name} must be in {span}, got {text!r}")
+        params[name] = value
+    return kind, params
 RECENT: Final = 8
 """Latest values whose mean is the level a River signal is judged by."""
 ADVERSE_LEVEL: Final = 0.5
@@ -47,28 +89,28 @@ ADVERSE_LEVEL: Final = 0.5
 at most ``1/sqrt(RECENT)``, about 0.35)."""
 
 
-def _detector(kind: str, up: bool) -> Any:
+def _detector(kind: str, up: bool, params: dict[str, Any]) -> Any:
     from river import drift  # deferred: only a configured River watch needs River
 
     if kind == "adwin":
         # one value per batch: test every update (its default, clock=32, is for event streams)
-        return drift.ADWIN(clock=1)  # type: ignore[no-untyped-call]
-    return drift.PageHinkley(mode="up" if up else "down")
+        return drift.ADWIN(clock=1, **params)  # type: ignore[no-untyped-call]
+    return drift.PageHinkley(mode="up" if up else "down", **params)
 
 
 class RiverCycle:
     """The alarm / recovery cycle of :class:`~detectors.alarm.AlarmCycle`, run by River."""
 
-    __slots__ = ("_alarm", "_back", "_n", "_recent", "_sum", "alarmed", "kind")
+    __slots__ = ("_alarm", "_back", "_n", "_params", "_recent", "_sum", "alarmed", "kind")
 
     takes = "z"
     """It is fed the standardised contrast (the CUSUM takes log-likelihood ratios)."""
 
-    def __init__(self, kind: str) -> None:
-        if kind not in RIVER_DETECTORS:
-            raise ValueError(f"kind must be one of {', '.join(RIVER_DETECTORS)}, got {kind!r}")
-        self.kind = kind
-        self._alarm = _detector(kind, up=True)
+    def __init__(self, spec: str) -> None:
+        """``spec``: ``adwin`` or ``page_hinkley``, with River's defaults, or with some of
+        its settings, ``page_hinkley:threshold=20,delta=0.5`` (:func:`parse_detector`)."""
+        self.kind, self._params = parse_detector(spec)
+        self._alarm = _detector(self.kind, True, self._params)
         self._back: Any = None
         self.alarmed = False
         self._recent: list[float] = []
@@ -133,7 +175,7 @@ class RiverCycle:
 
     def start_alarm(self) -> None:
         """Begin the alarmed phase: a fresh detector watches for the way back."""
-        self._back = _detector(self.kind, up=False)
+        self._back = _detector(self.kind, False, self._params)
         self._sum, self._n = 0.0, 0
 
     def recover(self, z: float) -> bool:
@@ -151,6 +193,6 @@ class RiverCycle:
         if self.kind == "adwin" and recent >= overall:
             return False
         self.alarmed = False
-        self._alarm = _detector(self.kind, up=True)
+        self._alarm = _detector(self.kind, True, self._params)
         self._back = None
         return True

@@ -33,16 +33,17 @@ def sqlite_write_failure(exc: BaseException, path: os.PathLike[str] | str) -> st
     directory), as :func:`cause` gives it and naming a full filesystem, which SQLite's
     ``disk I/O error`` does not; ``""`` for any other error (a damaged store, a bug)."""
     code = str(getattr(exc, "sqlite_errorname", ""))
-    if not code.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY",
-                            "SQLITE_CANTOPEN")):
-        return ""
+    if code in ("SQLITE_IOERR_READ", "SQLITE_IOERR_SHORT_READ") or not code.startswith(
+            ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return ""  # reading failed (bad media), or not an I/O failure at all
     text = cause(exc)
-    if "ENOSPC" not in text:
+    if code.startswith("SQLITE_IOERR"):  # SQLite's words do not say the disk is full
         try:
             stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
         except OSError:
             return text
-        if stat.f_bavail * stat.f_frsize < 64 * 1024:
+        # every block taken, the reserved ones too, on a filesystem that can be written
+        if not stat.f_flag & os.ST_RDONLY and stat.f_bfree * stat.f_frsize < 64 * 1024:
             text += "; its filesystem has no space left (ENOSPC)"
     return text
 

@@ -128,9 +128,33 @@ def load_signer(key_file: Path | None, environ: dict[str, str] | None = None) ->
     return Signer(Ed25519PrivateKey.from_private_bytes(_raw(text, what)))
 
 
-def read_witness(path: Path, what: str) -> list[dict[str, object]]:
-    """The checkpoints a witness file holds, one JSON object a line; ``what`` names the
-    option or setting in the error when it cannot be read or is not that."""
+def _one_store(lines: list[dict[str, object]], store_id: str | None, what: str
+              ) -> list[dict[str, object]]:
+    """The witness lines of one store: those naming ``store_id``, or, without one, every
+    line, provided they do not name several stores (a dump of the Kafka audit topic does:
+    which store is which is for the auditor to say, not the store under check)."""
+    named = sorted({str(line["store_id"]) for line in lines
+                    if line.get("store_id") is not None})
+    if store_id is not None:
+        chosen = [line for line in lines if line.get("store_id") == store_id]
+        if not chosen:
+            raise PlacewatchError(f"{what}: no checkpoint of store_id {store_id} (it holds "
+                                  f"{', '.join(named[:5]) or 'no store_id'})")
+        return chosen
+    if len(named) > 1:
+        raise PlacewatchError(f"{what}: it holds the checkpoints of {len(named)} stores "
+                              f"(store_id {', '.join(named[:5])}): give audit verify "
+                              "--witness-store-id with the store's, as its run's log or the "
+                              "Kafka message keys name it, and each store its own "
+                              "audit_witness_path")
+    return lines
+
+
+def read_witness(path: Path, what: str, store_id: str | None = None
+                 ) -> list[dict[str, object]]:
+    """The checkpoints of one store that a witness file holds, one JSON object a line
+    (:func:`_one_store`); ``what`` names the option or setting in the error when it cannot
+    be read or is not that."""
     try:
         found = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -138,7 +162,7 @@ def read_witness(path: Path, what: str) -> list[dict[str, object]]:
                               f"{exc}") from exc
     if not all(isinstance(line, dict) for line in found):
         raise PlacewatchError(f"{what}: {path} holds a line that is not a checkpoint")
-    return found
+    return _one_store(found, store_id, f"{what} {path}")
 
 
 def load_verifier(public_key: str) -> Verifier:

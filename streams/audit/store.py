@@ -230,29 +230,30 @@ class SqliteAuditStore:
         return seq, head, None if signer is None else signer.sign(checkpoint_message(seq, head))
 
     def _witnessed(self, checkpoints: list[tuple[int, str, str | None]]) -> None:
-        """Publish committed checkpoints outside the store: every one to the log and to each
-        publisher, the signed ones to the witness file too (flushed to disk)."""
+        """Publish committed checkpoints outside the store: the signed ones to the witness
+        file (flushed to disk) first, then every one to the log and to each publisher. A
+        crash between the commit and here loses these publications, not the checkpoints:
+        each one covers every record before it, so the next one published covers them too."""
         if not checkpoints:
             return
         where = str(self.path.resolve())
         published = [{"store": where, "store_id": self._store_id, "seq": s, "hash": h,
                       "signature": sig} for s, h, sig in checkpoints]
+        signed = [line for line in published if line["signature"] is not None]
+        if self._witness is not None and signed:  # first: the one that is fsynced
+            lines = b"".join(orjson.dumps(line) + b"\n" for line in signed)
+            try:
+                with self._witness.open("ab") as out:
+                    out.write(lines)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                raise OutputError(f"cannot write the audit witness {self._witness}: "
+                                  f"{cause(exc)}") from exc
         for line in published:
             log_event(_LOG, logging.INFO, "audit checkpoint", **line)
         for publish in self._publishers:
             publish(published)
-        signed = [line for line in published if line["signature"] is not None]
-        if self._witness is None or not signed:
-            return
-        lines = b"".join(orjson.dumps(line) + b"\n" for line in signed)
-        try:
-            with self._witness.open("ab") as out:
-                out.write(lines)
-                out.flush()
-                os.fsync(out.fileno())
-        except OSError as exc:
-            raise OutputError(f"cannot write the audit witness {self._witness}: {cause(exc)}"
-                              ) from exc
 
     @contextlib.contextmanager
     def write_transaction(self) -> Iterator[WriteTransaction]:

@@ -21,7 +21,7 @@ import orjson
 from streams.audit.retention import Hold, expand_runs, hold_of, when
 from streams.audit.signing import Verifier, checkpoint_message, record_message, unsigned_body
 from streams.audit.store import CHECKPOINT_EVERY as _CHECKPOINT_EVERY
-from streams.audit.store import CONTROL_IDS, GENESIS, body_bytes, link, store_id
+from streams.audit.store import CONTROL_IDS, GENESIS, body_bytes, link
 from streams.errors import AuditStoreError
 
 __all__ = ["VerifyResult", "verify_store"]
@@ -80,7 +80,6 @@ def verify_store(path: Path, expect_head: str | None = None,
         else:
             found = [(s, h, None) for s, h in db.execute("SELECT seq, hash FROM checkpoints")]
         checkpoints = {seq: chain_hash for seq, chain_hash, _ in found}
-        name = store_id(db)
         db.execute("COMMIT")
         db.close()
     except sqlite3.Error as exc:
@@ -147,7 +146,7 @@ def verify_store(path: Path, expect_head: str | None = None,
         if problem:
             return VerifyResult(False, count, head, problem, None)
     if witness is not None:
-        problem = _check_witness(witness, rows, verifier, name)
+        problem = _check_witness(witness, rows, verifier)
         if problem:
             return VerifyResult(False, count, head, problem, None)
     beyond = sorted(s for s in checkpoints if s > count)
@@ -201,23 +200,12 @@ def _check_signed(checkpoints: dict[int, str], signatures: dict[int, str | None]
 
 
 def _check_witness(witness: list[dict[str, Any]], rows: list[tuple[Any, ...]],
-                   verifier: Verifier | None, name: str | None) -> str:
+                   verifier: Verifier | None) -> str:
     """What is wrong with the store against the checkpoints a witness file holds, or ``""``.
-
-    A line naming another store (its ``store_id`` differs from ``name``, this store's) is not
-    this store's: a witness file or a dump of the Kafka audit topic may hold the checkpoints
-    of several. But a witness whose lines all name other stores, for a store that has
-    records, means this one was replaced by a new store (or is not the store the witness was
-    kept for). Lines without a ``store_id`` (older witness files) are checked against it."""
-    named = [line for line in witness if line.get("store_id") is not None]
-    if named and len(named) == len(witness) and rows and not any(
-            line["store_id"] == name for line in named):
-        return (f"none of the witness's {len(witness)} checkpoints is of this store (store_id "
-                f"{name}): the store was replaced by a new one, or the witness is another "
-                "store's")
+    Every line is checked: a witness that holds several stores' checkpoints (a dump of the
+    Kafka audit topic) is narrowed to one store's by the caller (``audit verify
+    --witness-store-id``), never by what the store, which a forger can write, says it is."""
     for line in witness:
-        if line.get("store_id") is not None and line["store_id"] != name:
-            continue
         try:
             seq, chain_hash = int(line["seq"]), str(line["hash"])
         except (KeyError, TypeError, ValueError):

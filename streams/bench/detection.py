@@ -19,6 +19,7 @@ other rates and for overrides, its outcomes for forecasts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterable
@@ -37,7 +38,8 @@ from streams.app import create_app
 from streams.settings import Settings
 from streams.sinks.base import Batch
 
-__all__ = ["PRIMARY", "RunScore", "ScenarioScore", "run_detection", "score_run", "summarise"]
+__all__ = ["OWN", "PEERS", "PEER_SCENARIOS", "PRIMARY", "RunScore", "ScenarioScore",
+           "peer_verdict", "run_detection", "score_run", "summarise"]
 
 PRIMARY: dict[str, tuple[str, str]] = {
     "equity_drift": ("equity_drift", "preferred_rate"),
@@ -62,12 +64,32 @@ def _related_groups(team: str) -> set[tuple[str, str]]:
     return set()
 
 
+PEERS: dict[str, str] = {
+    "river adwin (defaults)": "adwin",
+    "river adwin (tuned)": "adwin:delta=0.05",
+    "river page_hinkley (defaults)": "page_hinkley",
+    "river page_hinkley (tuned)": "page_hinkley:threshold=12,delta=0.3,min_instances=5",
+}
+"""River's detectors run by ``bench detection`` beside placewatch's CUSUM, each as a
+``drift_detector`` (:mod:`detectors.river_cycle`) on the same contrast: River's defaults, and
+one setting tuned on seeds outside the benchmark's for speed within the false-alarm budget
+(docs/detectors.md has the search)."""
+
+PEER_SCENARIOS = ("baseline", "equity_drift", "feedback_loop")
+"""The scenarios the equity-drift watches decide (the peers replace only their test)."""
+
+OWN = "placewatch cusum"
+"""The label of placewatch's own detector in a run with peers."""
+
+
 @dataclass
 class RunScore:
     scenario: str
     seed: int
     events: int
     change_index: int | None
+    detector: str = OWN
+    """Which sequential test the equity-drift watches ran (:data:`PEERS`)."""
     hit_delay: int | None = None
     """Affected-group events from the change to the first hit (None: missed)."""
     first_named_target: bool = False
@@ -166,15 +188,20 @@ def _fired_alerts(lines: list[bytes], config: CoreConfig) -> list[Alert]:
 
 
 def score_run(scenario: str, seed: int, events: int,
-              config: CoreConfig | None = None) -> RunScore:
-    """Simulate, run the pipeline, and classify every alert (pure but CPU-heavy)."""
+              config: CoreConfig | None = None, detector: str = OWN) -> RunScore:
+    """Simulate, run the pipeline, and classify every alert (pure but CPU-heavy).
+    ``detector``: a :data:`PEERS` label, whose River setting replaces the configured
+    ``drift_detector``."""
     sim = Simulation(SCENARIOS[scenario], events, seed)
     lines = list(sim)
     truth = sim.truth
     change = truth["change"]
     change_index = change["from_event_index"] if change else None
-    alerts = _fired_alerts(lines, config or CoreConfig())
-    score = RunScore(scenario, seed, len(lines), change_index)
+    core = config or CoreConfig()
+    if detector != OWN:
+        core = dataclasses.replace(core, drift_detector=PEERS[detector])
+    alerts = _fired_alerts(lines, core)
+    score = RunScore(scenario, seed, len(lines), change_index, detector)
     team = change["group"] if change else "genomics"
     counts = _target_counts(lines, team) if change else {}
     kind, metric = PRIMARY.get(scenario, ("", ""))
@@ -205,15 +232,21 @@ def score_run(scenario: str, seed: int, events: int,
     return score
 
 
-def _score(args: tuple[str, int, int, CoreConfig]) -> RunScore:
+def _score(args: tuple[str, int, int, CoreConfig, str]) -> RunScore:
     return score_run(*args)
 
 
 def run_detection(scenarios: Iterable[str], seeds: int, events: int, workers: int,
-                  progress: Any = None, config: CoreConfig | None = None) -> list[RunScore]:
-    """Every (scenario, seed) run, in parallel processes."""
+                  progress: Any = None, config: CoreConfig | None = None,
+                  peers: Iterable[str] = ()) -> list[RunScore]:
+    """Every (scenario, seed) run, in parallel processes; and every (peer, scenario, seed)
+    for each :data:`PEERS` label in ``peers``, on the :data:`PEER_SCENARIOS` among
+    ``scenarios``."""
     core = config or CoreConfig()
-    jobs = [(s, seed, events, core) for s in scenarios for seed in range(1, seeds + 1)]
+    chosen = list(scenarios)
+    jobs = [(s, seed, events, core, OWN) for s in chosen for seed in range(1, seeds + 1)]
+    jobs += [(s, seed, events, core, peer) for peer in peers for s in chosen
+             if s in PEER_SCENARIOS for seed in range(1, seeds + 1)]
     out = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for score in pool.map(_score, jobs):
@@ -236,6 +269,7 @@ def _quantile(values: list[int], q: float) -> float | None:
 @dataclass(frozen=True)
 class ScenarioScore:
     scenario: str
+    detector: str
     runs: int
     events: int
     detected: int
@@ -255,18 +289,51 @@ class ScenarioScore:
 
 
 def summarise(scores: list[RunScore]) -> list[ScenarioScore]:
-    """One row per scenario."""
+    """One row per (detector, scenario)."""
     out = []
-    for scenario in dict.fromkeys(s.scenario for s in scores):
-        runs = [s for s in scores if s.scenario == scenario]
+    for detector, scenario in dict.fromkeys((s.detector, s.scenario) for s in scores):
+        runs = [s for s in scores if s.scenario == scenario and s.detector == detector]
         delays = [s.hit_delay for s in runs if s.hit_delay is not None]
         pre_change_events = sum(s.change_index if s.change_index is not None else s.events
                                 for s in runs)
         out.append(ScenarioScore(
-            scenario, len(runs), pre_change_events, len(delays),
+            scenario, detector, len(runs), pre_change_events, len(delays),
             statistics.median(delays) if delays else None, _quantile(delays, 0.9),
             sum(s.first_named_target for s in runs),
             sum(s.amplification_on_target for s in runs),
             sum(s.false_alarms for s in runs), sum(s.related for s in runs),
             sum(s.side_effects for s in runs)))
     return out
+
+
+def peer_verdict(rows: list[ScenarioScore]) -> tuple[bool, str] | None:
+    """Whether placewatch is ahead of the best River setting on both delay and false alarms,
+    with the figures; None without peers or without the equity_drift and baseline rows.
+
+    The best River setting is the one that detects equity_drift most often, then with the
+    fewest false alarms on baseline, then with the smallest p90 delay. Placewatch is ahead
+    when it detects at least as often, has no more baseline false alarms and a p90 delay no
+    larger.
+    """
+    def row(detector: str, scenario: str) -> ScenarioScore | None:
+        return next((r for r in rows if r.detector == detector and r.scenario == scenario),
+                    None)
+
+    ranked = []
+    for detector in dict.fromkeys(r.detector for r in rows if r.detector != OWN):
+        drift, baseline = row(detector, "equity_drift"), row(detector, "baseline")
+        if drift is not None and baseline is not None:
+            ranked.append((-drift.detected, baseline.false_alarms,
+                           drift.delay_p90 if drift.delay_p90 is not None else math.inf,
+                           detector))
+    own_drift, own_baseline = row(OWN, "equity_drift"), row(OWN, "baseline")
+    if not ranked or own_drift is None or own_baseline is None:
+        return None
+    missed, alarms, p90, best = min(ranked)
+    own_p90 = own_drift.delay_p90 if own_drift.delay_p90 is not None else math.inf
+    ahead = (own_drift.detected >= -missed and own_baseline.false_alarms <= alarms
+             and own_p90 <= p90)
+    return ahead, (f"placewatch {own_drift.detected}/{own_drift.runs} found, p90 "
+                   f"{own_p90:,.0f}, {own_baseline.false_alarms} false alarms; best River "
+                   f"setting ({best}) {-missed}/{own_drift.runs}, p90 {p90:,.0f}, "
+                   f"{alarms} false alarms")

@@ -45,6 +45,9 @@ def audit_verify(
     witness: Annotated[Path | None, typer.Option(
         help="A file of signed checkpoints published outside the store (audit_witness_path): "
              "the store must agree with every one.", dir_okay=False)] = None,
+    witness_store_id: Annotated[str | None, typer.Option(
+        help="Check only the witness lines of this store_id (a dump of the Kafka audit topic "
+             "holds every worker's; the store_id is in each line and message key).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Check the audit store's hash chain and its published head.
@@ -55,7 +58,8 @@ def audit_verify(
     """
     settings = settings_for(config)
     verifier = load_verifier(public_key) if public_key is not None else None
-    witnessed = read_witness(witness, "--witness") if witness is not None else None
+    witnessed = (read_witness(witness, "--witness", witness_store_id)
+                 if witness is not None else None)
     anchor = "none"
     expect_records = None
     if expect_head is not None:
@@ -289,7 +293,7 @@ def _check_same_configuration(settings: Settings,
                            core.audit_always_overrides, core.shadow_train_rate,
                            core.audit_open_alert_rate)
     for decision, record in records:
-        draw = round(sampler.draws(decision)[0], 9)
+        draw = round(sampler.draw(decision), 9)  # the pipeline's draw, even at rate 0
         if record.get("sample_draw") != draw:
             raise PlacewatchError(
                 f"the audit_sample_key differs from the audited run's: decision {decision}'s "

@@ -122,13 +122,25 @@ def bench_detection(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Benchmark this configuration (TOML) instead of the defaults.",
         dir_okay=False)] = None,
+    peers: Annotated[bool, typer.Option(
+        help="Also run River's ADWIN and Page-Hinkley (defaults and one tuned setting each) in "
+             "place of the CUSUM on baseline, equity_drift and feedback_loop, and check that "
+             "placewatch is ahead of the best of them.")] = True,
 ) -> None:
-    """Detection rate, delay and false alarms of the default detectors on every scenario.
+    """Detection rate, delay and false alarms of the default detectors on every scenario,
+    next to River's drift detectors on the same streams.
 
     Each scenario runs over SEEDS seeds. Delays are counted in the affected group's own
     events (placements, or outcomes for forecasts) from the change to the first alert of the
     scenario's kind that names team=genomics and its metric. Alerts before the change, and all
-    on baseline, are false alarms. The targets are checked at the end; exits 1 on a miss.
+    on baseline, are false alarms.
+
+    Columns: detected (runs with a hit), delay p50/p90 (of the hits), named first (runs whose
+    first alert of the kind named the team), amplification (runs with an amplification alert
+    on the team), false alarms and their rate per million pre-change events, related (alerts
+    on groups holding the team's jobs) and side effects (alerts on other groups after the
+    change). With --peers, the rows of each River setting follow placewatch's. The targets are
+    checked at the end; exits 1 on a miss.
     """
     settings = settings_for(config)
     chosen = scenario or list(SCENARIOS)
@@ -136,33 +148,41 @@ def bench_detection(
     if unknown:
         raise PlacewatchError(f"--scenario: unknown {', '.join(unknown)}; valid: "
                               f"{', '.join(SCENARIOS)}")
-    total = len(chosen) * seeds
+    rivals = list(detection_bench.PEERS) if peers else []
+    total = seeds * (len(chosen) + len(rivals) * sum(
+        s in detection_bench.PEER_SCENARIOS for s in chosen))
     with progress(total, "bench detection") as bar:
         task = bar.add_task("runs", total=total)
         scores = detection_bench.run_detection(chosen, seeds, events, workers,
                                                progress=lambda _: bar.advance(task),
-                                               config=settings.core)
+                                               config=settings.core, peers=rivals)
     rows = detection_bench.summarise(scores)
     table = Table(title=f"detection quality: {seeds} seeds x {events:,} events per scenario")
-    for column in ("scenario", "detected", "delay p50", "delay p90", "named first",
-                   "amplification", "false alarms", "FA / M events (pre-change)",
-                   "related", "side effects"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for column in ("scenario", "detector", "detected", "delay p50", "delay p90",
+                   "named first", "amplification", "false alarms",
+                   "FA / M events (pre-change)", "related", "side effects"):
+        table.add_column(column, justify="left" if column in ("scenario", "detector")
+                         else "right")
 
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:,.0f}"
 
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (chosen.index(r.scenario), r.detector
+                                         != detection_bench.OWN)):
         detected = "-" if r.scenario == "baseline" else f"{r.detected}/{r.runs}"
         named = "-" if r.scenario == "baseline" else f"{r.named_target_first}/{r.runs}"
-        table.add_row(r.scenario, detected, fmt(r.delay_p50), fmt(r.delay_p90), named,
-                      f"{r.amplification_on_target}/{r.runs}", str(r.false_alarms),
+        table.add_row(r.scenario, r.detector, detected, fmt(r.delay_p50), fmt(r.delay_p90),
+                      named, f"{r.amplification_on_target}/{r.runs}", str(r.false_alarms),
                       "-" if r.events == 0 else f"{r.false_alarms_per_million:.2f}",
                       str(r.related), str(r.side_effects))
-    console = Console(width=200)
+    console = Console(width=220)
     console.print(table)
-    by_name = {r.scenario: r for r in rows}
+    by_name = {r.scenario: r for r in rows if r.detector == detection_bench.OWN}
     checks = []
+    verdict = detection_bench.peer_verdict(rows)
+    if verdict is not None:
+        checks.append(("equity_drift: placewatch ahead of the best River setting on detection, "
+                       "delay and false alarms", *verdict))
     if "baseline" in by_name:
         b = by_name["baseline"]
         checks.append(("baseline: <= 1 false alarm per million events",

@@ -283,8 +283,9 @@ def test_overrides_whose_texts_run_together_are_two_alerts() -> None:
     assert len(alerts) == 2 and alerts[0].fingerprint != alerts[1].fingerprint
 
 
-@pytest.mark.parametrize(("detector", "within"), [("cusum", 1000), ("adwin", 1500),
-                                                  ("page_hinkley", 5000)])
+@pytest.mark.parametrize(("detector", "within"), [
+    ("cusum", 1000), ("adwin", 1500), ("page_hinkley", 5000), ("adwin:delta=0.05", 1500),
+    ("page_hinkley:threshold=10,delta=0.5,min_instances=5", 1500)])
 def test_each_configured_drift_detector_finds_a_strong_shift(detector: str, within: int) -> None:
     """River's ADWIN and Page-Hinkley run in place of the CUSUM on the same contrast."""
     t0 = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
@@ -303,8 +304,12 @@ def test_each_configured_drift_detector_finds_a_strong_shift(detector: str, with
 
 
 def test_an_unknown_drift_detector_is_refused_naming_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="one of cusum, adwin, page_hinkley"):
-        CoreConfig(drift_detector="kswin")
+    for wrong in ("kswin", "adwin:delta=0", "page_hinkley:threshold=x", "adwin:clock=3",
+                  "page_hinkley:min_instances=0.5"):
+        with pytest.raises(ValueError, match="cusum, adwin or page_hinkley, optionally"):
+            CoreConfig(drift_detector=wrong)
+    tuned = CoreConfig(drift_detector="page_hinkley:threshold=10,delta=0.5,min_instances=5")
+    assert tuned.drift_detector.startswith("page_hinkley:")
 
 
 @pytest.mark.parametrize("detector", ["cusum", "adwin", "page_hinkley"])

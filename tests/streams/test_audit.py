@@ -206,6 +206,27 @@ def test_audit_replay_names_a_wrong_sampling_key_which_config_hash_does_not_reve
     assert "the audit_sample_key differs from the audited run's" in " ".join(result.stderr.split())
 
 
+def test_audit_replay_checks_the_key_of_records_sampled_at_rate_zero(tmp_path: Path) -> None:
+    """With every rate at 0 only overrides are audited, and their records still carry the
+    key's draw, which audit replay checks (it once compared them with 1.0)."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(raw + b"\n" for raw in
+                                Simulation(SCENARIOS["override_leak"], 3000, seed=4)))
+    env = {"PLACEWATCH_AUDIT_SAMPLE_RATE": "0", "PLACEWATCH_SHADOW_TRAIN_RATE": "0",
+           "PLACEWATCH_AUDIT_OPEN_ALERT_RATE": "0"}
+    out = tmp_path / "run"
+    done = placewatch("--quiet", "replay", str(events), "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "summary.json").read_text())["audited"] > 0
+    result = placewatch("audit", "replay", "--events", str(events), "--store",
+                        str(out / "audit.sqlite"), env=env)
+    assert result.returncode == 0, result.stderr
+    wrong = placewatch("audit", "replay", "--events", str(events), "--store",
+                       str(out / "audit.sqlite"),
+                       env={**env, "PLACEWATCH_AUDIT_SAMPLE_KEY": "not-the-run-key"})
+    assert wrong.returncode == 1 and "audit_sample_key differs" in " ".join(wrong.stderr.split())
+
+
 def test_audit_replay_reproduces_records_that_carry_the_legacy_config_hash(
         run_dir: Path, tmp_path: Path) -> None:
     """A store written before the key left config_hash (the key's SHA-256 entered it) stays

@@ -60,9 +60,21 @@ def test_benchmark_prints_every_stage_and_the_ratio() -> None:
 def test_a_benchmark_that_misses_its_target_exits_non_zero() -> None:
     """One short seed of feedback_loop cannot show amplification in 90% of seeds: FAIL, 1."""
     result = placewatch("--quiet", "bench", "detection", "--seeds", "1", "--events", "30000",
-                        "--scenario", "feedback_loop", "--workers", "1")
+                        "--scenario", "feedback_loop", "--workers", "1", "--no-peers")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL  feedback_loop: amplification" in result.stdout
+
+
+def test_bench_detection_runs_rivers_detectors_beside_placewatchs() -> None:
+    from streams.bench.detection import PEERS
+
+    result = placewatch("--quiet", "bench", "detection", "--seeds", "1", "--events", "10000",
+                        "--scenario", "baseline", "--scenario", "equity_drift")
+    out = result.stdout
+    assert result.returncode in (0, 1), result.stderr  # 10k events decide nothing
+    for label in ("placewatch cusum", *PEERS):
+        assert out.count(label) >= 2, (label, out)  # a baseline and an equity_drift row
+    assert "placewatch ahead of the best River setting" in out
 
 
 def test_config_show_redacts_the_sample_key() -> None:

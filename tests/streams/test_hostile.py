@@ -272,3 +272,24 @@ def test_a_purge_on_a_full_disk_is_exit_5_with_the_cause_and_changes_nothing(
                           "OR body IS NULL").fetchone() == (0,)
     finally:
         db.close()
+
+
+def test_sqlite_failures_are_told_apart_writing_from_a_damaged_store(tmp_path: Path) -> None:
+    from streams.errors import sqlite_write_failure
+
+    path = tmp_path / "s.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.Error) as caught:
+        read_only.execute("INSERT INTO t VALUES (1)")
+    read_only.close()
+    why = sqlite_write_failure(caught.value, path)
+    assert "SQLITE_READONLY" in why and "ENOSPC" not in why  # the disk is not full
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(sqlite3.Error) as damaged:
+        sqlite3.connect(junk).execute("SELECT * FROM sqlite_master").fetchall()
+    assert sqlite_write_failure(damaged.value, junk) == ""  # exit 4, not 5

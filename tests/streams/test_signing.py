@@ -228,10 +228,8 @@ def _store_with(path: Path, decisions: int, publish: list[dict[str, object]],
 def test_every_checkpoint_is_published_and_serves_as_a_witness_beside_other_stores(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Checkpoints go to the log and to each publisher (a Kafka run's audit topic) as witness
-    lines naming their store; several stores' lines in one witness do not confuse verify,
-    and a store rewritten from its first record is caught by them."""
-    from streams.audit.verify import verify_store
-
+    lines naming their store; a witness holding several stores' lines is narrowed by the
+    auditor (--witness-store-id), never by what the store under check says it is."""
     ours: list[dict[str, object]] = []
     theirs: list[dict[str, object]] = []
     with caplog.at_level("INFO", logger="placewatch"):
@@ -239,22 +237,31 @@ def test_every_checkpoint_is_published_and_serves_as_a_witness_beside_other_stor
     _store_with(tmp_path / "b.sqlite", 12, theirs)
     assert [line["seq"] for line in ours] == [10, 20, 25]  # every 10, and the closing one
     name = store_id(sqlite3.connect(tmp_path / "a.sqlite"))
-    assert name and {line["store_id"] for line in ours} == {name}
-    assert {line["store_id"] for line in theirs} != {name}
+    other = store_id(sqlite3.connect(tmp_path / "b.sqlite"))
+    assert name and other and name != other
+    assert {line["store_id"] for line in ours} == {name}
     logged = [r for r in caplog.records if r.getMessage() == "audit checkpoint"]
     assert [(r.seq, r.hash) for r in logged] == [(x["seq"], x["hash"]) for x in ours]
-    both = ours + theirs
-    assert verify_store(tmp_path / "a.sqlite", witness=both).ok
-    assert verify_store(tmp_path / "b.sqlite", witness=both).ok
-    # a store replaced by a new one, rewritten from record 1, matches none of the lines
-    (tmp_path / "a.sqlite").unlink()
-    _store_with(tmp_path / "a.sqlite", 25, [], prefix="forged")
-    rewritten = verify_store(tmp_path / "a.sqlite", witness=ours)
-    assert not rewritten.ok and "none of the witness's 3 checkpoints is of this store" in \
-        rewritten.problem
-    # a rewrite in place is checked against the lines that name the store
-    db = sqlite3.connect(tmp_path / "b.sqlite")
-    db.execute("UPDATE records SET hash = ? WHERE seq = 10", ("f" * 64,))
+    witness = tmp_path / "audit-topic.jsonl"
+    witness.write_bytes(b"".join(json.dumps(x).encode() + b"\n" for x in ours + theirs))
+    a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    ok, said = _verify(a, "--witness", str(witness))
+    assert not ok and "holds the checkpoints of 2 stores" in said, said
+    assert _verify(a, "--witness", str(witness), "--witness-store-id", name)[0]
+    assert _verify(b, "--witness", str(witness), "--witness-store-id", other)[0]
+    # a store emptied and renamed, or replaced by a new one, is checked against the lines
+    # the auditor picked, whatever its meta table now says
+    db = sqlite3.connect(a)
+    db.execute("DELETE FROM records")
+    db.execute("DELETE FROM checkpoints")
+    db.execute("UPDATE meta SET value = 'forged'")
     db.commit()
     db.close()
-    assert not verify_store(tmp_path / "b.sqlite", witness=both).ok
+    ok, said = _verify(a, "--witness", str(witness), "--witness-store-id", name)
+    assert not ok and "the store ends at record 0" in said, said
+    a.unlink()
+    _store_with(a, 25, [], prefix="forged")
+    ok, said = _verify(a, "--witness", str(witness), "--witness-store-id", name)
+    assert not ok and "the store was rewritten" in said, said
+    ok, said = _verify(a, "--witness", str(witness), "--witness-store-id", "nobody")
+    assert not ok and "no checkpoint of store_id nobody" in said, said
