@@ -39,7 +39,7 @@ from streams.settings import Settings
 from streams.sinks.base import Batch
 
 __all__ = ["OWN", "PEERS", "PEER_SCENARIOS", "PRIMARY", "RunScore", "ScenarioScore",
-           "peer_verdict", "run_detection", "score_run", "summarise"]
+           "peer_comparison", "peer_verdict", "run_detection", "score_run", "summarise"]
 
 PRIMARY: dict[str, tuple[str, str]] = {
     "equity_drift": ("equity_drift", "preferred_rate"),
@@ -337,3 +337,31 @@ def peer_verdict(rows: list[ScenarioScore]) -> tuple[bool, str] | None:
                    f"{own_p90:,.0f}, {own_baseline.false_alarms} false alarms; best River "
                    f"setting ({best}) {-missed}/{own_drift.runs}, p90 {p90:,.0f}, "
                    f"{alarms} false alarms")
+
+
+def peer_comparison(rows: list[ScenarioScore]) -> list[str]:
+    """One line per River setting: placewatch's equity_drift p90 delay and baseline false
+    alarms against its, and which is ahead on each."""
+    def row(detector: str, scenario: str) -> ScenarioScore | None:
+        return next((r for r in rows if r.detector == detector and r.scenario == scenario),
+                    None)
+
+    def word(own: float, theirs: float) -> str:
+        return "ahead" if own < theirs else "level" if own == theirs else "behind"
+
+    own_drift, own_baseline = row(OWN, "equity_drift"), row(OWN, "baseline")
+    if own_drift is None or own_baseline is None:
+        return []
+    own_p90 = own_drift.delay_p90 if own_drift.delay_p90 is not None else math.inf
+    out = []
+    for detector in dict.fromkeys(r.detector for r in rows if r.detector != OWN):
+        drift, baseline = row(detector, "equity_drift"), row(detector, "baseline")
+        if drift is None or baseline is None:
+            continue
+        p90 = drift.delay_p90 if drift.delay_p90 is not None else math.inf
+        out.append(f"vs {detector}: equity_drift p90 {own_p90:,.0f} against {p90:,.0f} "
+                   f"({word(own_p90, p90)}), found {own_drift.detected} against "
+                   f"{drift.detected}, baseline false alarms {own_baseline.false_alarms} "
+                   f"against {baseline.false_alarms} "
+                   f"({word(own_baseline.false_alarms, baseline.false_alarms)})")
+    return out

@@ -179,6 +179,8 @@ def bench_detection(
     console.print(table)
     by_name = {r.scenario: r for r in rows if r.detector == detection_bench.OWN}
     checks = []
+    for line in detection_bench.peer_comparison(rows):
+        console.print(line)
     verdict = detection_bench.peer_verdict(rows)
     if verdict is not None:
         checks.append(("equity_drift: placewatch ahead of the best River setting on detection, "

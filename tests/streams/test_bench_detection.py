@@ -1,0 +1,38 @@
+"""The peers' verdict in bench detection: placewatch against the best River setting."""
+
+from __future__ import annotations
+
+from streams.bench.detection import OWN, ScenarioScore, peer_comparison, peer_verdict
+
+
+def _row(detector: str, scenario: str, detected: int = 20, p90: float | None = 400.0,
+         false_alarms: int = 0) -> ScenarioScore:
+    return ScenarioScore(scenario, detector, 20, 2_000_000, detected, 300.0, p90, detected, 0,
+                         false_alarms, 0, 0)
+
+
+def _rows(own: tuple[int, float, int], *peers: tuple[str, int, float, int]
+          ) -> list[ScenarioScore]:
+    rows = [_row(OWN, "equity_drift", own[0], own[1]), _row(OWN, "baseline",
+                                                             false_alarms=own[2])]
+    for name, detected, p90, alarms in peers:
+        rows += [_row(name, "equity_drift", detected, p90),
+                 _row(name, "baseline", false_alarms=alarms)]
+    return rows
+
+
+def test_placewatch_is_ahead_only_when_no_worse_than_the_best_river_setting_on_both() -> None:
+    # the best River setting: most found, then fewest false alarms, then the smaller p90
+    rows = _rows((20, 400.0, 1), ("fast", 20, 300.0, 3), ("careful", 20, 900.0, 1),
+                 ("blind", 12, 100.0, 0))
+    ahead, said = peer_verdict(rows)  # type: ignore[misc]
+    assert ahead and "best River setting (careful)" in said
+    behind, said = peer_verdict(_rows((20, 400.0, 2), ("careful", 20, 900.0, 1)))  # type: ignore[misc]
+    assert not behind
+    slower, _ = peer_verdict(_rows((20, 950.0, 1), ("careful", 20, 900.0, 1)))  # type: ignore[misc]
+    assert not slower
+    assert peer_verdict(_rows((20, 400.0, 1))) is None  # no peers, no verdict
+    lines = peer_comparison(rows)
+    assert lines[0] == ("vs fast: equity_drift p90 400 against 300 (behind), found 20 against "
+                        "20, baseline false alarms 1 against 3 (ahead)")
+    assert len(lines) == 3
