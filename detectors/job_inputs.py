@@ -14,8 +14,9 @@ import msgspec
 __all__ = ["JobInputs", "label_of"]
 
 
-class JobInputs(msgspec.Struct, frozen=True, array_like=True):
-    """What the scheduler knew about a job when it decided (msgpack-encodable, no pickle)."""
+class JobInputs(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What the scheduler knew about a job when it decided (msgpack-encodable, no pickle).
+    Numbers only, so never in a reference cycle: the collector does not track it."""
 
     cpu: float | None = None
     memory_gb: float | None = None

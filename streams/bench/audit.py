@@ -8,7 +8,8 @@ is the time the core takes to process its event; the event that closes a batch a
 handing the batch's effects on (dead letters, alerts, audit work to the worker), exactly as
 the service loop does (audit work is handed to the worker once ``AUDIT_FLUSH_ITEMS`` items have
 gathered, and finished records are appended to an audit store). Reported:
-p50, p99 and p99.9 per event for both, and their ratio.
+p50, p99, p99.9 and the longest event (garbage collections included; both cores are frozen
+after start-up as a run's are, :func:`~streams.app.freeze_start_up`) for both, and their ratio.
 
 Separately, every sampled decision of the run is explained inline and timed: the deep audit's
 own cost per decision (shadow prediction, group flips, counterfactual searches, cost drivers,
@@ -26,7 +27,7 @@ import numpy as np
 
 from detectors.audit_work import Explain
 from detectors.config import CoreConfig
-from streams.app import BATCH_EVENTS, create_app
+from streams.app import BATCH_EVENTS, create_app, freeze_start_up
 from streams.audit.worker import make_auditor
 from streams.settings import Settings
 from streams.sinks.audit_store import AuditStoreSink
@@ -40,15 +41,18 @@ class AuditBench:
     off_ns: np.ndarray
     on_ns: np.ndarray
     explain_ns: np.ndarray
+    collections_ns: dict[int, list[int]]
+    """Every garbage collection during the interleaved loop, by generation: its duration."""
     audited: int
     deferred: int
     training_skipped: int
 
     @staticmethod
-    def quantiles(values: np.ndarray) -> tuple[float, float, float, float]:
-        """p50, p99, p99.9 and mean, in microseconds."""
+    def quantiles(values: np.ndarray) -> tuple[float, float, float, float, float]:
+        """p50, p99, p99.9, mean and max, in microseconds."""
         p50, p99, p999 = np.percentile(values, [50, 99, 99.9]) / 1000.0
-        return float(p50), float(p99), float(p999), float(values.mean() / 1000.0)
+        return (float(p50), float(p99), float(p999), float(values.mean() / 1000.0),
+                float(values.max() / 1000.0))
 
 
 def run_audit_bench(lines: list[bytes], store_path: Path, config: CoreConfig | None = None,
@@ -67,7 +71,17 @@ def run_audit_bench(lines: list[bytes], store_path: Path, config: CoreConfig | N
     off_ns = np.empty(len(lines), dtype=np.int64)
     on_ns = np.empty(len(lines), dtype=np.int64)
     clock = time.perf_counter_ns
-    gc.collect()
+    freeze_start_up()  # as replay and run do before their first event
+    collections: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    started = [0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = clock()
+        else:
+            collections[info["generation"]].append(clock() - started[0])
+
+    gc.callbacks.append(timed)
     try:
         for start in range(0, len(lines), BATCH_EVENTS):
             batch = lines[start:start + BATCH_EVENTS]
@@ -83,6 +97,7 @@ def run_audit_bench(lines: list[bytes], store_path: Path, config: CoreConfig | N
                 app.deliver(sinks, first, len(batch), floor)  # as the service loop hands on
                 out[start + len(batch) - 1] += clock() - t0
     finally:
+        gc.callbacks.remove(timed)
         off.close_input([])
         on.close_input([store])
         store.close()
@@ -98,4 +113,5 @@ def run_audit_bench(lines: list[bytes], store_path: Path, config: CoreConfig | N
             if isinstance(item, Explain):
                 explain.append(clock() - t0)
     return AuditBench(len(lines), off_ns, on_ns, np.array(explain, dtype=np.int64),
-                      on.core.audited, worker.status.deferred, worker.status.training_skipped)
+                      collections, on.core.audited, worker.status.deferred,
+                      worker.status.training_skipped)

@@ -82,7 +82,7 @@ def bench_audit(
     table = Table(title=f"decision-path latency per event (µs), {events:,} events ({scenario}), "
                         "audit off vs on (worker process), interleaved in one run")
     for column in ("round", "off p50", "on p50", "off p99", "on p99", "p99 on/off",
-                   "off p99.9", "on p99.9", "off mean", "on mean"):
+                   "off p99.9", "on p99.9", "off mean", "on mean", "off max", "on max"):
         table.add_column(column, justify="right")
     ratios = []
     for number, result in enumerate(results, start=1):
@@ -91,9 +91,14 @@ def bench_audit(
         ratios.append(on[1] / off[1])
         table.add_row(str(number), f"{off[0]:.2f}", f"{on[0]:.2f}", f"{off[1]:.2f}",
                       f"{on[1]:.2f}", f"{on[1] / off[1]:.3f}", f"{off[2]:.0f}", f"{on[2]:.0f}",
-                      f"{off[3]:.2f}", f"{on[3]:.2f}")
-    console = Console(width=140)
+                      f"{off[3]:.2f}", f"{on[3]:.2f}", f"{off[4]:,.0f}", f"{on[4]:,.0f}")
+    console = Console(width=160)
     console.print(table)
+    for number, result in enumerate(results, start=1):
+        spans = [f"gen{g} {len(d)} (longest {max(d, default=0) / 1e6:.1f} ms)"
+                 for g, d in result.collections_ns.items()]
+        console.print(f"round {number}: garbage collections during the loop: "
+                      f"{', '.join(spans)}")
     last = results[-1]
     explain = last.quantiles(np.concatenate([r.explain_ns for r in results]))
     console.print(f"deep audit per sampled decision ({len(last.explain_ns):,} per round): "

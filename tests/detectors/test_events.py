@@ -158,3 +158,14 @@ def test_decoder_never_raises_and_accounts_for_everything(
     assert len(effects.dead_letters) == core.rejected
     if effects.dead_letters:
         assert effects.dead_letters[0].raw == raw
+
+
+def test_decoded_events_are_not_tracked_by_the_garbage_collector() -> None:
+    """Events held for the join cost full collections nothing (gc=False on every struct)."""
+    import gc
+
+    decoded = [decode_event(line(placement("d-gc", team="a", tier="spot"))),
+               decode_event(line(outcome("d-gc")))]
+    for event in decoded:
+        assert not gc.is_tracked(event), type(event).__name__
+    assert not gc.is_tracked(decoded[0].job) and not gc.is_tracked(decoded[0].decision)
