@@ -492,7 +492,9 @@ def freeze_start_up() -> None:
     """Move what start-up made (modules, River, numpy, the configuration, the core) out of
     the collector's sight: it is never garbage, and a full collection then walks only what
     the run allocates (``gc.freeze``; ``placewatch bench audit`` measures the longest event
-    with it)."""
+    with it). What an earlier run in the same process froze is released first, so its
+    garbage is collected, not kept for good (tests and benches run many in one process)."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
