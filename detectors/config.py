@@ -39,14 +39,17 @@ def _str_tuple(value: object) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, str) and v for v in value)
 
 
-def _river_spec(value: object) -> bool:
+def _river_problem(value: object) -> str:
+    """What is wrong with a River ``drift_detector`` spec, or ``""``."""
     from detectors.river_cycle import parse_detector
 
+    if not isinstance(value, str):
+        return "not a string"
     try:
-        parse_detector(str(value))
-    except ValueError:
-        return False
-    return isinstance(value, str)
+        parse_detector(value)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 DEFAULT_SAMPLE_KEY = "placewatch-audit-v1"
@@ -224,10 +227,10 @@ class CoreConfig:
                  "confidence", "a number in [0.5, 1)", self.confidence)
         _require(_is_number(self.false_alarms_per_million) and self.false_alarms_per_million > 0,
                  "false_alarms_per_million", "a number > 0", self.false_alarms_per_million)
-        _require(self.drift_detector == "cusum" or _river_spec(self.drift_detector),
-                 "drift_detector", "cusum, adwin or page_hinkley, optionally with River's "
-                 "settings (adwin:delta=0.0002, page_hinkley:threshold=20,delta=0.5)",
-                 self.drift_detector)
+        problem = "" if self.drift_detector == "cusum" else _river_problem(self.drift_detector)
+        _require(not problem, "drift_detector", "cusum, adwin or page_hinkley, optionally with "
+                 "River's settings (adwin:delta=0.0002, page_hinkley:threshold=20,delta=0.5): "
+                 f"{problem}", self.drift_detector)
         _require(_is_number(self.drift_prior) and self.drift_prior >= 0,
                  "drift_prior", "a number >= 0", self.drift_prior)
         _require(_is_int(self.drift_min_batches) and self.drift_min_batches >= 2,

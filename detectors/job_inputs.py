@@ -16,7 +16,8 @@ __all__ = ["JobInputs", "label_of"]
 
 class JobInputs(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What the scheduler knew about a job when it decided (msgpack-encodable, no pickle).
-    Numbers only, so never in a reference cycle: the collector does not track it."""
+    Strings, numbers and tuples of them, so never in a reference cycle: the collector does not
+    track it."""
 
     cpu: float | None = None
     memory_gb: float | None = None

@@ -41,14 +41,14 @@ from typing import Any, Final
 __all__ = ["RIVER_DETECTORS", "RiverCycle", "parse_detector"]
 
 RIVER_DETECTORS: Final = ("adwin", "page_hinkley")
-_SETTINGS: Final[dict[str, dict[str, tuple[type, float, float]]]] = {
-    "adwin": {"delta": (float, 0.0, 1.0), "grace_period": (int, 1, 1e9),
-              "min_window_length": (int, 1, 1e9)},
-    "page_hinkley": {"threshold": (float, 0.0, 1e9), "delta": (float, 0.0, 1e9),
-                     "alpha": (float, 0.0, 1.0), "min_instances": (int, 1, 1e9)},
+_SETTINGS: Final[dict[str, dict[str, tuple[type, float, float, bool]]]] = {
+    "adwin": {"delta": (float, 0.0, 1.0, False), "grace_period": (int, 1, 1e9, True),
+              "min_window_length": (int, 1, 1e9, True)},
+    "page_hinkley": {"threshold": (float, 0.0, 1e9, False), "delta": (float, 0.0, 1e9, True),
+                     "alpha": (float, 0.0, 1.0, False), "min_instances": (int, 1, 1e9, True)},
 }
-"""River's own settings that a ``drift_detector`` spec may give: (type, low, high), low
-exclusive for floats and inclusive for integers, high inclusive."""
+"""River's own settings that a ``drift_detector`` spec may give: (type, low, high, whether
+low itself is allowed); high is allowed."""
 
 
 def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
@@ -60,25 +60,29 @@ def parse_detector(spec: str) -> tuple[str, dict[str, Any]]:
     >>> parse_detector("adwin:delta=2")
     Traceback (most recent call last):
     ...
-    ValueError: adwin's delta must be in (0.0, 1.0], got '2'
+    ValueError: adwin's delta must be in (0.0, 1], got '2'
     """
-    kind, _, rest = spec.partition(":")
+    kind, colon, rest = spec.partition(":")
     if kind not in RIVER_DETECTORS:
         raise ValueError(f"kind must be one of {', '.join(RIVER_DETECTORS)}, got {kind!r}")
+    if colon and not rest.strip():
+        raise ValueError(f"nothing after {kind}: give NAME=VALUE settings, or no colon")
     params: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        name, _, text = item.partition("=")
+    for item in (part.strip() for part in rest.split(",")) if colon else ():
+        name, _, text = (piece.strip() for piece in item.partition("="))
         allowed = _SETTINGS[kind]
         if name not in allowed:
             raise ValueError(f"{kind} takes {', '.join(allowed)}, got {name!r}")
-        kind_of, low, high = allowed[name]
+        if name in params:
+            raise ValueError(f"{kind}'s {name} is given twice")
+        kind_of, low, high, low_allowed = allowed[name]
         try:
             value = kind_of(text)
         except ValueError:
-            raise ValueError(f"{kind}'s {name} must be a {kind_of.__name__}, got {text!r}"
-                             ) from None
-        if not ((low <= value if kind_of is int else low < value) and value <= high):
-            span = f"[{low}, {high:g}]" if kind_of is int else f"({low}, {high}]"
+            what = "an integer" if kind_of is int else "a number"
+            raise ValueError(f"{kind}'s {name} must be {what}, got {text!r}") from None
+        if not ((low <= value if low_allowed else low < value) and value <= high):
+            span = f"{'[' if low_allowed else '('}{low}, {high:g}]"
             raise ValueError(f"{kind}'s {name} must be in {span}, got {text!r}")
         params[name] = value
     return kind, params

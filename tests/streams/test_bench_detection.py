@@ -21,16 +21,19 @@ def _rows(own: tuple[int, float, int], *peers: tuple[str, int, float, int]
     return rows
 
 
-def test_placewatch_is_ahead_only_when_no_worse_than_the_best_river_setting_on_both() -> None:
-    # the best River setting: most found, then fewest false alarms, then the smaller p90
-    rows = _rows((20, 400.0, 1), ("fast", 20, 300.0, 3), ("careful", 20, 900.0, 1),
+def test_a_river_setting_as_fast_and_as_quiet_as_placewatch_fails_the_check() -> None:
+    # faster but louder, quieter but slower, or finding less: none beats placewatch
+    rows = _rows((20, 400.0, 1), ("fast", 20, 300.0, 3), ("careful", 20, 900.0, 0),
                  ("blind", 12, 100.0, 0))
     ahead, said = peer_verdict(rows)  # type: ignore[misc]
-    assert ahead and "best River setting (careful)" in said
-    behind, said = peer_verdict(_rows((20, 400.0, 2), ("careful", 20, 900.0, 1)))  # type: ignore[misc]
-    assert not behind
-    slower, _ = peer_verdict(_rows((20, 950.0, 1), ("careful", 20, 900.0, 1)))  # type: ignore[misc]
-    assert not slower
+    assert ahead and "no River setting of 3 is as fast and as quiet" in said
+    # as found, faster and no louder: it does, and is named
+    behind, said = peer_verdict(_rows((20, 449.0, 5), ("careful", 20, 1119.0, 1),  # type: ignore[misc]
+                                      ("tuned", 20, 401.0, 2)))
+    assert not behind and "as fast and as quiet: tuned (20/20, p90 401, 2 false alarms)" in said
+    assert "careful" not in said
+    tie, _ = peer_verdict(_rows((20, 400.0, 1), ("twin", 20, 400.0, 1)))  # type: ignore[misc]
+    assert not tie
     assert peer_verdict(_rows((20, 400.0, 1))) is None  # no peers, no verdict
     lines = peer_comparison(rows)
     assert lines[0] == ("vs fast: equity_drift p90 400 against 300 (behind), found 20 against "

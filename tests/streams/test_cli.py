@@ -74,7 +74,15 @@ def test_bench_detection_runs_rivers_detectors_beside_placewatchs() -> None:
     assert result.returncode in (0, 1), result.stderr  # 10k events decide nothing
     for label in ("placewatch cusum", *PEERS):
         assert out.count(label) >= 2, (label, out)  # a baseline and an equity_drift row
-    assert "placewatch ahead of the best River setting" in out
+    assert "no River setting finds as often, as fast (p90) and with as few" in out
+
+
+def test_bench_detection_refuses_peers_against_a_river_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "adwin.toml"
+    config.write_text('drift_detector = "adwin"\n')
+    result = placewatch("--quiet", "bench", "detection", "--seeds", "1", "--scenario",
+                        "baseline", "--config", str(config))
+    assert result.returncode == 1 and "pass --no-peers" in " ".join(result.stderr.split())
 
 
 def test_config_show_redacts_the_sample_key() -> None:
