@@ -292,13 +292,17 @@ def _check_same_configuration(settings: Settings,
     sampler = AuditSampler(core.audit_sample_rate, core.audit_sample_key,
                            core.audit_always_overrides, core.shadow_train_rate,
                            core.audit_open_alert_rate)
-    for decision, record in records:
-        draw = round(sampler.draw(decision), 9)  # the pipeline's draw, even at rate 0
-        if record.get("sample_draw") != draw:
-            raise PlacewatchError(
-                f"the audit_sample_key differs from the audited run's: decision {decision}'s "
-                f"record has the draw {record.get('sample_draw')}, this key gives {draw}; "
-                "set the run's key (PLACEWATCH_AUDIT_SAMPLE_KEY)")
+    # the pipeline's draw, even at rate 0; a key is wrong when no record's draw is its own
+    # (a record whose draw alone differs was changed, and the comparison below names it)
+    wrong = [(decision, record.get("sample_draw"), round(sampler.draw(decision), 9))
+             for decision, record in records]
+    wrong = [entry for entry in wrong if entry[1] != entry[2]]
+    if records and len(wrong) == len(records):
+        decision, stored_draw, draw = wrong[0]
+        raise PlacewatchError(
+            f"the audit_sample_key differs from the audited run's: decision {decision}'s "
+            f"record has the draw {stored_draw}, this key gives {draw}; set the run's key "
+            "(PLACEWATCH_AUDIT_SAMPLE_KEY)")
     return {d for d, record in records if record.get("config_hash") != settings.config_hash}
 
 

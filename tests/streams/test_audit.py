@@ -206,6 +206,24 @@ def test_audit_replay_names_a_wrong_sampling_key_which_config_hash_does_not_reve
     assert "the audit_sample_key differs from the audited run's" in " ".join(result.stderr.split())
 
 
+def test_one_record_with_a_changed_draw_is_not_reproduced_not_a_wrong_key(
+        run_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "audit.sqlite"
+    shutil.copyfile(run_dir / "audit.sqlite", copy)
+    db = sqlite3.connect(copy)
+    decision, body = db.execute("SELECT decision_id, body FROM records WHERE seq = 3").fetchone()
+    record = json.loads(body)
+    record["sample_draw"] = 0.5
+    db.execute("UPDATE records SET body = ? WHERE seq = 3",
+               (json.dumps(record, sort_keys=True, separators=(",", ":")),))
+    db.commit()
+    db.close()
+    result = placewatch("audit", "replay", "--events", str(run_dir.parent / "events.jsonl"),
+                        "--store", str(copy))
+    assert result.returncode == 1 and f"NOT REPRODUCED: {decision}" in result.stderr
+    assert "audit_sample_key differs" not in result.stderr
+
+
 def test_audit_replay_checks_the_key_of_records_sampled_at_rate_zero(tmp_path: Path) -> None:
     """With every rate at 0 only overrides are audited, and their records still carry the
     key's draw, which audit replay checks (it once compared them with 1.0)."""
