@@ -130,21 +130,26 @@ class Settings:
         ``audit_sample_key`` does not enter it (nor does any signing key, which is not part of
         the core's configuration), so the hash, printed in every audit record, every summary
         and the weekly report, gives nobody a way to test guesses of the key. ``audit replay``
-        checks the key another way: each record's ``sample_draw`` must be the key's draw.
+        checks the key another way, through the ``sample_draw`` its records carry.
         """
-        core = dataclasses.asdict(self.core)
-        del core["audit_sample_key"]
-        body = {"core": core, "currency": self.currency, "scheme": 2}
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return self._hash_of_configuration(key=None, scheme={"scheme": 2})
 
     @property
     def legacy_config_hash(self) -> str:
         """The hash that records written before the key was taken out of :attr:`config_hash`
         carry (the key entered it as its unsalted SHA-256): ``audit replay`` still accepts
         it, so stores from before the change stay reproducible."""
+        return self._hash_of_configuration(
+            key=hashlib.sha256(self.core.audit_sample_key.encode()).hexdigest(), scheme={})
+
+    def _hash_of_configuration(self, key: str | None, scheme: dict[str, int]) -> str:
+        """SHA-256 of the core's settings and the currency as sorted JSON, with
+        ``audit_sample_key`` replaced by ``key`` (left out when None)."""
         core = dataclasses.asdict(self.core)
-        core["audit_sample_key"] = hashlib.sha256(self.core.audit_sample_key.encode()).hexdigest()
-        body = {"core": core, "currency": self.currency}
+        del core["audit_sample_key"]
+        if key is not None:
+            core["audit_sample_key"] = key
+        body = {"core": core, "currency": self.currency, **scheme}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def sample_key_weakness(self) -> str:

@@ -146,8 +146,7 @@ class SqliteAuditStore:
             # a random name for the store, made once (stores from before it get one now)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)",
                              (secrets.token_hex(16),))
-            self._store_id: str = self._db.execute(
-                "SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+            self._store_id = store_id(self._db)
             row = self._db.execute(
                 "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         except sqlite3.Error as exc:

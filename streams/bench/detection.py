@@ -306,6 +306,30 @@ def summarise(scores: list[RunScore]) -> list[ScenarioScore]:
     return out
 
 
+def _peer_pairs(rows: list[ScenarioScore]) -> tuple[
+        ScenarioScore, ScenarioScore, float,
+        list[tuple[str, ScenarioScore, ScenarioScore, float]]] | None:
+    """Placewatch's equity_drift and baseline rows and p90 delay, and each River setting's
+    (label, equity_drift row, baseline row, p90); None without placewatch's two rows. A p90
+    of a setting that never detected is infinite."""
+    def row(detector: str, scenario: str) -> ScenarioScore | None:
+        return next((r for r in rows if r.detector == detector and r.scenario == scenario),
+                    None)
+
+    def p90(r: ScenarioScore) -> float:
+        return r.delay_p90 if r.delay_p90 is not None else math.inf
+
+    own_drift, own_baseline = row(OWN, "equity_drift"), row(OWN, "baseline")
+    if own_drift is None or own_baseline is None:
+        return None
+    peers = []
+    for detector in dict.fromkeys(r.detector for r in rows if r.detector != OWN):
+        drift, baseline = row(detector, "equity_drift"), row(detector, "baseline")
+        if drift is not None and baseline is not None:
+            peers.append((detector, drift, baseline, p90(drift)))
+    return own_drift, own_baseline, p90(own_drift), peers
+
+
 def peer_verdict(rows: list[ScenarioScore]) -> tuple[bool, str] | None:
     """Whether placewatch is ahead of every River setting, with the figures; None without
     peers or without the equity_drift and baseline rows.
@@ -316,57 +340,35 @@ def peer_verdict(rows: list[ScenarioScore]) -> tuple[bool, str] | None:
     the settings that do are named. (A setting that is faster but louder, or quieter but
     slower, does not beat it: the table shows that trade-off.)
     """
-    def row(detector: str, scenario: str) -> ScenarioScore | None:
-        return next((r for r in rows if r.detector == detector and r.scenario == scenario),
-                    None)
-
-    own_drift, own_baseline = row(OWN, "equity_drift"), row(OWN, "baseline")
-    if own_drift is None or own_baseline is None:
+    pairs = _peer_pairs(rows)
+    if pairs is None or not pairs[3]:
         return None
-    own_p90 = own_drift.delay_p90 if own_drift.delay_p90 is not None else math.inf
-    compared, beaten_by = 0, []
-    for detector in dict.fromkeys(r.detector for r in rows if r.detector != OWN):
-        drift, baseline = row(detector, "equity_drift"), row(detector, "baseline")
-        if drift is None or baseline is None:
-            continue
-        compared += 1
-        p90 = drift.delay_p90 if drift.delay_p90 is not None else math.inf
-        if (drift.detected >= own_drift.detected and p90 <= own_p90
-                and baseline.false_alarms <= own_baseline.false_alarms):
-            beaten_by.append(f"{detector} ({drift.detected}/{drift.runs}, p90 {p90:,.0f}, "
-                             f"{baseline.false_alarms} false alarms)")
-    if not compared:
-        return None
+    own_drift, own_baseline, own_p90, peers = pairs
+    beaten_by = [f"{detector} ({drift.detected}/{drift.runs}, p90 {p90:,.0f}, "
+                 f"{baseline.false_alarms} false alarms)"
+                 for detector, drift, baseline, p90 in peers
+                 if drift.detected >= own_drift.detected and p90 <= own_p90
+                 and baseline.false_alarms <= own_baseline.false_alarms]
     own = (f"placewatch {own_drift.detected}/{own_drift.runs} found, p90 {own_p90:,.0f}, "
            f"{own_baseline.false_alarms} false alarms")
     if beaten_by:
         return False, f"{own}; as fast and as quiet: {'; '.join(beaten_by)}"
-    return True, f"{own}; no River setting of {compared} is as fast and as quiet"
+    return True, f"{own}; no River setting of {len(peers)} is as fast and as quiet"
 
 
 def peer_comparison(rows: list[ScenarioScore]) -> list[str]:
     """One line per River setting: placewatch's equity_drift p90 delay and baseline false
     alarms against its, and which is ahead on each."""
-    def row(detector: str, scenario: str) -> ScenarioScore | None:
-        return next((r for r in rows if r.detector == detector and r.scenario == scenario),
-                    None)
-
     def word(own: float, theirs: float) -> str:
         return "ahead" if own < theirs else "level" if own == theirs else "behind"
 
-    own_drift, own_baseline = row(OWN, "equity_drift"), row(OWN, "baseline")
-    if own_drift is None or own_baseline is None:
+    pairs = _peer_pairs(rows)
+    if pairs is None:
         return []
-    own_p90 = own_drift.delay_p90 if own_drift.delay_p90 is not None else math.inf
-    out = []
-    for detector in dict.fromkeys(r.detector for r in rows if r.detector != OWN):
-        drift, baseline = row(detector, "equity_drift"), row(detector, "baseline")
-        if drift is None or baseline is None:
-            continue
-        p90 = drift.delay_p90 if drift.delay_p90 is not None else math.inf
-        out.append(f"vs {detector}: equity_drift p90 {own_p90:,.0f} against {p90:,.0f} "
-                   f"({word(own_p90, p90)}), found {own_drift.detected} against "
-                   f"{drift.detected}, baseline false alarms {own_baseline.false_alarms} "
-                   f"against {baseline.false_alarms} "
-                   f"({word(own_baseline.false_alarms, baseline.false_alarms)})")
-    return out
+    own_drift, own_baseline, own_p90, peers = pairs
+    return [f"vs {detector}: equity_drift p90 {own_p90:,.0f} against {p90:,.0f} "
+            f"({word(own_p90, p90)}), found {own_drift.detected} against "
+            f"{drift.detected}, baseline false alarms {own_baseline.false_alarms} "
+            f"against {baseline.false_alarms} "
+            f"({word(own_baseline.false_alarms, baseline.false_alarms)})"
+            for detector, drift, baseline, p90 in peers]

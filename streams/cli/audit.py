@@ -294,9 +294,9 @@ def _check_same_configuration(settings: Settings,
                            core.audit_open_alert_rate)
     # the pipeline's draw, even at rate 0; a key is wrong when no record's draw is its own
     # (a record whose draw alone differs was changed, and the comparison below names it)
-    wrong = [(decision, record.get("sample_draw"), round(sampler.draw(decision), 9))
-             for decision, record in records]
-    wrong = [entry for entry in wrong if entry[1] != entry[2]]
+    draws = ((decision, record.get("sample_draw"), round(sampler.draw(decision), 9))
+             for decision, record in records)
+    wrong = [(decision, stored, own) for decision, stored, own in draws if stored != own]
     if records and len(wrong) == len(records):
         decision, stored_draw, draw = wrong[0]
         raise PlacewatchError(
