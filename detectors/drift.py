@@ -162,6 +162,9 @@ class EquityDrift:
         self._trend = (trend_window, trend_alpha, trend_min_growth)
         GapTrend(*self._trend)  # validates
         self.watches = 0
+        """Watches whose reference is learned: the ones that can alarm, and so the ones the
+        family false-alarm budget is spread over (a sparse group still warming up, or one
+        that never finishes, costs the others nothing)."""
 
     def refresh(self, ledger: EquityLedger, threshold: float) -> list[DriftSignal]:
         """Close the batch: feed every watch its batch, return what they found."""
@@ -180,7 +183,6 @@ class EquityDrift:
             if watches is None:
                 watches = stats.drift = {spec.name: RateWatch(spec.name, self.detector)
                                          for spec in RATES}
-                self.watches += len(watches)
             watch = watches[metric]
             k, n = stats.rate_counts(metric)
             kb, nb = k - watch.last_k, n - watch.last_n
@@ -227,6 +229,7 @@ class EquityDrift:
                                                                     brest_n))
         watch.ratio = ratio
         watch.warm.clear()
+        self.watches += 1  # it can alarm from now on: it joins the family budget
 
     def _river_step(self, stats: GroupStats, watch: RateWatch, alarm: bool, kb: int, nb: int,
                     p0: float, batch: tuple[float, int, float], threshold: float
