@@ -105,6 +105,11 @@ class ResidualWatch:
         (see :class:`~detectors.dispersion.Dispersion`)."""
         return self.dispersion.value
 
+    @property
+    def warming(self) -> bool:
+        """Whether its reference (median, MAD) is still being learned: it cannot alarm yet."""
+        return self._warm is not None
+
     def observe(self, residual: float, warmup: int, min_scale: float) -> None:
         """Add one residual (cheap: the test runs per batch, in :meth:`ForecastDrift.step`)."""
         self.count += 1

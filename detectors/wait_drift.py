@@ -278,6 +278,8 @@ class WaitDrift:
         self.batch: dict[tuple[str, JobClass], dict[str, list[float]]] = {}
         self.classes: dict[str, set[JobClass]] = {}
         self.watches: dict[tuple[str, str], WaitWatch] = {}
+        self.armed = 0
+        """Watches whose standing is learned: the ones that can alarm."""
         self.untracked = 0
         """Waits of a class beyond :data:`MAX_CLASSES` of their attribute (not scored)."""
 
@@ -426,6 +428,7 @@ class WaitDrift:
         if total < self.warmup or len(watch.warm) < self.min_batches:
             return
         watch.ref = {}
+        self.armed += 1  # it can alarm from now on: it joins the family budget
         self._fold(watch, [batch for batch, _ in watch.warm])
         for batch, v in watch.warm:
             deviation = sum(s - k * watch.standing(c) for c, (s, k) in batch.items())

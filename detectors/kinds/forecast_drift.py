@@ -32,6 +32,7 @@ class ForecastDriftDetector(CoreDetector):
         super().__init__(config)
         self.forecast = ForecastDrift(config.forecast_warmup)
         self._watches = 0
+        """Sides of the watches whose reference is learned (the ones that can alarm)."""
 
     @property
     def watches(self) -> int:
@@ -46,9 +47,14 @@ class ForecastDriftDetector(CoreDetector):
             watches = stats.forecast
             if watches is None:
                 watches = stats.forecast = forecast.new_watches()
-                self._watches += 2 * len(watches)  # each is two-sided
             for quantity, residual in residuals:
-                watches[quantity].observe(residual, forecast.warmup, forecast.min_scale)
+                watch = watches[quantity]
+                if watch.warming:
+                    watch.observe(residual, forecast.warmup, forecast.min_scale)
+                    if not watch.warming:  # it can alarm from now on: it joins the budget
+                        self._watches += 2  # two-sided
+                else:
+                    watch.observe(residual, forecast.warmup, forecast.min_scale)
 
     def evaluate(self, core: CoreView, where: Where) -> Iterator[Edge]:
         threshold = core.family_threshold

@@ -40,7 +40,7 @@ class WaitDriftDetector(CoreDetector):
 
     @property
     def watches(self) -> int:
-        return len(self.drift.watches)
+        return self.drift.armed
 
     def on_placement(self, event: Placement, groups: list[GroupStats], where: Where,
                      core: CoreView) -> None:
