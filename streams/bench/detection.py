@@ -22,10 +22,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import orjson
@@ -38,8 +39,9 @@ from streams.app import create_app
 from streams.settings import Settings
 from streams.sinks.base import Batch
 
-__all__ = ["OWN", "PEERS", "PEER_SCENARIOS", "PRIMARY", "RunScore", "ScenarioScore",
-           "peer_comparison", "peer_verdict", "run_detection", "score_run", "summarise"]
+__all__ = ["OWN", "PEERS", "PEER_SCENARIOS", "PRIMARY", "SPARSE_ATTRIBUTE", "RunScore",
+           "ScenarioScore", "peer_comparison", "peer_verdict", "run_detection", "score_run",
+           "summarise", "with_sparse_groups"]
 
 PRIMARY: dict[str, tuple[str, str]] = {
     "equity_drift": ("equity_drift", "preferred_rate"),
@@ -187,11 +189,32 @@ def _fired_alerts(lines: list[bytes], config: CoreConfig) -> list[Alert]:
     return sink.alerts
 
 
+SPARSE_ATTRIBUTE: Final = "project"
+"""The attribute ``sparse_groups`` adds to every placement."""
+
+
+def with_sparse_groups(lines: list[bytes], groups: int) -> list[bytes]:
+    """Every placement also carries ``project`` = one of ``groups`` values, by job: sparse
+    groups (about placements / ``groups`` each) that mostly never finish a warm-up, for the
+    scaling run (detection must not slow down as groups multiply)."""
+    out = []
+    for raw in lines:
+        event = orjson.loads(raw)
+        if event["event_type"] == "placement":
+            project = zlib.crc32(event["job_id"].encode()) % groups
+            event["attributes"][SPARSE_ATTRIBUTE] = f"p{project:05d}"
+            raw = orjson.dumps(event)
+        out.append(raw)
+    return out
+
+
 def score_run(scenario: str, seed: int, events: int,
-              config: CoreConfig | None = None, detector: str = OWN) -> RunScore:
+              config: CoreConfig | None = None, detector: str = OWN,
+              sparse_groups: int = 0) -> RunScore:
     """Simulate, run the pipeline, and classify every alert (pure but CPU-heavy).
     ``detector``: a :data:`PEERS` label, whose River setting replaces the configured
-    ``drift_detector``."""
+    ``drift_detector``; ``sparse_groups``: add that many groups of a sparse attribute
+    (:func:`with_sparse_groups`; tracked whatever ``max_groups_per_attribute`` says)."""
     sim = Simulation(SCENARIOS[scenario], events, seed)
     lines = list(sim)
     truth = sim.truth
@@ -200,6 +223,12 @@ def score_run(scenario: str, seed: int, events: int,
     core = config or CoreConfig()
     if detector != OWN:
         core = dataclasses.replace(core, drift_detector=PEERS[detector])
+    if sparse_groups:
+        lines = with_sparse_groups(lines, sparse_groups)
+        core = dataclasses.replace(
+            core, max_groups_per_attribute=max(core.max_groups_per_attribute, sparse_groups),
+            attributes=None if core.attributes is None
+            else (*core.attributes, SPARSE_ATTRIBUTE))
     alerts = _fired_alerts(lines, core)
     score = RunScore(scenario, seed, len(lines), change_index, detector)
     team = change["group"] if change else "genomics"
@@ -232,20 +261,21 @@ def score_run(scenario: str, seed: int, events: int,
     return score
 
 
-def _score(args: tuple[str, int, int, CoreConfig, str]) -> RunScore:
+def _score(args: tuple[str, int, int, CoreConfig, str, int]) -> RunScore:
     return score_run(*args)
 
 
 def run_detection(scenarios: Iterable[str], seeds: int, events: int, workers: int,
                   progress: Any = None, config: CoreConfig | None = None,
-                  peers: Iterable[str] = ()) -> list[RunScore]:
+                  peers: Iterable[str] = (), sparse_groups: int = 0) -> list[RunScore]:
     """Every (scenario, seed) run, in parallel processes; and every (peer, scenario, seed)
     for each :data:`PEERS` label in ``peers``, on the :data:`PEER_SCENARIOS` among
-    ``scenarios``."""
+    ``scenarios``; each with ``sparse_groups`` added (:func:`score_run`)."""
     core = config or CoreConfig()
     chosen = list(scenarios)
-    jobs = [(s, seed, events, core, OWN) for s in chosen for seed in range(1, seeds + 1)]
-    jobs += [(s, seed, events, core, peer) for peer in peers for s in chosen
+    jobs = [(s, seed, events, core, OWN, sparse_groups) for s in chosen
+            for seed in range(1, seeds + 1)]
+    jobs += [(s, seed, events, core, peer, sparse_groups) for peer in peers for s in chosen
              if s in PEER_SCENARIOS for seed in range(1, seeds + 1)]
     out = []
     with ProcessPoolExecutor(max_workers=workers) as pool:

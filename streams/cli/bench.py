@@ -131,6 +131,11 @@ def bench_detection(
         help="Also run River's ADWIN and Page-Hinkley (defaults and one tuned setting each) in "
              "place of the CUSUM on baseline, equity_drift and feedback_loop, and check that "
              "none of them is both as fast and as quiet as placewatch.")] = True,
+    sparse_groups: Annotated[int, typer.Option(
+        min=0, help="The scaling run: add a 'project' attribute with this many values to "
+                    "every placement (sparse groups that mostly never finish warming up, "
+                    "all tracked), to check that detection does not slow down as groups "
+                    "multiply. 0: none.")] = 0,
 ) -> None:
     """Detection rate, delay and false alarms of the default detectors on every scenario,
     next to River's drift detectors on the same streams.
@@ -164,9 +169,13 @@ def bench_detection(
         task = bar.add_task("runs", total=total)
         scores = detection_bench.run_detection(chosen, seeds, events, workers,
                                                progress=lambda _: bar.advance(task),
-                                               config=settings.core, peers=rivals)
+                                               config=settings.core, peers=rivals,
+                                               sparse_groups=sparse_groups)
     rows = detection_bench.summarise(scores)
-    table = Table(title=f"detection quality: {seeds} seeds x {events:,} events per scenario")
+    sparse = (f", {sparse_groups:,} sparse '{detection_bench.SPARSE_ATTRIBUTE}' groups added"
+              if sparse_groups else "")
+    table = Table(title=f"detection quality: {seeds} seeds x {events:,} events per "
+                        f"scenario{sparse}")
     for column in ("scenario", "detector", "detected", "delay p50", "delay p90",
                    "named first", "amplification", "false alarms",
                    "FA / M events (pre-change)", "related", "side effects"):

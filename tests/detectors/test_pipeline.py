@@ -347,3 +347,28 @@ def test_alerts_carried_from_a_restart_close_before_anything_fires_again() -> No
         ("resolved", left_open.fingerprint), ("firing", left_open.fingerprint)]
     assert "placewatch restarted" in edges[0].summary
     assert len(core.alert_book) == 1 and core.alerts_closed_on_restart == 1
+
+
+def test_sparse_groups_that_cannot_alarm_do_not_raise_the_family_threshold() -> None:
+    """Watches join the false-alarm budget once their reference is learned: 600 groups of a
+    sparse attribute (about 20 placements each, never warmed up) leave the threshold of the
+    watches that can alarm where it was."""
+    import orjson
+
+    from simulator import SCENARIOS, Simulation
+
+    plain, sparse = [], []
+    for raw in Simulation(SCENARIOS["baseline"], 20_000, seed=3):
+        plain.append(raw)
+        event = orjson.loads(raw)
+        if event["event_type"] == "placement":
+            event["attributes"]["project"] = f"p{int(event['job_id'].split('-')[1]) % 600}"
+            raw = orjson.dumps(event)
+        sparse.append(raw)
+    config = {"max_groups_per_attribute": 1000, "audit_sample_rate": 0.0}
+    without, with_sparse = _run(plain, **config), _run(sparse, **config)
+    assert len(with_sparse.ledger.groups["project"]) == 600
+    watching = sum(d.watches for d in without.detectors.values())
+    assert watching > 0
+    assert sum(d.watches for d in with_sparse.detectors.values()) == watching
+    assert with_sparse.family_threshold == without.family_threshold

@@ -39,3 +39,26 @@ def test_a_river_setting_as_fast_and_as_quiet_as_placewatch_fails_the_check() ->
     assert lines[0] == ("vs fast: equity_drift p90 400 against 300 (behind), found 20 against "
                         "20, baseline false alarms 1 against 3 (ahead)")
     assert len(lines) == 3
+
+
+def test_the_scaling_run_adds_sparse_groups_that_leave_detection_alone() -> None:
+    """--sparse-groups: every placement gets one of N 'project' values by job (outcomes are
+    left as they are), and the equity-drift hit on the same stream is unchanged by 300 such
+    groups, which cannot alarm and so spend none of the false-alarm budget."""
+    import orjson
+
+    from simulator import SCENARIOS, Simulation
+    from streams.bench.detection import SPARSE_ATTRIBUTE, score_run, with_sparse_groups
+
+    lines = list(Simulation(SCENARIOS["equity_drift"], 20_000, seed=1))
+    added = [orjson.loads(raw) for raw in with_sparse_groups(lines, 300)]
+    placements = [e for e in added if e["event_type"] == "placement"]
+    projects = {e["attributes"][SPARSE_ATTRIBUTE] for e in placements}
+    assert 250 <= len(projects) <= 300
+    assert all(SPARSE_ATTRIBUTE not in e.get("attributes", {}) for e in added
+               if e["event_type"] == "outcome")
+    plain = score_run("equity_drift", 1, 40_000)
+    sparse = score_run("equity_drift", 1, 40_000, sparse_groups=300)
+    assert plain.hit_delay is not None
+    assert sparse.hit_delay == plain.hit_delay
+    assert sparse.false_alarms == plain.false_alarms
