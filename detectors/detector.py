@@ -133,7 +133,9 @@ class CoreDetector:
 
     @property
     def watches(self) -> int:
-        """Sequential tests running now, each counted in the family false-alarm budget."""
+        """Sequential tests that can alarm now (each side of a two-sided test counts; a
+        watch still learning its reference cannot alarm and is not counted): the family
+        false-alarm budget is spread over them."""
         return 0
 
     def on_placement(self, event: Placement, groups: list[GroupStats], where: Where,

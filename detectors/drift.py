@@ -24,8 +24,9 @@ preemptions, is judged on enough data for the normal approximation).
    fall for the cheap-tier share, a rise for queueing, rejection, preemption and deadline
    misses.
 4. **False alarms.** Every CUSUM's threshold is ``ln(D × B / budget)``. ``D`` is the number of
-   sequential detectors running, ``B`` the batches per million events, and ``budget`` the allowed
-   false alarms per million events for the whole family. By Lorden's bound each detector then
+   sequential tests that can alarm (watches whose reference is learned: one still warming up
+   cannot), ``B`` the batches per million events, and ``budget`` the allowed false alarms per
+   million events for the whole family. By Lorden's bound each detector then
    alarms in control at most once per ``D × B / budget`` batches, so the family stays within the
    budget (a Bonferroni split).
 5. **Recovery.** While an alarm is open, the mirror CUSUM tests for the return to the expected

@@ -133,9 +133,10 @@ def bench_detection(
              "none of them is both as fast and as quiet as placewatch.")] = True,
     sparse_groups: Annotated[int, typer.Option(
         min=0, help="The scaling run: add a 'project' attribute with this many values to "
-                    "every placement (sparse groups that mostly never finish warming up, "
-                    "all tracked), to check that detection does not slow down as groups "
-                    "multiply. 0: none.")] = 0,
+                    "every placement (sparse groups, all tracked), to check that groups "
+                    "still warming up do not slow detection of the others (groups that "
+                    "finish warming up can alarm, and share the false-alarm budget). "
+                    "0: none.")] = 0,
 ) -> None:
     """Detection rate, delay and false alarms of the default detectors on every scenario,
     next to River's drift detectors on the same streams.

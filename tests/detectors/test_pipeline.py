@@ -372,3 +372,29 @@ def test_sparse_groups_that_cannot_alarm_do_not_raise_the_family_threshold() -> 
     assert watching > 0
     assert sum(d.watches for d in with_sparse.detectors.values()) == watching
     assert with_sparse.family_threshold == without.family_threshold
+
+
+def test_the_budget_counts_exactly_the_watches_whose_reference_is_learned() -> None:
+    """At every evaluation, each detector's ``watches`` is its number of tests that can alarm:
+    equity watches with a reference ratio, queue-wait watches with a standing, and both sides
+    of every forecast watch past its warm-up; none counted before, none twice."""
+    from simulator import SCENARIOS, Simulation
+
+    core = AuditCore(CoreConfig(audit_sample_rate=0.0))
+    seen = set()
+    for i, raw in enumerate(Simulation(SCENARIOS["equity_drift"], 40_000, seed=2), 1):
+        core.offer(raw)
+        core.drain()
+        if i % 1000:
+            continue
+        tables = [s for table in core.ledger.groups.values() for s in table.values()]
+        equity = sum(w.ratio is not None for s in tables for w in (s.drift or {}).values())
+        forecast = 2 * sum(not w.warming for s in tables for w in (s.forecast or {}).values())
+        wait = sum(w.reference is not None
+                   for w in core.detectors["wait_drift"].drift.watches.values())  # type: ignore[attr-defined]
+        counted = (core.detectors["equity_drift"].watches,
+                   core.detectors["forecast_drift"].watches,
+                   core.detectors["wait_drift"].watches)
+        assert counted == (equity, forecast, wait), i
+        seen.add(counted)
+    assert len(seen) > 5  # watches joined as the run went on
