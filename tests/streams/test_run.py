@@ -137,12 +137,14 @@ def test_a_sink_that_fails_ends_the_run_with_an_error_instead_of_hanging(tmp_pat
                                                                          ) -> None:
     import sqlite3
 
-    proc, url = _start(tmp_path, "--speedup", "1000000", "--max-events", "5000000")
+    # equity_drift changes at 40% of --max-events: its alert comes some 45,000 events in
+    proc, url = _start(tmp_path, "--scenario", "equity_drift", "--speedup", "1000000",
+                       "--max-events", "100000")
     holder = None
     try:
         # the first batch is processed: the run directory and its stores are open
         _scrape_until(url, ("placewatch_last_batch_processed_timestamp_seconds ",))
-        # mid-run, another process takes the findings store: the next alert edge cannot be
+        # mid-run, another process takes the findings store: the alert edge cannot be
         # recorded (after SQLite's 30 s busy timeout)
         holder = sqlite3.connect(tmp_path / "run" / "findings.sqlite", isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
