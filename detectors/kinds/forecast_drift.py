@@ -49,12 +49,10 @@ class ForecastDriftDetector(CoreDetector):
                 watches = stats.forecast = forecast.new_watches()
             for quantity, residual in residuals:
                 watch = watches[quantity]
-                if watch.warming:
-                    watch.observe(residual, forecast.warmup, forecast.min_scale)
-                    if not watch.warming:  # it can alarm from now on: it joins the budget
-                        self._watches += 2  # two-sided
-                else:
-                    watch.observe(residual, forecast.warmup, forecast.min_scale)
+                warming = watch.warming
+                watch.observe(residual, forecast.warmup, forecast.min_scale)
+                if warming and not watch.warming:  # it can alarm from now on: it joins
+                    self._watches += 2  # the budget, both sides
 
     def evaluate(self, core: CoreView, where: Where) -> Iterator[Edge]:
         threshold = core.family_threshold
