@@ -1,11 +1,14 @@
 """Deep-audit work: what the core queues and what a sampled decision's record is built from.
 
 The core does not explain decisions itself. On the event path it queues, in stream order,
-:class:`Learn` (the raw bytes of a keyed subsample of placements), :class:`LearnOutcome` (their
-joined ``deadline_met``) and :class:`Explain` (a sampled decision's raw bytes plus the state
-only the core knows at that moment). All are msgspec structs, so they cross a process boundary
-as msgpack. Off the event path, :class:`RequestBuilder` decodes an :class:`Explain` into the
-full :class:`AuditRequest`: the job's inputs, the stored (redacted) event, the decision.
+:class:`Learn` (what the shadow model learns from a keyed subsample of placements: the job's
+inputs and the decision's label), :class:`LearnOutcome` (their joined ``deadline_met``) and
+:class:`Explain` (a sampled decision: its raw bytes, what the core decoded from them, and the
+state only the core knows at that moment). Each event is decoded once, by the core: these
+items carry what the audit needs from the decoded event, so the audit never decodes again.
+All are msgspec structs, so they cross a process boundary as msgpack. Off the event path,
+:class:`RequestBuilder` turns an :class:`Explain` into the full :class:`AuditRequest`: the
+job's inputs, the stored (redacted) event, the decision.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import msgspec
 import orjson
 
 from detectors.alerts import iso
-from detectors.events import UNSET, Placement, decode_event
+from detectors.events import UNSET, Placement
 from detectors.job_inputs import JobInputs, label_of
 
 __all__ = ["AuditRequest", "Explain", "Learn", "LearnOutcome", "RequestBuilder", "WorkItem",
@@ -52,10 +55,10 @@ def job_inputs(event: Placement, keys: frozenset[str] | tuple[str, ...]) -> JobI
     return JobInputs(cpu, memory, gpu, slack, runtime, job_class, priority, attributes, context)
 
 
-def _stored_event(event: Placement, raw: bytes, keys: tuple[str, ...],
+def _stored_event(raw: bytes, extra: tuple[str, ...],
                   fields: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """The event text a record keeps: unaudited attributes dropped, configured fields redacted."""
-    extra = sorted(k for k in event.attributes if k not in keys)
+    """The event text a record keeps: unaudited attributes (``extra``, sorted) dropped,
+    configured fields redacted."""
     if not extra and not fields and raw.count(b'"attributes"') == 1:
         return raw.decode("utf-8"), ()  # the original text (a duplicated key is re-written)
     data = orjson.loads(raw)
@@ -83,33 +86,23 @@ class RequestBuilder:
         self.config_hash = config_hash
         self.versions = versions
 
-    def placement(self, raw: bytes) -> Placement:
-        event = decode_event(raw)
-        if not isinstance(event, Placement):  # the core decoded it once already
-            raise ValueError("audit work must carry a valid placement event")
-        return event
-
     def request(self, item: Explain) -> AuditRequest:
-        event = self.placement(item.raw)
-        decision = event.decision
-        tier = decision.tier if decision.tier is not UNSET else None
-        stored, redacted = _stored_event(event, item.raw, item.keys, self.redact_fields)
+        stored, redacted = _stored_event(item.raw, item.unaudited, self.redact_fields)
         return AuditRequest(
-            decision_id=event.decision_id,
+            decision_id=item.decision_id,
             event_index=item.event_index,
-            decided_at=iso(event.decided_at),
+            decided_at=item.decided_at,
             reasons=item.reasons,
             sample_draw=round(item.sample_draw, 9),
             event_sha256=hashlib.sha256(item.raw).hexdigest(),
             event=stored,
             redacted=redacted,
-            inputs=job_inputs(event, item.keys),
-            action=decision.action,
-            label=label_of(decision.action, tier),
-            preferred=decision.action == "place" and tier in self.preferred,
-            price_per_hour=(None if decision.price_per_hour is UNSET
-                            else decision.price_per_hour),
-            predicted_cost=None if decision.predicted_cost is UNSET else decision.predicted_cost,
+            inputs=item.inputs,
+            action=item.action,
+            label=label_of(item.action, item.tier),
+            preferred=item.action == "place" and item.tier in self.preferred,
+            price_per_hour=item.price_per_hour,
+            predicted_cost=item.predicted_cost,
             group_state={
                 attribute: {"group": name, "decisions": decisions, "placed": placed,
                             "preferred_rate": round(preferred / tiered, 6) if tiered else None}
@@ -146,11 +139,27 @@ class AuditRequest(msgspec.Struct, frozen=True):
     versions: tuple[tuple[str, str], ...]
 
 
-class Learn(msgspec.Struct, frozen=True, tag="learn", array_like=True):
-    """A placement the shadow model learns from: its raw bytes and the audited keys."""
+class Learn(msgspec.Struct, frozen=True, tag="learn", array_like=True, gc=False):
+    """A placement the shadow model learns from, as the core decoded it (strings, numbers and
+    :class:`~detectors.job_inputs.JobInputs`: never in a reference cycle, so not tracked by
+    the collector)."""
 
-    raw: bytes
-    keys: tuple[str, ...]
+    decision_id: str
+    inputs: JobInputs
+    """The job's inputs (:func:`job_inputs`, audited attributes only)."""
+    label: str
+    """The decision as one label (:func:`~detectors.job_inputs.label_of`)."""
+    price_per_hour: float | None
+    held: int
+    """What holding the inputs until the outcome takes, at most: the decoded event's
+    :func:`~detectors.events.held_bytes` (the inputs are a part of it)."""
+
+    @classmethod
+    def of(cls, event: Placement, keys: tuple[str, ...], held: int) -> Learn:
+        decision = event.decision
+        return cls(event.decision_id, job_inputs(event, keys),
+                   label_of(decision.action, decision.tier or None),
+                   None if decision.price_per_hour is UNSET else decision.price_per_hour, held)
 
 
 class LearnOutcome(msgspec.Struct, frozen=True, tag="outcome", array_like=True):
@@ -161,16 +170,39 @@ class LearnOutcome(msgspec.Struct, frozen=True, tag="outcome", array_like=True):
 
 
 class Explain(msgspec.Struct, frozen=True, tag="explain", array_like=True):
-    """A sampled decision: its raw bytes plus what only the core knew at that moment."""
+    """A sampled decision: its raw bytes, what the core decoded from them, and what only the
+    core knew at that moment."""
 
     raw: bytes
     event_index: int
     reasons: tuple[str, ...]
     sample_draw: float
-    keys: tuple[str, ...]
     groups: list[tuple[str, str, int, int, int, int]]
     """Per group of the decision: (attribute, group, decisions, placed, preferred, tiered)."""
     open_alerts: tuple[tuple[str, str, str, str], ...]
+    decision_id: str
+    decided_at: str
+    inputs: JobInputs
+    """The job's inputs (:func:`job_inputs`, audited attributes only)."""
+    action: str
+    tier: str | None
+    price_per_hour: float | None
+    predicted_cost: float | None
+    unaudited: tuple[str, ...]
+    """The event's attributes that are not audited (sorted): the stored event drops them."""
+
+    @classmethod
+    def of(cls, event: Placement, raw: bytes, event_index: int, reasons: tuple[str, ...],
+           sample_draw: float, keys: tuple[str, ...],
+           groups: list[tuple[str, str, int, int, int, int]],
+           open_alerts: tuple[tuple[str, str, str, str], ...]) -> Explain:
+        decision = event.decision
+        return cls(raw, event_index, reasons, sample_draw, groups, open_alerts,
+                   event.decision_id, iso(event.decided_at), job_inputs(event, keys),
+                   decision.action, None if decision.tier is UNSET else decision.tier,
+                   None if decision.price_per_hour is UNSET else decision.price_per_hour,
+                   None if decision.predicted_cost is UNSET else decision.predicted_cost,
+                   tuple(sorted(k for k in event.attributes if k not in keys)))
 
 
 WorkItem = Learn | LearnOutcome | Explain

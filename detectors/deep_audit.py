@@ -32,11 +32,9 @@ from detectors.audit_work import (
     LearnOutcome,
     RequestBuilder,
     WorkItem,
-    job_inputs,
 )
 from detectors.counterfactual import Alternative, SearchSpace, smallest_changes
-from detectors.events import UNSET, held_bytes
-from detectors.job_inputs import JobInputs, label_of
+from detectors.job_inputs import JobInputs
 from detectors.shadow import (
     MAX_NAME,
     OVERFLOW_FEATURE,
@@ -164,17 +162,14 @@ class DeepAuditor:
     def apply(self, item: WorkItem) -> dict[str, object] | None:
         """Apply one work item; an :class:`Explain` returns its finished record."""
         if isinstance(item, Learn):
-            event = self.builder.placement(item.raw)
-            inputs = job_inputs(event, item.keys)
-            decision = event.decision
-            self.learn(inputs, label_of(decision.action, decision.tier or None),
-                       None if decision.price_per_hour is UNSET else decision.price_per_hour)
+            inputs = item.inputs
+            self.learn(inputs, item.label, item.price_per_hour)
             awaiting = self._awaiting
-            size = held_bytes(event, item.raw)
-            old = awaiting.pop(event.decision_id, None)
+            size = item.held
+            old = awaiting.pop(item.decision_id, None)
             if old is not None:
                 self._awaiting_bytes -= old[1]
-            awaiting[event.decision_id] = (inputs, size)
+            awaiting[item.decision_id] = (inputs, size)
             self._awaiting_bytes += size
             while len(awaiting) > _PENDING_OUTCOMES or (
                     self._awaiting_bytes > _PENDING_BYTES and len(awaiting) > 1):

@@ -378,10 +378,10 @@ class AuditCore:
         config = self.config
         decision_id = event.decision_id
         draw, trains = self._sampler.draws(decision_id)
+        held = held_bytes(event, raw)
         if trains:
-            self._effects.audit_work.append(Learn(raw, self.ledger.audited_key_list))
-        waiting = self.joiner.add_placement(decision_id, (counted, event, trains), ts,
-                                            held_bytes(event, raw))
+            self._effects.audit_work.append(Learn.of(event, self.ledger.audited_key_list, held))
+        waiting = self.joiner.add_placement(decision_id, (counted, event, trains), ts, held)
         if waiting is not None:
             self._apply_outcome(counted, event, trains, waiting, where)
         override = event.override
@@ -401,7 +401,7 @@ class AuditCore:
         alerted = (self._alerted_on(groups) if draw < config.audit_open_alert_rate else None)
         reasons = self._sampler.reasons_for(draw, override is not UNSET, costly, bool(alerted))
         if reasons:
-            self._audit(raw, index, reasons,
+            self._audit(event, raw, index, reasons,
                         draw if draw < 1.0 else self._sampler.draw(decision_id), groups,
                         self._alerted_on(groups) if alerted is None else alerted)
 
@@ -569,14 +569,14 @@ class AuditCore:
             return []
         return [key for stats in groups for key in stats.alerts]
 
-    def _audit(self, raw: bytes, index: int, reasons: tuple[str, ...], draw: float,
-               groups: list[GroupStats], alerted: list[AlertKey]) -> None:
-        """Queue a deep audit: the raw event plus the state only the core knows right now."""
+    def _audit(self, event: Placement, raw: bytes, index: int, reasons: tuple[str, ...],
+               draw: float, groups: list[GroupStats], alerted: list[AlertKey]) -> None:
+        """Queue a deep audit: the event plus the state only the core knows right now."""
         self.audited += 1
         state = [(s.attribute, s.name, s.decisions, s.placed, s.preferred, s.tiered)
                  for s in groups]
-        self._effects.audit_work.append(Explain(
-            raw, index, reasons, draw, self.ledger.audited_key_list, state,
+        self._effects.audit_work.append(Explain.of(
+            event, raw, index, reasons, draw, self.ledger.audited_key_list, state,
             tuple((k[0], k[1] or "", k[2] or "", k[3]) for k in alerted) if alerted else ()))
 
     # -- output --------------------------------------------------------------------------

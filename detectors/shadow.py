@@ -196,11 +196,37 @@ class _Prequential:
         return float(self._accuracy.get()) if self._version > 1 else None
 
 
+class _ScoredSoftmax(linear_model.SoftmaxRegression):
+    """River's ``SoftmaxRegression`` with plain SGD, learning from probabilities already at hand.
+
+    River's ``learn_one`` computes the current probabilities, then one gradient dict per label,
+    then an optimizer step that reads the learning rate through two calls per weight. The
+    prequential score has just computed those probabilities, so :meth:`learn_scored` takes
+    them and applies the same update in one pass: ``w[i] -= lr * (x[i] * g + l2 * w[i])`` for
+    each label's loss gradient ``g`` (River's ``CrossEntropy``), the same floating-point
+    operations in the same order, so the weights are River's bit for bit (a test checks it).
+    """
+
+    def __init__(self, learning_rate: float, l2: float) -> None:
+        super().__init__(optimizer=optim.SGD(learning_rate), l2=l2)
+        self._rate = self.optimizer.learning_rate  # SGD's constant schedule: the same float
+
+    def learn_scored(self, x: dict[str, float], y: str, y_pred: dict[Any, float]) -> None:
+        """``learn_one(x, y)``, given ``y_pred = predict_proba_one(x)`` under these weights."""
+        rate, l2, weights = self._rate, self.l2, self.weights
+        gradient: dict[Any, float] = self.loss.gradient(y_true=y, y_pred=y_pred)
+        for label, loss in gradient.items():
+            w = weights[label]
+            for i, xi in x.items():
+                w[i] -= rate * (xi * loss + l2 * w.get(i, 0))
+
+
 class ShadowModel(_Prequential):
     """Multinomial logistic regression of the scheduler's decision label (River).
 
     Parameters are the SGD learning rate and L2 penalty. ``update(x, label)`` first scores the
-    current model on ``x`` (prequential accuracy), then learns from it, and returns self.
+    current model on ``x`` (prequential accuracy), then learns from it with the probabilities
+    that score computed (:class:`_ScoredSoftmax`), and returns self.
     """
 
     def __init__(self, learning_rate: float = 0.05, l2: float = 0.0) -> None:
@@ -210,10 +236,14 @@ class ShadowModel(_Prequential):
             raise ValueError(f"l2 must be >= 0, got {l2!r}")
         self.learning_rate = learning_rate
         self.l2 = l2
-        super().__init__(linear_model.SoftmaxRegression(optimizer=optim.SGD(learning_rate), l2=l2))
+        super().__init__(_ScoredSoftmax(learning_rate, l2))
 
     def update(self, x: dict[str, float], label: str) -> ShadowModel:
-        self._learn(x, label, self.predict(x) if self._version else None)
+        proba = self._model.predict_proba_one(x)
+        if self._version:
+            self._accuracy.update(label, max(proba, key=proba.__getitem__) if proba else None)
+        self._model.learn_scored(x, label, proba)
+        self._version += 1
         return self
 
     @property

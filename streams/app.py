@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from prometheus_client.registry import CollectorRegistry
 
-from detectors.audit_work import LearnOutcome, WorkItem
+from detectors.audit_work import Explain, LearnOutcome, WorkItem
 from detectors.pipeline import AuditContext, AuditCore
 from detectors.summary import fairness_summary
 from streams.audit.store import CheckpointPublisher
@@ -70,7 +70,8 @@ AUDIT_FLUSH_ITEMS = 256
 """Audit work items gathered before they are handed on (about every 2,000 events): a hand-off
 costs the event that pays it ~0.1-0.5 ms, so it should land on well under 1% of events."""
 AUDIT_FLUSH_BYTES = 8 << 20
-"""Or fewer, once the events they carry add up to this many bytes."""
+"""Or fewer, once what they hold adds up to this many bytes (a sampled decision's raw event; a
+learned placement's :func:`~detectors.events.held_bytes`, a bound on its inputs)."""
 _LOG = logging.getLogger("placewatch")
 
 
@@ -230,8 +231,9 @@ class Placewatch:
             if self._work_since is None:
                 self._work_since = floor
             self._audit_work.extend(effects.audit_work)
-            self._audit_bytes += sum(len(item.raw) for item in effects.audit_work
-                                     if not isinstance(item, LearnOutcome))
+            self._audit_bytes += sum(
+                len(item.raw) if isinstance(item, Explain) else item.held
+                for item in effects.audit_work if not isinstance(item, LearnOutcome))
         records: list[Sealed] = []
         if (len(self._audit_work) >= AUDIT_FLUSH_ITEMS or self._audit_bytes >= AUDIT_FLUSH_BYTES
                 or final):

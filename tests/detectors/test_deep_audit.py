@@ -66,6 +66,29 @@ def test_matrix_form_gives_rivers_own_probabilities(trained: tuple[DeepAuditor, 
         assert math.isclose(met, auditor.deadline.probability(x), rel_tol=1e-9, abs_tol=1e-12)
 
 
+def test_the_shadow_learns_exactly_as_rivers_own_softmax_regression() -> None:
+    """The cheaper update (probabilities reused from the prequential score, one pass per
+    label) gives River's ``SoftmaxRegression`` weights bit for bit, new labels and L2 included,
+    so a replay by an earlier version's model reproduces the same digests."""
+    from river import linear_model, optim
+
+    from detectors.shadow import ShadowModel
+    rng = np.random.default_rng(3)
+    for l2 in (0.0, 0.01):
+        ours = ShadowModel(0.1, l2)
+        river = linear_model.SoftmaxRegression(optimizer=optim.SGD(0.1), l2=l2)
+        for step in range(3000):
+            x = {"bias": 1.0, "cpu": float(rng.normal()), f"attr:team={rng.integers(9)}": 1.0,
+                 f"ctx:{rng.integers(40)}": float(rng.normal(0, 3))}
+            label = f"tier{rng.integers(2 + min(step // 500, 4))}"  # labels keep appearing
+            ours.update(x, label)
+            river.learn_one(x, label)
+        theirs = {label: dict(w) for label, w in river.weights.items()}
+        assert {label: dict(w) for label, w in ours._model.weights.items()} == theirs
+        assert list(ours._model.weights) == list(theirs)  # labels in the same order
+        assert all(list(ours._model.weights[k]) == list(v) for k, v in theirs.items())
+
+
 _SMALL = SearchSpace(cpu=(1.0, 2.0, 4.0, 8.0, 16.0), memory_gb=(4.0, 16.0, 64.0),
                      gpu=(0.0, 1.0, 2.0), deadline_h=(1.0, 4.0), max_changes=3, alternatives=3)
 
@@ -205,3 +228,28 @@ def test_group_flips_tell_equity_drift_from_baseline() -> None:
     print(f"flip to genomics: baseline {base_flips}/{base_n} [{base_low:.3f}, {base_high:.3f}]"
           f"; equity_drift {drift_flips}/{drift_n} [{drift_low:.3f}, {drift_high:.3f}]")
     assert drift_low > base_high  # the 95% intervals do not overlap
+
+
+def test_each_event_is_decoded_once_by_the_core_and_never_by_the_audit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit work carries what the audit needs from the decoded event: a run with every
+    record explained decodes exactly as many events as it was given."""
+    import detectors.audit_work
+    import detectors.deep_audit
+    import detectors.events
+    import detectors.pipeline
+
+    decoded = [0]
+    real = detectors.events.decode_event
+
+    def counting(raw: bytes):  # type: ignore[no-untyped-def]
+        decoded[0] += 1
+        return real(raw)
+
+    for module in (detectors.events, detectors.pipeline, detectors.audit_work,
+                   detectors.deep_audit):
+        monkeypatch.setattr(module, "decode_event", counting, raising=False)
+    records: list[dict[str, object]] = []
+    auditor, requests = _trained("equity_drift", 6_000, seed=2, records=records)
+    assert len(records) == len(requests) > 50 and auditor.shadow.version > 500
+    assert decoded[0] == 6_000
