@@ -8,18 +8,24 @@ runs over the same bytes, interleaved and repeated, and the best of the repeats 
 * ingest: the core with no audited attribute and no sampling: decode, validate, dedup, join;
 * full: the core as configured by default: plus equity ledgers, disparity checks, override
   watch and the audit work it queues (the deep audits themselves run beside the path, in a
-  worker: ``placewatch bench audit`` measures them).
+  worker: ``placewatch bench audit`` measures them);
+* replay: ``placewatch replay`` as a whole, default configuration, audits on: reading the
+  events from a file, the core, every deep audit (inline, as ``replay`` runs them: shadow
+  training, explanations, the hash-chained store) and every output file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import shutil
+import tempfile
 import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -28,8 +34,10 @@ from detectors.pipeline import AuditCore
 from simulator import SCENARIOS, Simulation
 from streams.app import create_app
 from streams.settings import Settings
+from streams.sources.files import file_events
 
-__all__ = ["StageResult", "generate", "group_memory", "run_throughput"]
+__all__ = ["FULL_STAGE", "REPLAY_STAGE", "TARGETS", "StageResult", "generate", "group_memory",
+           "run_throughput"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +114,46 @@ def group_memory(lines: list[bytes], groups: int = 64) -> tuple[float, int]:
     return (held[1] - held[0]) / tracked, tracked
 
 
-def run_throughput(lines: list[bytes], repeats: int = 3) -> list[StageResult]:
-    """Best-of-``repeats`` time per stage, stages interleaved within each repeat."""
+def _replay_stage(scratch: Path) -> Callable[[list[bytes]], None]:
+    """``placewatch replay`` of the events written to a file (written once, not timed)."""
+    events = scratch / "events.jsonl"
+    runs = [0]
+
+    def stage(lines: list[bytes]) -> None:
+        if runs[0] == 0:
+            events.write_bytes(b"\n".join(lines) + b"\n")
+        runs[0] += 1
+        out = scratch / f"out{runs[0]}"
+        create_app(Settings(core=CoreConfig())).replay(file_events([events]), out)
+        shutil.rmtree(out)
+    return stage
+
+
+REPLAY_STAGE = "replay (whole command, audits on)"
+FULL_STAGE = "full pipeline (+ drift, forecast, disparity, overrides, audit)"
+TARGETS = {FULL_STAGE: 0.25, REPLAY_STAGE: 0.20}
+"""Each stage's target, as a share of the floor's rate in the same run."""
+
+
+def run_throughput(lines: list[bytes], repeats: int = 3, replay: bool = True
+                   ) -> list[StageResult]:
+    """Best-of-``repeats`` time per stage, stages interleaved within each repeat (the
+    replay stage only with ``replay``)."""
     full = CoreConfig()
     ingest = dataclasses.replace(full.without_audits(), attributes=())
-    stages: dict[str, Callable[[list[bytes]], None]] = {
-        "floor (orjson + dict counter)": _floor,
-        "ingest (decode, validate, dedup, join)": _core_stage(ingest),
-        "full pipeline (+ drift, forecast, disparity, overrides, audit)": _core_stage(full),
-    }
-    best = {name: float("inf") for name in stages}
-    for _ in range(repeats):
-        for name, stage in stages.items():
-            gc.collect()
-            start = time.perf_counter()
-            stage(lines)
-            best[name] = min(best[name], time.perf_counter() - start)
+    with tempfile.TemporaryDirectory(prefix="placewatch-bench-") as scratch:
+        stages: dict[str, Callable[[list[bytes]], None]] = {
+            "floor (orjson + dict counter)": _floor,
+            "ingest (decode, validate, dedup, join)": _core_stage(ingest),
+            FULL_STAGE: _core_stage(full),
+        }
+        if replay:
+            stages[REPLAY_STAGE] = _replay_stage(Path(scratch))
+        best = {name: float("inf") for name in stages}
+        for _ in range(repeats):
+            for name, stage in stages.items():
+                gc.collect()
+                start = time.perf_counter()
+                stage(lines)
+                best[name] = min(best[name], time.perf_counter() - start)
     return [StageResult(name, len(lines), seconds) for name, seconds in best.items()]

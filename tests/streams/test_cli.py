@@ -50,11 +50,17 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     assert any(entry["msg"] == "simulated" and entry["events"] == 1000 for entry in logs)
 
 
-def test_benchmark_prints_every_stage_and_the_ratio() -> None:
+def test_benchmark_prints_every_stage_the_ratio_and_its_verdicts() -> None:
     result = placewatch("--quiet", "bench", "throughput", "--events", "3000", "--repeats", "1")
-    assert result.returncode == 0, result.stderr
-    for stage in ("floor", "ingest", "full pipeline", "ratio to floor"):
-        assert stage in result.stdout
+    out = result.stdout
+    for stage in ("floor", "ingest", "full pipeline", "replay (whole command", "ratio to floor"):
+        assert stage in out, out
+    verdicts = [line for line in out.splitlines() if line.startswith(("PASS  ", "FAIL  "))]
+    assert len(verdicts) == 2 and "of the floor (target >= 25%)" in verdicts[0], out
+    assert "of the floor (target >= 20%)" in verdicts[1], out
+    # exit 1 exactly when a target is missed
+    assert result.returncode == (1 if any(v.startswith("FAIL") for v in verdicts) else 0), \
+        result.stderr
 
 
 def test_a_benchmark_that_misses_its_target_exits_non_zero() -> None:
