@@ -209,6 +209,7 @@ class _ScoredSoftmax(linear_model.SoftmaxRegression):
 
     def __init__(self, learning_rate: float, l2: float) -> None:
         super().__init__(optimizer=optim.SGD(learning_rate), l2=l2)
+        self.learning_rate = learning_rate  # River's repr and clone read the __init__ names
         self._rate = self.optimizer.learning_rate  # SGD's constant schedule: the same float
 
     def learn_scored(self, x: dict[str, float], y: str, y_pred: dict[Any, float]) -> None:

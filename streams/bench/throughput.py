@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import shutil
 import tempfile
 import time
@@ -37,7 +38,7 @@ from streams.settings import Settings
 from streams.sources.files import file_events
 
 __all__ = ["FULL_STAGE", "REPLAY_STAGE", "TARGETS", "StageResult", "generate", "group_memory",
-           "run_throughput"]
+           "run_throughput", "verdicts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +115,48 @@ def group_memory(lines: list[bytes], groups: int = 64) -> tuple[float, int]:
     return (held[1] - held[0]) / tracked, tracked
 
 
-def _replay_stage(scratch: Path) -> Callable[[list[bytes]], None]:
-    """``placewatch replay`` of the events written to a file (written once, not timed)."""
-    events = scratch / "events.jsonl"
-    runs = [0]
+def verdicts(results: list[StageResult]) -> list[tuple[bool, str]]:
+    """(met, line) for each stage with a target; the first result is the floor.
 
-    def stage(lines: list[bytes]) -> None:
-        if runs[0] == 0:
-            events.write_bytes(b"\n".join(lines) + b"\n")
+    >>> floor, core = StageResult("floor", 100, 1.0), StageResult(FULL_STAGE, 100, 3.0)
+    >>> verdicts([floor, core])[0][0], verdicts([floor, StageResult(FULL_STAGE, 100, 5.0)])[0]
+    (True, (False, 'FAIL  full pipeline (+ drift, forecast, disparity, overrides, audit): 20.0% \
+of the floor (target >= 25%)'))
+    """
+    floor = results[0].rate
+    out = []
+    for result in results:
+        target = TARGETS.get(result.name)
+        if target is not None:
+            share = result.rate / floor
+            met = share >= target
+            out.append((met, f"{'PASS' if met else 'FAIL'}  {result.name}: {share:.1%} of the "
+                             f"floor (target >= {target:.0%})"))
+    return out
+
+
+def _replay_stage(scratch: Path, lines: list[bytes]) -> Callable[[list[bytes]], None]:
+    """``placewatch replay`` of ``lines`` from a file (written here, before any timing).
+
+    Each run writes into a new directory; the previous one is removed before the next run
+    starts its clock. ``replay`` freezes what start-up made (:func:`~streams.app.
+    freeze_start_up`); the stage unfreezes it after, so the other stages keep their collector.
+    """
+    events = scratch / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    runs = [0]
+    quiet = logging.getLogger("placewatch")
+
+    def stage(_: list[bytes]) -> None:
         runs[0] += 1
-        out = scratch / f"out{runs[0]}"
-        create_app(Settings(core=CoreConfig())).replay(file_events([events]), out)
-        shutil.rmtree(out)
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)  # its checkpoint lines would name a scratch store
+        try:
+            create_app(Settings(core=CoreConfig())).replay(file_events([events]),
+                                                           scratch / f"out{runs[0]}")
+        finally:
+            quiet.setLevel(level)
+            gc.unfreeze()
     return stage
 
 
@@ -148,10 +179,12 @@ def run_throughput(lines: list[bytes], repeats: int = 3, replay: bool = True
             FULL_STAGE: _core_stage(full),
         }
         if replay:
-            stages[REPLAY_STAGE] = _replay_stage(Path(scratch))
+            stages[REPLAY_STAGE] = _replay_stage(Path(scratch), lines)
         best = {name: float("inf") for name in stages}
         for _ in range(repeats):
             for name, stage in stages.items():
+                for old in Path(scratch).glob("out*"):
+                    shutil.rmtree(old)
                 gc.collect()
                 start = time.perf_counter()
                 stage(lines)

@@ -60,15 +60,10 @@ def bench_throughput(
                   "groups of one attribute, every watch warmed up); groups per attribute are "
                   "capped by max_groups_per_attribute (beyond it: the __other__ group and "
                   "placewatch_group_overflow_decisions_total)")
-    missed = False
-    for result in results:
-        target = bench_mod.TARGETS.get(result.name)
-        if target is not None:
-            share = result.rate / floor
-            missed |= share < target
-            console.print(f"{'PASS' if share >= target else 'FAIL'}  {result.name}: "
-                          f"{share:.1%} of the floor (target >= {target:.0%})")
-    if missed:
+    checks = bench_mod.verdicts(results)
+    for _, line in checks:
+        console.print(line)
+    if not all(met for met, _ in checks):
         raise typer.Exit(1)
 
 

@@ -63,6 +63,19 @@ def test_benchmark_prints_every_stage_the_ratio_and_its_verdicts() -> None:
         result.stderr
 
 
+def test_throughput_verdicts_pass_at_the_target_and_fail_below_it() -> None:
+    from streams.bench.throughput import FULL_STAGE, REPLAY_STAGE, StageResult, verdicts
+
+    floor = StageResult("floor", 1000, 1.0)
+    at = verdicts([floor, StageResult(FULL_STAGE, 1000, 4.0), StageResult(REPLAY_STAGE, 1000, 5.0)])
+    assert [met for met, _ in at] == [True, True]
+    assert at[0][1].startswith("PASS  full pipeline") and "25.0% of the floor" in at[0][1]
+    below = verdicts([floor, StageResult(FULL_STAGE, 1000, 4.1),
+                      StageResult(REPLAY_STAGE, 1000, 4.0)])
+    assert [met for met, _ in below] == [False, True]
+    assert below[0][1].startswith("FAIL  ") and below[1][1].startswith("PASS  ")
+
+
 def test_a_benchmark_that_misses_its_target_exits_non_zero() -> None:
     """One short seed of feedback_loop cannot show amplification in 90% of seeds: FAIL, 1."""
     result = placewatch("--quiet", "bench", "detection", "--seeds", "1", "--events", "30000",
