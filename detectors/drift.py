@@ -44,7 +44,7 @@ from detectors.alarm import AlarmCycle
 from detectors.amplification import GapTrend
 from detectors.dispersion import Dispersion
 from detectors.groups import OVERFLOW_GROUP, EquityLedger, GroupStats
-from detectors.rates import RATE_BY_NAME, RATES
+from detectors.rates import RATE_BY_NAME, RATES, RateSpec
 from detectors.river_cycle import RiverCycle, parse_detector
 
 __all__ = ["MIN_EXPECTED", "DriftSignal", "EquityDrift", "RateWatch"]
@@ -97,6 +97,7 @@ class RateWatch:
         "pending",
         "ratio",
         "recent",
+        "rest_mark",
         "run",
         "run_expected",
         "run_k",
@@ -112,7 +113,11 @@ class RateWatch:
         self.ratio: float | None = None
         self.dispersion = Dispersion()
         self.warm: list[tuple[int, int, float, int]] = []
-        self.pending = [0, 0, 0, 0]  # group k, group n, rest k, rest n
+        self.pending = [0, 0]  # the group's k and n since its pooled batch began
+        self.rest_mark: tuple[int, int] | None = None
+        """The attribute's (k, n) over all its groups when the pooled batch began (None: the
+        watch is new); the rest's counts since then are the attribute's growth less the
+        group's own."""
         self.last_k = 0
         self.last_n = 0
         self.cycle: AlarmCycle | RiverCycle = (
@@ -162,50 +167,73 @@ class EquityDrift:
         self.prior = prior
         self._trend = (trend_window, trend_alpha, trend_min_growth)
         GapTrend(*self._trend)  # validates
+        self._totals: dict[str, dict[str, tuple[int, int]]] = {}
+        """Per attribute and rate: (k, n) summed over all its groups, as of the last batch."""
         self.watches = 0
         """Watches whose reference is learned: the ones that can alarm, and so the ones the
         family false-alarm budget is spread over (a sparse group still warming up, or one
         that never finishes, costs the others nothing)."""
 
     def refresh(self, ledger: EquityLedger, threshold: float) -> list[DriftSignal]:
-        """Close the batch: feed every watch its batch, return what they found."""
+        """Close the batch: feed every watch its batch, return what they found.
+
+        Only the groups with new decisions or outcomes since the last batch are visited (a
+        sparse group costs nothing while it is quiet): the attribute's running totals give
+        every visited group the rest's counts since its pooled batch began. A quiet group's
+        pooled batch goes on until its next event.
+        """
         signals: list[DriftSignal] = []
         for attribute, table in ledger.groups.items():
+            touched = []
+            for stats in table.values():
+                seen = stats.decisions + stats.deadline_n
+                if stats.drift is None:
+                    stats.drift = {spec.name: RateWatch(spec.name, self.detector)
+                                   for spec in RATES}
+                elif seen == stats.drift_seen:
+                    continue
+                stats.drift_seen = seen
+                touched.append(stats)
+            totals = self._totals.setdefault(attribute, {spec.name: (0, 0) for spec in RATES})
             for spec in RATES:
-                self._batch(attribute, spec.name, table, threshold, signals)
+                self._batch(spec, touched, totals, threshold, signals)
         return signals
 
-    def _batch(self, attribute: str, metric: str, table: dict[str, GroupStats],
-               threshold: float, signals: list[DriftSignal]) -> None:
+    def _batch(self, spec: RateSpec, touched: list[GroupStats],
+               totals: dict[str, tuple[int, int]], threshold: float,
+               signals: list[DriftSignal]) -> None:
+        metric = spec.name
         rows = []
-        total_k = total_n = 0
-        for stats in table.values():
-            watches = stats.drift
-            if watches is None:
-                watches = stats.drift = {spec.name: RateWatch(spec.name, self.detector)
-                                         for spec in RATES}
-            watch = watches[metric]
-            k, n = stats.rate_counts(metric)
+        before = totals[metric]
+        total_k, total_n = before
+        for stats in touched:
+            watch = stats.drift[metric]  # type: ignore[index]
+            k, n = spec.counts(stats)
             kb, nb = k - watch.last_k, n - watch.last_n
             watch.last_k, watch.last_n = k, n
             total_k += kb
             total_n += nb
             if stats.name != OVERFLOW_GROUP:
                 rows.append((stats, watch, kb, nb))
+        totals[metric] = now = (total_k, total_n)
         for stats, watch, kb, nb in rows:
             pending = watch.pending
             pending[0] += kb
             pending[1] += nb
-            pending[2] += total_k - kb
-            pending[3] += total_n - nb
-            k, n, rest_k, rest_n = pending
+            mark = watch.rest_mark
+            if mark is None:  # a new watch: the rest counts from this batch on
+                mark = watch.rest_mark = before
+            k, n = pending
+            rest_k = now[0] - mark[0] - k
+            rest_n = now[1] - mark[1] - n
             if n == 0 or rest_n == 0:
                 continue
             rest = rest_k / rest_n
             guess = k / n if watch.ratio is None else min(watch.ratio * rest, 1.0)
             if n * guess < MIN_EXPECTED or n * (1.0 - guess) < MIN_EXPECTED:
                 continue
-            watch.pending = [0, 0, 0, 0]
+            watch.pending = [0, 0]
+            watch.rest_mark = now
             if watch.ratio is None:
                 self._warm_up(watch, k, n, rest_k, rest_n)
                 continue

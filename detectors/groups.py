@@ -105,6 +105,7 @@ class GroupStats:
         "deadline_n",
         "decisions",
         "drift",
+        "drift_seen",
         "forecast",
         "hp_preferred",
         "hp_tiered",
@@ -161,6 +162,9 @@ class GroupStats:
         self.cost_actual_sum = 0.0
         self.cost_predicted_sum = 0.0
         self.drift: dict[str, RateWatch] | None = None
+        self.drift_seen = 0
+        """``decisions + deadline_n`` when the drift watches last looked: every rate's
+        denominator grows only with them, so a group whose sum is unchanged has nothing new."""
         self.forecast: dict[str, ResidualWatch] | None = None
         self.alerts: tuple[tuple[str, str | None, str | None, str], ...] = ()
         """Alert conditions open on this group (kept by the core for audit sampling)."""

@@ -90,3 +90,43 @@ def test_summary_tells_the_point_estimate_from_the_confident_finding(n: int,
     assert figures["four_fifths_confident_groups"] == (["b"] if confident else [])
     high = out["team"]["disparity"]["preferred_rate_high_priority"]  # type: ignore[index]
     assert high is None  # no high-priority jobs: nothing to compare
+
+
+def test_drift_watches_visit_only_groups_with_news_and_pool_the_rest_for_quiet_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quiet group is not visited; when it next has decisions, its pooled batch holds every
+    decision the other groups made since that batch began (here: three batches' worth)."""
+    from types import SimpleNamespace
+
+    from detectors.drift import EquityDrift
+    from detectors.groups import GroupStats
+    from detectors.rates import RateSpec
+
+    read: list[str] = []
+    counts = RateSpec.counts
+    monkeypatch.setattr(RateSpec, "counts",
+                        lambda spec, stats: read.append(stats.name) or counts(spec, stats))
+
+    table = {name: GroupStats("team", name) for name in ("a", "b", "c")}
+    ledger = SimpleNamespace(groups={"team": table})
+    drift = EquityDrift(warmup=10_000, min_batches=2, prior=0.0, trend_window=5,
+                        trend_alpha=0.01, trend_min_growth=0.0)
+
+    def decide(name: str, n: int, queued: int) -> None:
+        table[name].decisions += n
+        table[name].queued += queued
+
+    for name in table:
+        decide(name, 100, 20)
+    drift.refresh(ledger, 10.0)  # every group's first pooled batch closes (warm-up)
+    watch = table["b"].drift["queue_rate"]  # type: ignore[index]
+    assert watch.warm == [(20, 100, 0.2, 200)] and watch.pending == [0, 0]
+    for _ in range(3):
+        decide("a", 50, 10)
+        decide("c", 30, 3)
+        read.clear()
+        drift.refresh(ledger, 10.0)
+        assert "b" not in read and {"a", "c"} <= set(read)  # b was not visited
+    decide("b", 40, 8)
+    drift.refresh(ledger, 10.0)
+    assert watch.warm[-1] == (8, 40, 39 / 240, 240)  # a's and c's 3 × 80 decisions since
