@@ -130,3 +130,51 @@ def test_drift_watches_visit_only_groups_with_news_and_pool_the_rest_for_quiet_o
     decide("b", 40, 8)
     drift.refresh(ledger, 10.0)
     assert watch.warm[-1] == (8, 40, 39 / 240, 240)  # a's and c's 3 × 80 decisions since
+
+
+def test_a_quiet_groups_open_batch_pools_the_rest_until_its_own_next_event() -> None:
+    """b's batch is open (too few of its own decisions) while it is quiet: when it closes it
+    holds all the rest's decisions since it began, the overflow group's and those of a group
+    that appeared meanwhile included. A batch no other group fed (rest 0) stays open until
+    the group's own next event, not the first batch where only the rest had news."""
+    from types import SimpleNamespace
+
+    from detectors.drift import EquityDrift
+    from detectors.groups import GroupStats
+
+    table = {name: GroupStats("team", name) for name in ("a", "b", OVERFLOW_GROUP)}
+    ledger = SimpleNamespace(groups={"team": table})
+    drift = EquityDrift(warmup=10_000, min_batches=2, prior=0.0, trend_window=5,
+                        trend_alpha=0.01, trend_min_growth=0.0)
+
+    def decide(name: str, n: int, queued: int) -> None:
+        table[name].decisions += n
+        table[name].queued += queued
+
+    decide("b", 100, 20)
+    drift.refresh(ledger, 10.0)  # only b had news: rest 0, its batch stays open
+    b = table["b"].drift["queue_rate"]  # type: ignore[index]
+    assert b.warm == [] and b.pending == [20, 100]
+    decide("a", 100, 30)
+    drift.refresh(ledger, 10.0)  # only the rest had news: b is not visited, still open
+    assert b.warm == [] and b.pending == [20, 100]
+    decide("b", 10, 2)
+    drift.refresh(ledger, 10.0)
+    assert b.warm == [(22, 110, 0.3, 100)]
+    decide("b", 20, 1)  # too few queued to close (1 < 5 expected events)
+    drift.refresh(ledger, 10.0)
+    assert b.pending == [1, 20] and len(b.warm) == 1
+    table["c"] = GroupStats("team", "c")  # appears while b's batch is open
+    decide("c", 40, 4)
+    decide(OVERFLOW_GROUP, 60, 6)
+    drift.refresh(ledger, 10.0)
+    decide("a", 50, 5)
+    drift.refresh(ledger, 10.0)
+    decide("b", 30, 5)
+    drift.refresh(ledger, 10.0)
+    assert b.warm[-1] == (6, 50, 15 / 150, 150)  # c's 40, the overflow's 60, a's 50
+    c = table["c"].drift["queue_rate"]  # type: ignore[index]
+    assert c.warm == [] and c.pending == [4, 40]  # too few queued: open since it appeared
+    decide("c", 10, 2)
+    drift.refresh(ledger, 10.0)
+    assert c.warm == [(6, 50, 16 / 140, 140)]  # the overflow's 60, a's 50, b's 30
