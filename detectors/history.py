@@ -121,7 +121,7 @@ HistoryRecord = GroupWindow | StreamWindow
 class History:
     """Cuts the core's counters into windows of event time (see the module's docstring)."""
 
-    __slots__ = ("_overrides", "_overrides_other", "_seen", "_stream", "window_end",
+    __slots__ = ("_marks", "_overrides", "_overrides_other", "_seen", "_stream", "window_end",
                  "window_s", "window_start")
 
     def __init__(self, window_s: int) -> None:
@@ -133,6 +133,10 @@ class History:
         """Event time at which the open window closes (infinite before the first event)."""
         self._seen: dict[tuple[str, str], tuple[tuple[int, ...], tuple[float, ...], list[int]]] \
             = {}
+        self._marks: dict[tuple[str, str], int] = {}
+        """Per group: its ``decisions + outcomes`` at the last cut. Every figure a window
+        records moves only with a decision or a joined outcome, so a group whose sum has not
+        moved is skipped without reading its counters."""
         self._stream: dict[str, int] = {}
         self._overrides: dict[tuple[str, str], tuple[int, float | None]] = {}
         self._overrides_other = 0
@@ -178,9 +182,13 @@ class History:
              rejected: Mapping[str, int]) -> list[HistoryRecord]:
         start_text, end_text = iso_utc(self.window_start), iso_utc(end)
         records: list[HistoryRecord] = []
-        seen = self._seen
+        seen, marks = self._seen, self._marks
         for attribute, table in ledger.groups.items():
             for name, stats in table.items():
+                key, mark = (attribute, name), stats.decisions + stats.outcomes
+                if marks.get(key) == mark:
+                    continue  # nothing moved since the last cut
+                marks[key] = mark
                 window = self._group_window(seen, attribute, name, stats, start_text, end_text)
                 if window is not None:
                     records.append(window)

@@ -41,7 +41,7 @@ from streams.sinks.base import Batch
 
 __all__ = ["OWN", "PEERS", "PEER_SCENARIOS", "PRIMARY", "SPARSE_ATTRIBUTE", "RunScore",
            "ScenarioScore", "peer_comparison", "peer_verdict", "run_detection", "score_run",
-           "summarise", "with_sparse_groups"]
+           "sparse_config", "summarise", "with_sparse_groups"]
 
 PRIMARY: dict[str, tuple[str, str]] = {
     "equity_drift": ("equity_drift", "preferred_rate"),
@@ -210,6 +210,17 @@ def with_sparse_groups(lines: list[bytes], groups: int) -> list[bytes]:
     return out
 
 
+def sparse_config(core: CoreConfig, groups: int) -> CoreConfig:
+    """``core`` tracking every value of :data:`SPARSE_ATTRIBUTE` (:func:`with_sparse_groups`),
+    whatever its attributes and ``max_attributes`` say."""
+    audited = core.attributes
+    if audited is not None and SPARSE_ATTRIBUTE not in audited:
+        audited = (*audited, SPARSE_ATTRIBUTE)
+    return dataclasses.replace(
+        core, max_groups_per_attribute=max(core.max_groups_per_attribute, groups),
+        attributes=audited, max_attributes=core.max_attributes + 1)
+
+
 def score_run(scenario: str, seed: int, events: int,
               config: CoreConfig | None = None, detector: str = OWN,
               sparse_groups: int = 0) -> RunScore:
@@ -227,12 +238,7 @@ def score_run(scenario: str, seed: int, events: int,
         core = dataclasses.replace(core, drift_detector=PEERS[detector])
     if sparse_groups:
         lines = with_sparse_groups(lines, sparse_groups)
-        audited = core.attributes
-        if audited is not None and SPARSE_ATTRIBUTE not in audited:
-            audited = (*audited, SPARSE_ATTRIBUTE)
-        core = dataclasses.replace(
-            core, max_groups_per_attribute=max(core.max_groups_per_attribute, sparse_groups),
-            attributes=audited, max_attributes=core.max_attributes + 1)
+        core = sparse_config(core, sparse_groups)
     alerts = _fired_alerts(lines, core)
     score = RunScore(scenario, seed, len(lines), change_index, detector)
     team = change["group"] if change else "genomics"

@@ -38,7 +38,7 @@ from streams.settings import Settings
 from streams.sources.files import file_events
 
 __all__ = ["FULL_STAGE", "REPLAY_STAGE", "TARGETS", "StageResult", "generate", "group_memory",
-           "run_throughput", "verdicts"]
+           "run_throughput", "sparse_stage", "verdicts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +166,24 @@ TARGETS = {FULL_STAGE: 0.25, REPLAY_STAGE: 0.20}
 """Each stage's target, as a share of the floor's rate in the same run."""
 
 
-def run_throughput(lines: list[bytes], repeats: int = 3, replay: bool = True
-                   ) -> list[StageResult]:
+def sparse_stage(groups: int) -> str:
+    return f"full pipeline, +{groups:,} sparse groups"
+
+
+def _sparse_core_stage(lines: list[bytes], groups: int) -> Callable[[list[bytes]], None]:
+    """The full core over ``lines`` with a 'project' attribute of ``groups`` values added
+    (prepared here, before any timing; :func:`~streams.bench.detection.with_sparse_groups`)."""
+    from streams.bench.detection import sparse_config, with_sparse_groups
+
+    spread = with_sparse_groups(lines, groups)
+    core = _core_stage(sparse_config(CoreConfig(), groups))
+    return lambda _: core(spread)
+
+
+def run_throughput(lines: list[bytes], repeats: int = 3, replay: bool = True,
+                   sparse_groups: tuple[int, ...] = ()) -> list[StageResult]:
     """Best-of-``repeats`` time per stage, stages interleaved within each repeat (the
-    replay stage only with ``replay``)."""
+    replay stage only with ``replay``; one more full-core stage per ``sparse_groups``)."""
     full = CoreConfig()
     ingest = dataclasses.replace(full.without_audits(), attributes=())
     with tempfile.TemporaryDirectory(prefix="placewatch-bench-") as scratch:
@@ -178,6 +192,8 @@ def run_throughput(lines: list[bytes], repeats: int = 3, replay: bool = True
             "ingest (decode, validate, dedup, join)": _core_stage(ingest),
             FULL_STAGE: _core_stage(full),
         }
+        for groups in sparse_groups:
+            stages[sparse_stage(groups)] = _sparse_core_stage(lines, groups)
         if replay:
             stages[REPLAY_STAGE] = _replay_stage(Path(scratch), lines)
         best = {name: float("inf") for name in stages}

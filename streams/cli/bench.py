@@ -33,19 +33,25 @@ def bench_throughput(
     replay: Annotated[bool, typer.Option(
         help="Also time `placewatch replay` as a whole (file in, audits on, every output).")
                       ] = True,
+    sparse_groups: Annotated[list[int] | None, typer.Option(
+        min=1, help="The scaling run: also time the full core with a 'project' attribute of "
+                    "this many values on every placement (repeatable, e.g. 200 and 1225; "
+                    "the simulator's own attributes make 19 groups).")] = None,
 ) -> None:
     """Events per second of the embedded pipeline vs a floor (orjson + dict counter), same run.
 
     Stages: the floor; ingest (decode, validate, dedup, join); the full core as configured by
     default (the audit work it queues, not the audits); and `replay` as a whole command with
     its deep audits inline. Targets, as a share of the same run's floor: the full core >= 25%,
-    replay >= 20%. Exits 1 on a miss.
+    replay >= 20%. Exits 1 on a miss. With --sparse-groups, the full core again with that
+    many more groups (no target: the ratio to the 19-group core is printed).
     """
     settings_for(None)
     with ERR.status(f"simulating {events:,} events") if not quiet() else NoLive():
         lines = bench_mod.generate(events, seed)
     with ERR.status("measuring") if not quiet() else NoLive():
-        results = bench_mod.run_throughput(lines, repeats, replay=replay)
+        results = bench_mod.run_throughput(lines, repeats, replay=replay,
+                                           sparse_groups=tuple(sparse_groups or ()))
     floor = results[0].rate
     table = Table(title=f"throughput, {events:,} events, best of {repeats}, one core")
     for column in ("stage", "events/s", "µs/event", "ratio to floor"):
@@ -60,6 +66,11 @@ def bench_throughput(
                   "groups of one attribute, every watch warmed up); groups per attribute are "
                   "capped by max_groups_per_attribute (beyond it: the __other__ group and "
                   "placewatch_group_overflow_decisions_total)")
+    core_rate = next(r.rate for r in results if r.name == bench_mod.FULL_STAGE)
+    for groups in sparse_groups or ():
+        scaled = next(r for r in results if r.name == bench_mod.sparse_stage(groups))
+        console.print(f"scaling: with {groups:,} more groups the full core runs at "
+                      f"{scaled.rate / core_rate:.0%} of its rate with the simulator's 19")
     checks = bench_mod.verdicts(results)
     for _, line in checks:
         console.print(line)

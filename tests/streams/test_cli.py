@@ -51,9 +51,11 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
 
 
 def test_benchmark_prints_every_stage_the_ratio_and_its_verdicts() -> None:
-    result = placewatch("--quiet", "bench", "throughput", "--events", "3000", "--repeats", "1")
+    result = placewatch("--quiet", "bench", "throughput", "--events", "3000", "--repeats", "1",
+                        "--sparse-groups", "50")
     out = result.stdout
-    for stage in ("floor", "ingest", "full pipeline", "replay (whole command", "ratio to floor"):
+    for stage in ("floor", "ingest", "full pipeline", "replay (whole command", "ratio to floor",
+                  "full pipeline, +50 sparse groups", "scaling: with 50 more groups the full core runs"):
         assert stage in out, out
     verdicts = [line for line in out.splitlines() if line.startswith(("PASS  ", "FAIL  "))]
     assert len(verdicts) == 2 and "of the floor (target >= 25%)" in verdicts[0], out
