@@ -55,7 +55,8 @@ def test_benchmark_prints_every_stage_the_ratio_and_its_verdicts() -> None:
                         "--sparse-groups", "50")
     out = result.stdout
     for stage in ("floor", "ingest", "full pipeline", "replay (whole command", "ratio to floor",
-                  "full pipeline, +50 sparse groups", "scaling: with 50 more groups the full core runs"):
+                  "full pipeline, +50 sparse groups",
+                  "scaling: with 50 more groups the full core runs"):
         assert stage in out, out
     verdicts = [line for line in out.splitlines() if line.startswith(("PASS  ", "FAIL  "))]
     assert len(verdicts) == 2 and "of the floor (target >= 25%)" in verdicts[0], out
