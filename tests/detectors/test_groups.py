@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -92,22 +94,16 @@ def test_summary_tells_the_point_estimate_from_the_confident_finding(n: int,
     assert high is None  # no high-priority jobs: nothing to compare
 
 
-def test_drift_watches_visit_only_groups_with_news_and_pool_the_rest_for_quiet_ones(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A quiet group is not visited; when it next has decisions, its pooled batch holds every
-    decision the other groups made since that batch began (here: three batches' worth)."""
+def _one_attribute(*names: str) -> tuple[dict[str, Any], Callable[[str, int, int], None],
+                                          Callable[[], object]]:
+    """Groups of one attribute, an equity-drift detector over them, and two steps: add
+    decisions (and queued ones) to a group, and close a batch."""
     from types import SimpleNamespace
 
     from detectors.drift import EquityDrift
     from detectors.groups import GroupStats
-    from detectors.rates import RateSpec
 
-    read: list[str] = []
-    counts = RateSpec.counts
-    monkeypatch.setattr(RateSpec, "counts",
-                        lambda spec, stats: read.append(stats.name) or counts(spec, stats))
-
-    table = {name: GroupStats("team", name) for name in ("a", "b", "c")}
+    table = {name: GroupStats("team", name) for name in names}
     ledger = SimpleNamespace(groups={"team": table})
     drift = EquityDrift(warmup=10_000, min_batches=2, prior=0.0, trend_window=5,
                         trend_alpha=0.01, trend_min_growth=0.0)
@@ -116,19 +112,35 @@ def test_drift_watches_visit_only_groups_with_news_and_pool_the_rest_for_quiet_o
         table[name].decisions += n
         table[name].queued += queued
 
+    return table, decide, lambda: drift.refresh(ledger, 10.0)  # type: ignore[arg-type]
+
+
+def test_drift_watches_visit_only_groups_with_news_and_pool_the_rest_for_quiet_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quiet group is not visited; when it next has decisions, its pooled batch holds every
+    decision the other groups made since that batch began (here: three batches' worth)."""
+    from detectors.rates import RateSpec
+
+    read: list[str] = []
+    counts = RateSpec.counts
+    monkeypatch.setattr(RateSpec, "counts",
+                        lambda spec, stats: read.append(stats.name) or counts(spec, stats))
+
+    table, decide, refresh = _one_attribute("a", "b", "c")
+
     for name in table:
         decide(name, 100, 20)
-    drift.refresh(ledger, 10.0)  # every group's first pooled batch closes (warm-up)
+    refresh()  # every group's first pooled batch closes (warm-up)
     watch = table["b"].drift["queue_rate"]  # type: ignore[index]
     assert watch.warm == [(20, 100, 0.2, 200)] and watch.pending == [0, 0]
     for _ in range(3):
         decide("a", 50, 10)
         decide("c", 30, 3)
         read.clear()
-        drift.refresh(ledger, 10.0)
+        refresh()
         assert "b" not in read and {"a", "c"} <= set(read)  # b was not visited
     decide("b", 40, 8)
-    drift.refresh(ledger, 10.0)
+    refresh()
     assert watch.warm[-1] == (8, 40, 39 / 240, 240)  # a's and c's 3 × 80 decisions since
 
 
@@ -137,44 +149,34 @@ def test_a_quiet_groups_open_batch_pools_the_rest_until_its_own_next_event() -> 
     holds all the rest's decisions since it began, the overflow group's and those of a group
     that appeared meanwhile included. A batch no other group fed (rest 0) stays open until
     the group's own next event, not the first batch where only the rest had news."""
-    from types import SimpleNamespace
-
-    from detectors.drift import EquityDrift
     from detectors.groups import GroupStats
 
-    table = {name: GroupStats("team", name) for name in ("a", "b", OVERFLOW_GROUP)}
-    ledger = SimpleNamespace(groups={"team": table})
-    drift = EquityDrift(warmup=10_000, min_batches=2, prior=0.0, trend_window=5,
-                        trend_alpha=0.01, trend_min_growth=0.0)
-
-    def decide(name: str, n: int, queued: int) -> None:
-        table[name].decisions += n
-        table[name].queued += queued
+    table, decide, refresh = _one_attribute("a", "b", OVERFLOW_GROUP)
 
     decide("b", 100, 20)
-    drift.refresh(ledger, 10.0)  # only b had news: rest 0, its batch stays open
+    refresh()  # only b had news: rest 0, its batch stays open
     b = table["b"].drift["queue_rate"]  # type: ignore[index]
     assert b.warm == [] and b.pending == [20, 100]
     decide("a", 100, 30)
-    drift.refresh(ledger, 10.0)  # only the rest had news: b is not visited, still open
+    refresh()  # only the rest had news: b is not visited, still open
     assert b.warm == [] and b.pending == [20, 100]
     decide("b", 10, 2)
-    drift.refresh(ledger, 10.0)
+    refresh()
     assert b.warm == [(22, 110, 0.3, 100)]
     decide("b", 20, 1)  # too few queued to close (1 < 5 expected events)
-    drift.refresh(ledger, 10.0)
+    refresh()
     assert b.pending == [1, 20] and len(b.warm) == 1
     table["c"] = GroupStats("team", "c")  # appears while b's batch is open
     decide("c", 40, 4)
     decide(OVERFLOW_GROUP, 60, 6)
-    drift.refresh(ledger, 10.0)
+    refresh()
     decide("a", 50, 5)
-    drift.refresh(ledger, 10.0)
+    refresh()
     decide("b", 30, 5)
-    drift.refresh(ledger, 10.0)
+    refresh()
     assert b.warm[-1] == (6, 50, 15 / 150, 150)  # c's 40, the overflow's 60, a's 50
     c = table["c"].drift["queue_rate"]  # type: ignore[index]
     assert c.warm == [] and c.pending == [4, 40]  # too few queued: open since it appeared
     decide("c", 10, 2)
-    drift.refresh(ledger, 10.0)
+    refresh()
     assert c.warm == [(6, 50, 16 / 140, 140)]  # the overflow's 60, a's 50, b's 30
