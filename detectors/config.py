@@ -86,7 +86,13 @@ class CoreConfig:
     disparity_ratio_threshold: float = 0.8
     """Parity ratio below which a standing disparity is reported (four-fifths rule)."""
     wait_gap_limit: float = 0.12
-    """Relative gap in mean queue wait among groups of one priority class that is reported."""
+    """How much longer (relative, 0.12 = 12%) a group's mean queue wait may be than the rest of
+    its attribute's groups' in the same class (priority and job class) before the
+    ``scheduling_equity`` alert fires, with confidence (the seed's 12%)."""
+    wait_gap_limits: tuple[tuple[str, float], ...] = ()
+    """Per-attribute limits in place of ``wait_gap_limit`` (TOML: ``{team = 0.10}``)."""
+    wait_gap_window: int = 100
+    """Batches (of ``evaluate_every`` events) the scheduling-equity comparison looks back."""
     confidence: float = 0.95
     """Confidence level of the intervals that gate disparity findings."""
     evaluate_every: int = 500
@@ -223,6 +229,14 @@ class CoreConfig:
                  self.disparity_ratio_threshold)
         _require(_is_number(self.wait_gap_limit) and self.wait_gap_limit > 0,
                  "wait_gap_limit", "a number > 0", self.wait_gap_limit)
+        _require(isinstance(self.wait_gap_limits, tuple)
+                 and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and p[0]
+                         and _is_number(p[1]) and p[1] > 0 for p in self.wait_gap_limits)
+                 and len({p[0] for p in self.wait_gap_limits}) == len(self.wait_gap_limits),
+                 "wait_gap_limits", "a table of attribute keys to numbers > 0",
+                 self.wait_gap_limits)
+        _require(_is_int(self.wait_gap_window) and self.wait_gap_window >= 10,
+                 "wait_gap_window", "an integer >= 10 (batches)", self.wait_gap_window)
         _require(_is_number(self.confidence) and 0.5 <= self.confidence < 1,
                  "confidence", "a number in [0.5, 1)", self.confidence)
         _require(_is_number(self.false_alarms_per_million) and self.false_alarms_per_million > 0,

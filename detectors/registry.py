@@ -11,7 +11,7 @@ edges, the fair ``baseline`` stream raises none of its alerts, and the named sce
 >>> print(*DETECTORS)
 equity_drift forecast_drift disparity scheduling_equity wait_drift override_expired
 >>> print(*ALERT_KINDS)
-equity_drift amplification forecast_drift disparity wait_drift override_expired
+equity_drift amplification forecast_drift disparity scheduling_equity wait_drift override_expired
 
 :data:`REGISTRY` lists the sequential statistics those detectors drive, each with a way to
 build it with fixed parameters and to feed it one value of a stream. The contract tests check
@@ -60,7 +60,7 @@ DETECTORS: Final[dict[str, CoreDetectorSpec]] = {
     "equity_drift": CoreDetectorSpec(EquityDriftDetector, "equity_drift"),
     "forecast_drift": CoreDetectorSpec(ForecastDriftDetector, "forecast_bias"),
     "disparity": CoreDetectorSpec(DisparityDetector, "standing_disparity"),
-    "scheduling_equity": CoreDetectorSpec(SchedulingEquityDetector, None),
+    "scheduling_equity": CoreDetectorSpec(SchedulingEquityDetector, "wait_drift"),
     "wait_drift": CoreDetectorSpec(WaitDriftDetector, "wait_drift"),
     "override_expired": CoreDetectorSpec(OverrideExpiredDetector, "override_leak"),
 }

@@ -17,7 +17,7 @@ import math
 from detectors.disparity import StandingDisparity
 from detectors.fairness import parity, wilson_interval, z_for_confidence
 from detectors.groups import OVERFLOW_GROUP, RATE_METRICS, EquityLedger, GroupStats
-from detectors.wait_equity import WaitEquity
+from detectors.wait_equity import WaitEquity, WaitGap
 
 __all__ = ["fairness_summary", "wait_gaps"]
 
@@ -156,21 +156,22 @@ def _spread(table: dict[str, GroupStats], min_support: int) -> dict[str, object]
     }
 
 
-def wait_gaps(tracker: WaitEquity) -> dict[str, object]:
-    """The seed's scheduling-equity figure: relative mean-wait gaps within priority classes.
-
-    Per attribute and priority class: the longest- and shortest-waiting groups, the gap
-    ``longer / shorter − 1``, and whether it exceeds the limit with confidence (see
-    :mod:`detectors.wait_equity`; reported, not alerted on;
-    :mod:`detectors.kinds.scheduling_equity` feeds it).
+def wait_gaps(tracker: WaitEquity, gaps: list[WaitGap], evaluate_every: int,
+              requeues_forgotten: int) -> dict[str, object]:
+    """The seed's scheduling-equity figure at the last evaluation: each group's mean wait
+    against the rest of its attribute's groups in the same class (priority and job class)
+    over the window, the gap, the lower end of its interval, and whether it is a finding
+    (:mod:`detectors.wait_equity`; :mod:`detectors.kinds.scheduling_equity` alerts on it).
     """
-    out: dict[str, object] = {"limit": tracker.limit, "comparisons": [],
-                              "waits_in_untracked_classes": tracker.untracked}
-    rows = []
-    for g in tracker.evaluate():
-        rows.append({"attribute": g.attribute, "priority": g.priority, "group": g.group,
-                     "mean_wait_s": _r(g.mean_wait_s), "reference_group": g.reference_group,
-                     "reference_wait_s": _r(g.reference_wait_s), "gap": _r(g.gap),
-                     "support": g.support, "exceeds_limit_with_confidence": g.significant})
-    out["comparisons"] = rows
-    return out
+    rows = [{"attribute": g.attribute, "priority": g.job_class[0], "job_class": g.job_class[1],
+             "group": g.group, "mean_wait_s": _r(g.mean_wait_s),
+             "rest_mean_wait_s": _r(g.rest_wait_s), "gap": _r(g.gap),
+             "gap_lower_bound": _r(g.lower), "limit": g.limit, "placed": g.placed,
+             "waited": g.waited, "rest_waited": g.rest_waited, "batches": g.batches,
+             "exceeds_limit_with_confidence": g.significant} for g in gaps]
+    return {"limit": tracker.default_limit, "limits": dict(sorted(tracker.limits.items())),
+            "confidence": tracker.confidence, "window_batches": tracker.window,
+            "window_events": tracker.window * evaluate_every,
+            "min_waited": tracker.min_support, "comparisons": rows,
+            "waits_in_untracked_classes": tracker.untracked,
+            "requeues_forgotten": requeues_forgotten}

@@ -89,7 +89,8 @@ SCENARIOS: Final = {
             "From the change point the target team's queued jobs wait x1.5 as long as they "
             "would have (the capacity they were given is held idle meanwhile); its tiers, and "
             "whether its jobs queue at all, are unchanged.",
-            metric="queue_wait", expected_kinds=("wait_drift",), wait_factor=1.5,
+            metric="queue_wait", expected_kinds=("wait_drift", "scheduling_equity"),
+            wait_factor=1.5,
         ),
         Scenario(
             "override_leak",

@@ -196,6 +196,7 @@ class Settings:
             out[key] = [endpoint_of(url) + ("/…" if urllib.parse.urlsplit(url).path.strip("/")
                                             else "") for url in out[key]]
         out["alertmanager_extra_labels"] = dict(self.alertmanager_extra_labels)
+        out["wait_gap_limits"] = dict(self.core.wait_gap_limits)  # as it is written in TOML
         return out
 
 
@@ -222,6 +223,12 @@ def _as_tuple(key: str, value: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: must be a list of two-key lists, got {value!r}")
         return tuple(tuple(p) if isinstance(p, list) else p for p in value)
+    if key == "wait_gap_limits":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a table of attribute keys to numbers, such as "
+                              f"{{team = 0.10}}, got {value!r}")
+        return tuple(sorted((k, float(v) if isinstance(v, int) and not isinstance(v, bool)
+                             else v) for k, v in value.items()))
     if key in ("audit_cpu_sizes", "audit_memory_sizes_gb", "audit_gpu_sizes",
                "audit_deadline_extensions_h"):
         if not isinstance(value, list):

@@ -148,7 +148,8 @@ def bench_detection(
                                         "40%).")] = 100_000,
     workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 2,
     scenario: Annotated[list[str] | None, typer.Option(
-        help="Only these scenarios (repeatable; default: all).")] = None,
+        help="Only these rows (repeatable; default: all): the simulator's scenarios, and "
+             "scheduling_equity (the wait_drift stream scored on that alert).")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Benchmark this configuration (TOML) instead of the defaults.",
         dir_okay=False)] = None,
@@ -176,14 +177,15 @@ def bench_detection(
     on the team), false alarms and their rate per million pre-change events, related (alerts
     on groups holding the team's jobs) and side effects (alerts on other groups after the
     change). With --peers, the rows of each River setting follow placewatch's. The targets are
-    checked at the end; exits 1 on a miss.
+    checked at the end; exits 1 on a miss. The row scheduling_equity scores the wait_drift
+    stream on the scheduling-equity alert instead.
     """
     settings = settings_for(config)
-    chosen = scenario or list(SCENARIOS)
-    unknown = [s for s in chosen if s not in SCENARIOS]
+    chosen = scenario or list(detection_bench.ROWS)
+    unknown = [s for s in chosen if s not in detection_bench.ROWS]
     if unknown:
         raise PlacewatchError(f"--scenario: unknown {', '.join(unknown)}; valid: "
-                              f"{', '.join(SCENARIOS)}")
+                              f"{', '.join(detection_bench.ROWS)}")
     if peers and settings.core.drift_detector != "cusum":
         raise PlacewatchError(f"--peers compares River's detectors with placewatch's cusum, "
                               f"but the configuration sets drift_detector = "
@@ -249,6 +251,12 @@ def bench_detection(
         checks.append(("wait_drift: detected within 300 group placements at p90",
                        w.detected == w.runs and (w.delay_p90 or 1e9) <= 300,
                        f"{w.detected}/{w.runs}, p90 {fmt(w.delay_p90)}"))
+    if "scheduling_equity" in by_name:
+        q = by_name["scheduling_equity"]
+        checks.append(("scheduling_equity: the wait_drift stream's x1.5 waits found, naming "
+                       "the team first", q.detected == q.runs and q.named_target_first == q.runs,
+                       f"{q.detected}/{q.runs}, named first {q.named_target_first}/{q.runs}, "
+                       f"p90 {fmt(q.delay_p90)}"))
     if "feedback_loop" in by_name:
         fl = by_name["feedback_loop"]
         checks.append(("feedback_loop: amplification in >= 90% of seeds",
