@@ -235,6 +235,12 @@ class CoreConfig:
                  and len({p[0] for p in self.wait_gap_limits}) == len(self.wait_gap_limits),
                  "wait_gap_limits", "a table of attribute keys to numbers > 0",
                  self.wait_gap_limits)
+        if self.attributes:  # keys admitted at run time cannot be checked in advance
+            audited = {*self.attributes, *(f"{a}*{b}" for a, b in self.attribute_pairs)}
+            unknown = sorted(k for k, _ in self.wait_gap_limits if k not in audited)
+            _require(not unknown, "wait_gap_limits",
+                     f"keys among the audited attributes {sorted(audited)} (pairs as "
+                     f"first*second); unknown: {unknown}", self.wait_gap_limits)
         _require(_is_int(self.wait_gap_window) and self.wait_gap_window >= 10,
                  "wait_gap_window", "an integer >= 10 (batches)", self.wait_gap_window)
         _require(_is_number(self.confidence) and 0.5 <= self.confidence < 1,

@@ -119,6 +119,13 @@ class CoreView(Protocol):
     @property
     def placements(self) -> int: ...
 
+    @property
+    def placed_wait(self) -> tuple[int, float] | None:
+        """In :meth:`CoreDetector.on_placement`: the placement's job priority and queue wait
+        when it is a ``place`` decision stating both, with a preempted job's wait counted
+        from its preemption (:mod:`detectors.requeue`); None otherwise."""
+        ...
+
 
 class CoreDetector:
     """Base of every detector the core runs; subclasses set :attr:`kinds` and override the

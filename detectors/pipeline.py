@@ -38,6 +38,7 @@ from detectors.groups import RECENT, AttributeAdmission, EquityLedger, GroupStat
 from detectors.history import History, HistoryRecord
 from detectors.ingest import OutcomeJoiner, RecentIds
 from detectors.registry import DETECTORS, alert_kinds
+from detectors.requeue import REQUEUE_CAPACITY, RequeueClock
 from detectors.sampler import AuditSampler
 from detectors.sequencer import EventTimeSequencer
 
@@ -112,6 +113,11 @@ class AuditCore:
             OutcomeJoiner(config.orphan_wait_s, config.placement_ttl_s, config.join_capacity,
                           config.join_max_mb << 20)
         self.alert_book = AlertBook()
+        self.requeue = RequeueClock(REQUEUE_CAPACITY)
+        self.placed_wait: tuple[int, float] | None = None
+        """The placement being processed: its job's priority and queue wait, for a ``place``
+        decision stating both (a preempted job's counted from its preemption,
+        :mod:`detectors.requeue`), else None."""
         self._placement_ids = RecentIds(config.dedup_horizon)
         self._outcome_ids = RecentIds(config.dedup_horizon)
         self.detectors: dict[str, CoreDetector] = {
@@ -312,9 +318,20 @@ class AuditCore:
         action = decision.action
         tiered = action == "place" and decision.tier is not UNSET
         preferred = tiered and decision.tier in self._preferred
-        wait = event.queue_wait_s if action == "place" else None
         job = event.job
         priority = None if job is UNSET or job.priority is UNSET else job.priority
+        wait = None
+        requeue = self.requeue
+        if action == "place":
+            wait = event.queue_wait_s
+            since = requeue.placed(event.job_id) if requeue.at else None
+            if since is not None:  # placed again after a preemption (detectors.requeue)
+                wait = max(ts - since if wait is None else min(wait, ts - since), 0.0)
+        elif action == "preempt":
+            requeue.preempted(event.job_id, ts)
+        elif action == "reject" and requeue.at:
+            requeue.placed(event.job_id)
+        self.placed_wait = None if wait is None or priority is None else (priority, wait)
         deserving = priority is not None and priority >= self.config.deserving_priority
         generation = decision.hardware_generation if action == "place" else UNSET
         unit_price = None

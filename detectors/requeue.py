@@ -1,13 +1,17 @@
 """The queue wait of a placement, as every detector and figure of the core counts it.
 
-A ``place`` decision's wait is ``decided_at - submitted_at``. A job that was preempted and is
-placed again has been running, not waiting, for most of that time: its wait is the time since
-its latest ``preempt`` decision (matched by ``job_id``), whether or not the re-placement states
-``submitted_at``. A ``reject`` of a preempted job forgets it. The core remembers at most
+A ``place`` decision's wait is ``decided_at - submitted_at``. A job that was preempted (a
+``preempt`` decision: a running job was evicted) and is placed again has been running, not
+waiting, for most of that time: its wait is the time since its latest ``preempt`` decision
+(matched by ``job_id``), whether or not the re-placement states ``submitted_at``; when it does
+and the job was submitted after that preemption (a new job reusing the id), from its
+submission. At equal times the sequencer applies a preemption before a placement
+(:mod:`detectors.sequencer`), so a job evicted and placed again in the same instant waited
+zero. A ``reject`` of a preempted job forgets it. The core remembers at most
 :data:`REQUEUE_CAPACITY` preempted jobs awaiting their re-placement, oldest out (counted in
 ``summary.json`` as ``requeues_forgotten``); a forgotten job's re-placement counts from its
-submission again.
-"""
+submission again, and so does one whose preemption came before a restart (the clock is not
+carried over) or arrived late, after its re-placement."""
 
 from __future__ import annotations
 

@@ -10,8 +10,9 @@ order once no event still to come on any partition can have a smaller key:
 - an outcome's key is its ``finished_at`` plus ``outcome_settle_s``: outcomes are applied that
   long (in event time) after the job ended, so outcomes reported up to that late land in the
   same place in every run;
-- equal keys are ordered by the event's content (placement before outcome, then
-  ``decision_id``, then the bytes), never by arrival.
+- equal keys are ordered by the event's content (a ``preempt`` decision before the other
+  placements, so a job evicted and placed again in the same instant is seen evicted first;
+  placement before outcome; then ``decision_id``, then the bytes), never by arrival.
 
 Each partition's *watermark* is the latest event time seen on it; its *floor* is the
 watermark minus ``lateness_s``. An event whose key is below its partition's floor when it
@@ -68,6 +69,7 @@ def _held(event: Placement | Outcome | Rejection, raw: bytes) -> int:
     return held_bytes(event, raw) + len(raw)  # the decoded event, and its bytes kept with it
 
 
+_RANK_PREEMPT: Final = -1
 _RANK_PLACEMENT: Final = 0
 _RANK_OUTCOME: Final = 1
 _RANK_REJECTED: Final = 2
@@ -175,7 +177,8 @@ class EventTimeSequencer:
         floor = max(self._floor(part), self._released_key)
         if isinstance(event, Placement):
             at = event.decided_at.timestamp()
-            key, rank, name = at, _RANK_PLACEMENT, event.decision_id
+            rank = _RANK_PREEMPT if event.decision.action == "preempt" else _RANK_PLACEMENT
+            key, name = at, event.decision_id
         elif isinstance(event, Outcome):
             at = event.finished_at.timestamp()
             key, rank, name = at + self.outcome_settle_s, _RANK_OUTCOME, event.decision_id

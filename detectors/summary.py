@@ -156,8 +156,8 @@ def _spread(table: dict[str, GroupStats], min_support: int) -> dict[str, object]
     }
 
 
-def wait_gaps(tracker: WaitEquity, gaps: list[WaitGap], evaluate_every: int,
-              requeues_forgotten: int) -> dict[str, object]:
+def wait_gaps(tracker: WaitEquity, gaps: list[WaitGap], evaluate_every: int
+              ) -> dict[str, object]:
     """The seed's scheduling-equity figure at the last evaluation: each group's mean wait
     against the rest of its attribute's groups in the same class (priority and job class)
     over the window, the gap, the lower end of its interval, and whether it is a finding
@@ -173,5 +173,4 @@ def wait_gaps(tracker: WaitEquity, gaps: list[WaitGap], evaluate_every: int,
             "confidence": tracker.confidence, "window_batches": tracker.window,
             "window_events": tracker.window * evaluate_every,
             "min_waited": tracker.min_support, "comparisons": rows,
-            "waits_in_untracked_classes": tracker.untracked,
-            "requeues_forgotten": requeues_forgotten}
+            "waits_in_untracked_classes": tracker.untracked}

@@ -321,6 +321,7 @@ class Placewatch:
             "clock_outliers": core.clock_outliers,
             "late_events": core.sequencer.late,
             "reorder_forced": core.sequencer.forced,
+            "requeues_forgotten": core.requeue.forgotten,
             "untracked_attribute_keys": core.ledger.untracked_keys,
             **({} if core.ledger.admission is None else {
                 "attribute_admission": {

@@ -44,7 +44,7 @@ class WaitDriftDetector(CoreDetector):
 
     def on_placement(self, event: Placement, groups: list[GroupStats], where: Where,
                      core: CoreView) -> None:
-        placed = event.placed_wait
+        placed = core.placed_wait  # a preempted job's wait counts from its preemption
         if placed is None or not placed[1] > 0:
             return
         priority, wait = placed
