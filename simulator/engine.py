@@ -191,8 +191,12 @@ class Simulation:
 
 
     def _denied(self, job: Job) -> bool:
-        """Whether the changed policy withholds cheap capacity from this job (a fixed shift)."""
+        """Whether the changed policy withholds cheap capacity from this job (a fixed shift,
+        or one growing with the events since the change: ``ramp_events``)."""
         deny = self.scenario.deny_cheap if self._targeted(job) else 0.0
+        ramp = self.scenario.ramp_events
+        if deny > 0 and ramp and self.change_index is not None:  # a slow drift: it grows
+            deny *= min((self.emitted - self.change_index) / ramp, 1.0)
         return deny > 0 and self.rng.random() < deny
 
     def _hold_back(self, job: Job) -> bool:

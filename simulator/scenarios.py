@@ -35,6 +35,9 @@ class Scenario:
     wait_factor: float = 1.0
     """The target team's queued jobs wait this many times as long (jobs placed at once, with no
     wait, are unaffected)."""
+    ramp_events: int = 0
+    """When > 0, ``deny_cheap`` grows linearly from nothing at the change point to its full
+    value this many events later, and stays there (a slow drift, not a step)."""
 
 
 SCENARIOS: Final = {
@@ -91,6 +94,14 @@ SCENARIOS: Final = {
             "whether its jobs queue at all, are unchanged.",
             metric="queue_wait", expected_kinds=("wait_drift", "scheduling_equity"),
             wait_factor=1.5,
+        ),
+        Scenario(
+            "slow_drift",
+            "From the change point the share of the target team's jobs refused cheap tiers "
+            "grows steadily, from none to 42% 60,000 events later (then stays): a slow, "
+            "steady slide of its cheap-tier share, with no step to find.",
+            metric="preferred_rate", expected_kinds=("equity_drift",),
+            deny_cheap=0.42, ramp_events=60_000,
         ),
         Scenario(
             "override_leak",

@@ -49,6 +49,7 @@ PRIMARY: dict[str, tuple[str, str]] = {
     "forecast_bias": ("forecast_drift", "runtime_actual_over_predicted"),
     "feedback_loop": ("amplification", "preferred_rate_gap_growth"),
     "step_change": ("equity_drift", "preferred_rate"),
+    "slow_drift": ("equity_drift", "preferred_rate"),
     "preemption_concentration": ("equity_drift", "preemption_rate"),
     "override_leak": ("override_expired", "override_past_limit_seconds"),
     "standing_disparity": ("disparity", "preferred_rate_parity_ratio"),

@@ -101,7 +101,8 @@ def simulate(
 
     Scenarios: baseline (fair, stationary); equity_drift (a team's cheap-tier share falls
     ~20 points); forecast_bias (a team's runtimes under-forecast x1.5); feedback_loop (a
-    team's delays feed its next deferrals); step_change (a one-off shift);
+    team's delays feed its next deferrals); step_change (a one-off shift); slow_drift (a
+    team's cheap-tier share sliding steadily, 60,000 events from none to the full shift);
     preemption_concentration; standing_disparity (a shortfall from the first event); wait_drift (a
     team's queued jobs wait x1.5 as long); override_leak (an override that never expires).
     """

@@ -107,3 +107,14 @@ def test_golden_loop_is_amplification_and_step_is_not() -> None:
     step, _ = _alerts("step_change", seed=3, events=100_000)
     assert any(a.kind == "equity_drift" and a.group == "genomics" for a in step)
     assert not any(a.kind == "amplification" for a in step)
+
+
+def test_golden_slow_drift_is_found_once_it_has_gone_far_enough() -> None:
+    """The team's cheap-tier share slides from event 40,000 on (docs/detectors.md, "Slow
+    drifts and trends"): no step to find, and the same CUSUM finds it, after the change."""
+    alerts, change = _alerts("slow_drift", seed=3, events=100_000)
+    assert change is not None
+    hits = [a for a in alerts if (a.kind, a.attribute, a.group, a.metric)
+            == ("equity_drift", "team", "genomics", "preferred_rate")]
+    assert hits and hits[0].event_index > change + 10_000
+    assert all(a.event_index >= change for a in alerts), "an alert before the change"
