@@ -697,7 +697,7 @@ def _example(record: dict[str, Any], shadow: dict[str, Any], group_flips: dict[s
              f"{did}."]
     if shadow.get("ready"):
         if shadow.get("agrees"):
-            lines.append(f"The group-blind shadow model agrees ({shadow.get('predicted')}, "
+            lines.append(f"The shadow model agrees ({shadow.get('predicted')}, "
                          f"p = {float(shadow.get('probability', 0)):.2f}).")
         else:
             lines.append(f"The shadow model would have chosen {shadow.get('predicted')} "

@@ -178,7 +178,8 @@ def bench_detection(
     on groups holding the team's jobs) and side effects (alerts on other groups after the
     change). With --peers, the rows of each River setting follow placewatch's. The targets are
     checked at the end; exits 1 on a miss. The row scheduling_equity scores the wait_drift
-    stream on the scheduling-equity alert instead.
+    stream on the scheduling-equity alert instead. Rows without a target (slow_drift,
+    preemption_concentration, standing_disparity, override_leak) are reported only.
     """
     settings = settings_for(config)
     chosen = scenario or list(detection_bench.ROWS)
