@@ -143,17 +143,6 @@ class Placement(msgspec.Struct, frozen=True, gc=False, tag_field="event_type", t
             return None
         return (self.decided_at - self.submitted_at).total_seconds()
 
-    @property
-    def placed_wait(self) -> tuple[int, float] | None:
-        """A ``place`` decision's job priority and queue wait, when both are stated."""
-        if self.decision.action != "place":
-            return None
-        wait = self.queue_wait_s
-        job = self.job
-        if wait is None or job is UNSET or job.priority is UNSET:
-            return None
-        return job.priority, wait
-
 
 class Outcome(msgspec.Struct, frozen=True, gc=False, tag_field="event_type", tag="outcome"):
     """What became of the job (``event_type: outcome``)."""

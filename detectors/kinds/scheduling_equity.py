@@ -61,7 +61,7 @@ class SchedulingEquityDetector(CoreDetector):
             return
         priority, wait = placed
         job = event.job
-        job_class = job.job_class if isinstance(job, Job) else UNSET  # placed_wait: it is
+        job_class = job.job_class if isinstance(job, Job) else UNSET  # a placed_wait has a job
         cls = (priority, job_class if isinstance(job_class, str) else "")
         tracker = self.tracker
         if not tracker.admit(cls):
@@ -100,14 +100,13 @@ class SchedulingEquityDetector(CoreDetector):
             if who in worst:
                 state.misses = 0
                 continue
-            now = next((g for g in mine.get(who, ()) if state.job_class in (None, g.job_class)
-                        and g.gap > g.limit), None)
+            watched = [g for g in mine.get(who, ()) if state.job_class in (None, g.job_class)]
+            now = next((g for g in watched if g.gap > g.limit), None)
             if now is not None:  # still past the limit, if not with confidence
                 state.last_gap, state.misses = now.gap, 0
                 continue
-            fired = next((g for g in mine.get(who, ()) if g.job_class == state.job_class
-                          or state.job_class is None), None)
-            if fired is not None:
+            if watched:
+                fired = watched[0]
                 del self.fired[held]
                 yield Resolve(held, fired.gap, equity_resolution(fired))
                 continue
